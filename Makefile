@@ -1,0 +1,53 @@
+# mclab — the two commands: `make lab` and `make test`. Both create .venv when it is missing
+# and (re)install only when pyproject.toml or constraints.txt changed.
+PYTHON   ?= python3.11
+VENV     ?= .venv
+BIN      := $(VENV)/bin
+STAMP    := $(VENV)/.mclab-installed
+LAB_IP   ?= 127.0.0.1
+LAB_PORT ?= 8888
+LAB_TOKEN ?=
+# jupyter refuses to run as root unless told; containers and CI boxes often are root.
+ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
+
+.PHONY: help install kernel lab test unit notebooks report clean
+
+help:
+	@echo "make lab     install everything and start JupyterLab on notebooks/ (LAB_IP, LAB_PORT, LAB_TOKEN)"
+	@echo "make test    install everything and run unit tests and every notebook (FAST mode)"
+	@echo "make unit    unit tests only (skips the notebook runs)"
+	@echo "make report  execute every notebook into build/report and render HTML with an index (FAST=1 for quick)"
+	@echo "make clean   remove build/ (keeps .venv)"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml constraints.txt | $(BIN)/python
+	@echo "Installing mclab and its pinned dependencies into $(VENV) (first time: about 3 minutes; log: $(VENV)/pip.log)"
+	@$(BIN)/python -m pip install --disable-pip-version-check -c constraints.txt -e '.[dev]' >$(VENV)/pip.log 2>&1 \
+		|| { tail -n 40 $(VENV)/pip.log; echo "pip install failed; full log in $(VENV)/pip.log"; exit 1; }
+	@touch $@
+
+install: $(STAMP)
+
+kernel: install
+	$(BIN)/python -m ipykernel install --user --name mclab --display-name "Python 3 (mclab)" >/dev/null
+	@echo "Jupyter kernel 'mclab' registered for $(abspath $(VENV))"
+
+lab: kernel
+	@echo "Starting JupyterLab on notebooks/ ($(LAB_IP), port $(LAB_PORT)); open the URL with the token that it prints below"
+	exec $(BIN)/jupyter lab --no-browser $(ROOT_FLAG) --notebook-dir=notebooks \
+		--ServerApp.ip=$(LAB_IP) --ServerApp.port=$(LAB_PORT) --ServerApp.port_retries=0 \
+		$(if $(LAB_TOKEN),--IdentityProvider.token=$(LAB_TOKEN))
+
+test: install
+	$(BIN)/python -m pytest
+
+unit: install
+	$(BIN)/python -m pytest -m "not notebooks"
+
+report: install
+	$(BIN)/mclab report --out build/report $(if $(FAST),--fast)
+
+clean:
+	rm -rf build

@@ -1,0 +1,90 @@
+"""The ``mclab`` command: ``doctor``, ``notebooks``, ``report``.
+
+Each subcommand is a thin layer over a library verb; bad input ends with a one-line
+message and exit status 2, a failing notebook with exit status 1.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Sequence
+
+__all__ = ["main"]
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from . import hw
+
+    report = hw.doctor()
+    print(json.dumps(report.as_dict(), indent=2) if args.json else report)
+    return 0
+
+
+def _notebooks(args: argparse.Namespace) -> int:
+    from . import notebooks
+
+    summary = notebooks.run_all(args.dir, only=args.only, fast=args.fast, out_dir=args.out,
+                                timeout_s=args.timeout, echo=not args.json)
+    if args.json:
+        print(json.dumps(summary.as_dict(), indent=2))
+    else:
+        print(str(summary).splitlines()[-1])  # the per-notebook lines were echoed as they ran
+        for r in summary.runs:
+            if not r.ok:
+                print(f"notebook {r.name} failed at cell {r.failed_cell}: {r.error} (see {r.output})",
+                      file=sys.stderr)
+    return 0 if summary.ok else 1
+
+
+def _report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from . import notebooks
+
+    summary = notebooks.run_all(args.dir, only=args.only, fast=args.fast,
+                                out_dir=Path(args.out) / "notebooks", timeout_s=args.timeout, echo=True)
+    index = notebooks.render_report(summary, args.out)
+    print(str(summary).splitlines()[-1])
+    print(f"report: {index.resolve()}")
+    return 0 if summary.ok else 1
+
+
+def _add_run_options(p: argparse.ArgumentParser, out: str) -> None:
+    p.add_argument("--fast", action="store_true", help="run with FAST = True (CI size)")
+    p.add_argument("--only", nargs="+", metavar="NN", help="notebook numbers or names to run")
+    p.add_argument("--out", default=out, help=f"output folder (default {out})")
+    p.add_argument("--dir", default=None, help="folder of notebooks (default: the kit's notebooks/)")
+    p.add_argument("--timeout", type=float, default=600.0, help="seconds allowed per notebook (default 600)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mclab", description="Model Compilation Lab helper commands")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("doctor", help="check this machine, its CPU features, GPU and runtimes")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=_doctor)
+
+    p = sub.add_parser("notebooks", help="execute notebooks headlessly with papermill")
+    _add_run_options(p, "build/notebooks")
+    p.add_argument("--json", action="store_true", help="print the run summary as JSON")
+    p.set_defaults(func=_notebooks)
+
+    p = sub.add_parser("report", help="execute every notebook and render HTML pages with an index")
+    _add_run_options(p, "build/report")
+    p.set_defaults(func=_report)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ValueError as e:  # bad input named by the library: one line, no traceback
+        print(f"mclab {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

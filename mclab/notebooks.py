@@ -1,0 +1,304 @@
+"""The kit's map of notebooks, and the runner that executes them headlessly.
+
+:func:`run_all` executes notebooks with papermill, each in a fresh kernel and a child
+process with its own time limit, one at a time; it reports which cell failed and collects
+what each notebook recorded with :func:`mclab.record`. :func:`render_report` turns a run
+into HTML pages with an index. ``mclab notebooks`` and ``mclab report`` are the CLI.
+Introduced in notebook 00.
+"""
+from __future__ import annotations
+
+import html
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from .record import ENV_VAR, load
+
+__all__ = [
+    # the map
+    "Chapter", "CURRICULUM", "chapter",
+    # results
+    "NotebookRun", "RunSummary",
+    # verbs
+    "default_dir", "discover", "select", "run_notebook", "run_all", "render_report",
+]
+
+NAME_RE = re.compile(r"^(\d{2})_([a-z0-9_]+)\.ipynb$")
+
+
+@dataclass(frozen=True)
+class Chapter:
+    number: str
+    title: str
+    question: str
+    modules: tuple[str, ...]   # the mclab modules it uses
+
+
+# Teaching order. A notebook file NN_*.ipynb must exist for each chapter that has landed;
+# the rest are planned (tests check that every notebook on disk is listed here).
+CURRICULUM: tuple[Chapter, ...] = (
+    Chapter("00", "Start here", "What does this machine offer, and what will the kit measure?", ("hw", "scenarios", "plots")),
+    Chapter("01", "Latency", "How long does one inference take, measured honestly (P50/P90/P99)?", ("bench",)),
+    Chapter("02", "Throughput and batching", "How many inferences per second, and what does batching cost in latency?", ("bench",)),
+    Chapter("03", "Compute and resources", "FLOPs, MACs, parameters, size, memory: when do they predict speed?", ("flops",)),
+    Chapter("04", "Quantisation math", "How do a scale and a zero point turn floats into integers, and what error do they add?", ("quant",)),
+    Chapter("05", "PTQ and QAT", "What does real INT8 do to accuracy, size and speed on this CPU?", ("quant", "models")),
+    Chapter("06", "Pruning", "What do removed weights and channels really buy?", ("prune",)),
+    Chapter("07", "Knowledge distillation", "Can a small student learn what a large teacher knows?", ("distill",)),
+    Chapter("08", "Low-rank factorisation", "When does an SVD make a layer smaller and faster?", ("lowrank",)),
+    Chapter("09", "ONNX and ONNX Runtime", "What do export and graph optimisation change, and how much faster is it?", ("runtimes",)),
+    Chapter("10", "OpenVINO", "Which precision does the CPU plugin silently choose, and what does it buy?", ("runtimes",)),
+    Chapter("11", "Mobile runtimes: TFLite and NCNN", "What do the mobile converters do to size, accuracy and speed?", ("runtimes",)),
+    Chapter("12", "TensorRT and torch.compile", "What does compilation buy on a GPU, and on this CPU?", ("runtimes",)),
+    Chapter("13", "Edge LLMs", "What do a KV cache and 8/4-bit weights do to a small language model?", ("llm",)),
+    Chapter("14", "Energy and cost", "How many joules and dollars does an inference cost?", ("energy",)),
+    Chapter("15", "Reliability", "Is the answer the same every time, and always a number?", ("reliability",)),
+    Chapter("16", "Trade-offs and deployment", "Which optimisations meet a scenario's constraints, and which are Pareto-optimal?", ("deploy",)),
+    Chapter("17", "Distributed inference", "How do batching and replicas share load across workers?", ("deploy",)),
+)
+
+
+def chapter(number: str) -> Chapter:
+    for c in CURRICULUM:
+        if c.number == number:
+            return c
+    raise ValueError(f"notebook number {number!r} is not in the curriculum (00–{CURRICULUM[-1].number})")
+
+
+@dataclass
+class NotebookRun:
+    """One executed notebook: status, wall time, what it recorded, where it failed."""
+
+    number: str
+    name: str
+    output: str                # path of the executed notebook
+    fast: bool
+    status: str                # "ok", "failed" or "timeout"
+    seconds: float
+    metrics: dict[str, Any] = field(default_factory=dict)
+    failed_cell: int | None = None     # 1-based position of the cell in the source notebook
+    failed_source: str | None = None   # that cell's first line
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def __str__(self) -> str:
+        if self.ok:
+            return f"ok      {self.name:34s} {self.seconds:7.1f} s  {len(self.metrics)} metrics"
+        where = f"cell {self.failed_cell} ({self.failed_source!r})" if self.failed_cell else "no cell identified"
+        return f"{self.status.upper():7s} {self.name:34s} {self.seconds:7.1f} s  {where}: {self.error}"
+
+
+@dataclass
+class RunSummary:
+    fast: bool
+    out_dir: str
+    runs: list[NotebookRun]
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.runs)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"fast": self.fast, "out_dir": self.out_dir, "ok": self.ok,
+                "runs": [r.as_dict() for r in self.runs]}
+
+    def __str__(self) -> str:
+        total = sum(r.seconds for r in self.runs)
+        failed = sum(not r.ok for r in self.runs)
+        mode = "FAST" if self.fast else "full"
+        return "\n".join([*(str(r) for r in self.runs),
+                          f"{len(self.runs) - failed} passed, {failed} failed ({mode} mode, {total:.1f} s)"])
+
+
+# ----------------------------------------------------------------------------- finding
+
+
+def default_dir() -> Path:
+    """The repository's ``notebooks/`` folder (the kit is installed in editable mode)."""
+    return Path(__file__).resolve().parent.parent / "notebooks"
+
+
+def discover(nb_dir: str | os.PathLike[str] | None = None) -> dict[str, Path]:
+    """Map notebook number -> path for every ``NN_topic.ipynb`` in ``nb_dir``."""
+    d = Path(nb_dir) if nb_dir is not None else default_dir()
+    if not d.is_dir():
+        raise ValueError(f"notebook folder {str(d)!r} does not exist; pass --dir with the folder of .ipynb files")
+    found: dict[str, Path] = {}
+    for p in sorted(d.glob("*.ipynb")):
+        m = NAME_RE.match(p.name)
+        if not m:
+            raise ValueError(f"notebook {p.name!r} is not named NN_topic.ipynb (two digits, lower_snake_case)")
+        if m.group(1) in found:
+            raise ValueError(f"two notebooks share number {m.group(1)}: {found[m.group(1)].name}, {p.name}")
+        found[m.group(1)] = p
+    return found
+
+
+def select(available: dict[str, Path], only: Iterable[str] | None) -> list[Path]:
+    """The notebooks to run, in order; ``only`` takes numbers ('3', '03') or names."""
+    if not only:
+        return [available[k] for k in sorted(available)]
+    picked = []
+    for want in only:
+        key = want.zfill(2) if want.isdigit() else want.removesuffix(".ipynb")
+        hit = available.get(key) or next((p for p in available.values() if p.stem == key), None)
+        if hit is None:
+            names = ", ".join(p.stem for _, p in sorted(available.items())) or "none"
+            raise ValueError(f"--only {want!r} matches no notebook; notebooks that exist: {names}")
+        picked.append(hit)
+    return picked
+
+
+# ----------------------------------------------------------------------------- running
+
+
+def _source_cells(nb: dict[str, Any]) -> list[dict[str, Any]]:
+    """The executed notebook's cells minus those papermill inserted."""
+    skip = {"injected-parameters", "papermill-error-cell-tag"}
+    return [c for c in nb.get("cells", []) if not skip & set(c.get("metadata", {}).get("tags", []))]
+
+
+def _locate_failure(output: Path) -> tuple[int | None, str | None, str | None]:
+    """(1-based cell position, first source line, error text) from an executed notebook."""
+    try:
+        nb = json.loads(output.read_text())
+    except (OSError, ValueError):
+        return None, None, None
+    cells = _source_cells(nb)
+    for i, c in enumerate(cells, 1):
+        for out in c.get("outputs", []):
+            if out.get("output_type") == "error":
+                return i, _first_line(c), f"{out.get('ename')}: {out.get('evalue')}"
+    for i, c in enumerate(cells, 1):  # a timeout leaves the running cell marked
+        if c.get("metadata", {}).get("papermill", {}).get("status") == "running":
+            return i, _first_line(c), None
+    return None, None, None
+
+
+def _first_line(cell: dict[str, Any]) -> str:
+    src = cell.get("source", "")
+    src = "".join(src) if isinstance(src, list) else src
+    return next((ln for ln in src.splitlines() if ln.strip()), "")[:80]
+
+
+def run_notebook(path: str | os.PathLike[str], out_dir: str | os.PathLike[str], *, fast: bool = True,
+                 timeout_s: float = 600.0, parameters: dict[str, Any] | None = None) -> NotebookRun:
+    """Execute one notebook in a fresh kernel; returns a :class:`NotebookRun` (never raises for
+    a failing notebook). FAST mode injects ``FAST = True`` into its ``parameters`` cell."""
+    src = Path(path)
+    if not src.is_file():
+        raise ValueError(f"notebook {str(src)!r} does not exist")
+    if timeout_s <= 0:
+        raise ValueError(f"timeout_s={timeout_s} must be > 0 seconds")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    executed = out / src.name
+    metrics_file = out / f"{src.stem}.metrics.json"
+    metrics_file.unlink(missing_ok=True)
+    params = {**({"FAST": True} if fast else {}), **(parameters or {})}
+    cmd = [sys.executable, "-m", "papermill", str(src), str(executed), "--cwd", str(src.parent),
+           "--kernel", "python3", "--no-progress-bar", "--log-level", "ERROR"]
+    for k, v in params.items():
+        cmd += ["-y", json.dumps({k: v})]
+    env = {**os.environ, ENV_VAR: str(metrics_file.resolve()), "JUPYTER_PREFER_ENV_PATH": "1",
+           "PYTHONWARNINGS": "ignore", "TF_CPP_MIN_LOG_LEVEL": "3", "MPLBACKEND": "module://matplotlib_inline.backend_inline"}
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=env, start_new_session=True)
+    try:
+        log, _ = proc.communicate(timeout=timeout_s)
+        status = "ok" if proc.returncode == 0 else "failed"
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # papermill and its kernel share the session
+        log, _ = proc.communicate()
+        status = "timeout"
+    seconds = time.perf_counter() - start
+
+    run = NotebookRun(number=src.name[:2], name=src.name, output=str(executed), fast=fast,
+                      status=status, seconds=round(seconds, 2))
+    if metrics_file.exists():
+        run.metrics = load(metrics_file)
+    if status != "ok":
+        run.failed_cell, run.failed_source, run.error = _locate_failure(executed)
+        if status == "timeout":
+            run.error = f"timed out after {timeout_s:.0f} s"
+        elif run.error is None:
+            run.error = (log.strip().splitlines() or ["papermill failed with no output"])[-1]
+    elif not run.metrics:
+        run.status, run.error = "failed", "finished but recorded no metrics (the last cell must call mclab.record)"
+    return run
+
+
+def run_all(nb_dir: str | os.PathLike[str] | None = None, *, only: Iterable[str] | None = None,
+            fast: bool = True, out_dir: str | os.PathLike[str] = "build/notebooks",
+            timeout_s: float = 600.0, echo: bool = False) -> RunSummary:
+    """Run the selected notebooks one at a time; writes ``summary.json`` in ``out_dir``."""
+    paths = select(discover(nb_dir), only)
+    runs = []
+    for p in paths:
+        if echo:
+            print(f"running {p.name} ({'FAST' if fast else 'full'} mode) ...", flush=True)
+        runs.append(run_notebook(p, out_dir, fast=fast, timeout_s=timeout_s))
+        if echo:
+            print(f"  {runs[-1]}", flush=True)
+    summary = RunSummary(fast=fast, out_dir=str(out_dir), runs=runs)
+    Path(out_dir, "summary.json").write_text(json.dumps(summary.as_dict(), indent=2))
+    return summary
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def render_report(summary: RunSummary, out_dir: str | os.PathLike[str]) -> Path:
+    """Render each executed notebook to HTML beside an ``index.html``; returns the index path."""
+    from nbconvert import HTMLExporter
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    exporter = HTMLExporter(template_name="lab")
+    rows = []
+    for r in summary.runs:
+        page = None
+        if Path(r.output).exists():
+            body, _ = exporter.from_filename(r.output)
+            page = f"{Path(r.name).stem}.html"
+            (out / page).write_text(body, encoding="utf-8")
+        ch = next((c for c in CURRICULUM if c.number == r.number), None)
+        metrics = "<br>".join(f"<code>{html.escape(k)}</code> = {html.escape(_fmt(v))}" for k, v in r.metrics.items())
+        status = "ok" if r.ok else f"{r.status}: {html.escape(r.error or '')}"
+        link = f'<a href="{page}">{html.escape(r.name)}</a>' if page else html.escape(r.name)
+        rows.append(f"<tr class='{'ok' if r.ok else 'bad'}'><td>{link}</td>"
+                    f"<td>{html.escape(ch.question if ch else '')}</td><td>{status}</td>"
+                    f"<td>{r.seconds:.1f}</td><td>{metrics}</td></tr>")
+    mode = "FAST" if summary.fast else "full"
+    index = out / "index.html"
+    index.write_text(f"""<!doctype html><html><head><meta charset="utf-8"><title>mclab report</title>
+<style>body{{font-family:sans-serif;margin:2em}} td,th{{border-bottom:1px solid #ccc;padding:.4em;vertical-align:top}}
+tr.bad td{{background:#fde}} table{{border-collapse:collapse}}</style></head><body>
+<h1>mclab — executed notebooks</h1>
+<p>{len(summary.runs)} notebooks, {mode} mode, generated {time.strftime('%Y-%m-%d %H:%M')}.
+Widgets need a running kernel; each page shows the figures for the default values.</p>
+<table><tr><th>notebook</th><th>question</th><th>status</th><th>seconds</th><th>recorded metrics</th></tr>
+{''.join(rows)}</table></body></html>""", encoding="utf-8")
+    return index
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    text = json.dumps(v) if isinstance(v, (list, dict)) else str(v)
+    return text if len(text) < 120 else text[:117] + "..."

@@ -1,0 +1,148 @@
+"""Every notebook follows the contract, runs in FAST mode, and records numbers that hold up.
+
+The contract tests are cheap; the runs are marked ``notebooks`` (``make unit`` skips them).
+Each notebook's recorded metrics are checked by a function in CHECKS; a notebook without
+one fails, so no notebook can run without being asserted on.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from functools import lru_cache
+
+import nbformat
+import pytest
+
+from conftest import REPO
+from mclab import hw, notebooks
+
+NB_DIR = REPO / "notebooks"
+OUT = REPO / "build" / "test-notebooks"
+PATHS = sorted(NB_DIR.glob("*.ipynb"))
+
+
+# ----------------------------------------------------------------------------- contract
+
+
+def _code(nb):
+    return [c for c in nb.cells if c.cell_type == "code"]
+
+
+def test_numbering_has_no_gaps_or_duplicates():
+    found = notebooks.discover(NB_DIR)  # raises on bad names and duplicate numbers
+    numbers = sorted(int(k) for k in found)
+    assert numbers == list(range(len(numbers))), f"numbering must run 00, 01, ... without gaps: {sorted(found)}"
+    listed = {c.number for c in notebooks.CURRICULUM}
+    assert set(found) <= listed, f"notebooks missing from mclab.notebooks.CURRICULUM: {set(found) - listed}"
+
+
+@pytest.mark.parametrize("path", PATHS, ids=lambda p: p.name)
+def test_notebook_contract(path):
+    nb = nbformat.read(path, as_version=4)
+    code = _code(nb)
+    assert not any(c.outputs or c.execution_count for c in code), "commit notebooks without outputs"
+    params = [c for c in code if "parameters" in c.metadata.get("tags", [])]
+    assert len(params) == 1, f"need exactly one cell tagged 'parameters', found {len(params)}"
+    assert re.search(r"^FAST: bool = False\b", params[0].source, re.M), "parameters cell must set `FAST: bool = False`"
+    for line in params[0].source.splitlines():
+        if line.strip() and not line.startswith("#"):
+            assert re.match(r"^[A-Z][A-Z0-9_]*: \w+.* = .+#", line), f"parameter line needs UPPER_CASE: type = value  # why: {line!r}"
+    first = nb.cells[0]
+    assert first.cell_type == "markdown" and first.source.startswith("# "), "first cell must be the title"
+    assert "learning objectives" in first.source.lower() and "time to run" in first.source.lower()
+    assert "mclab.record(" in code[-1].source, "the last code cell must record metrics with mclab.record"
+    assert any("exercise" in c.source.lower() for c in nb.cells if c.cell_type == "markdown")
+    assert nb.metadata.kernelspec.name == "python3"
+
+
+# ----------------------------------------------------------------------------- runner
+
+
+def _mclab(*args, cwd=REPO):
+    return subprocess.run([sys.executable, "-m", "mclab.cli", *args], capture_output=True, text=True, cwd=cwd)
+
+
+def test_only_unknown_names_the_notebooks_that_exist():
+    r = _mclab("notebooks", "--only", "99")
+    assert r.returncode == 2
+    assert "99" in r.stderr and "00_start_here" in r.stderr and "Traceback" not in r.stderr
+
+
+def _write(path, *sources, params="FAST: bool = False  # CI mode"):
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    cell = nbformat.v4.new_code_cell(params)
+    cell.metadata["tags"] = ["parameters"]
+    nb.cells = [nbformat.v4.new_markdown_cell("# t"), cell, *map(nbformat.v4.new_code_cell, sources)]
+    nbformat.write(nb, path)
+
+
+@pytest.mark.notebooks
+def test_failing_notebook_names_notebook_cell_and_error(tmp_path):
+    d = tmp_path / "nbs"
+    d.mkdir()
+    _write(d / "00_ok.ipynb", "import mclab\nmclab.record(fast=FAST)")
+    _write(d / "01_broken.ipynb", "x = 1", "y = 2\nraise ValueError('bit_width=0 is not allowed')")
+    r = _mclab("notebooks", "--fast", "--dir", str(d), "--out", str(tmp_path / "out"))
+    assert r.returncode == 1
+    assert "01_broken.ipynb" in r.stderr and "cell 4" in r.stderr and "ValueError: bit_width=0" in r.stderr
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    ok, broken = summary["runs"]
+    assert ok["status"] == "ok" and ok["metrics"] == {"fast": True}  # FAST was injected
+    assert broken["status"] == "failed" and broken["failed_cell"] == 4 and broken["failed_source"] == "y = 2"
+
+
+@pytest.mark.notebooks
+def test_timeout_and_missing_record_fail(tmp_path):
+    _write(tmp_path / "00_slow.ipynb", "import time\ntime.sleep(60)")
+    run = notebooks.run_notebook(tmp_path / "00_slow.ipynb", tmp_path / "out", timeout_s=15)
+    assert run.status == "timeout" and "timed out" in run.error and run.failed_cell == 3
+    _write(tmp_path / "01_silent.ipynb", "x = 1")
+    run = notebooks.run_notebook(tmp_path / "01_silent.ipynb", tmp_path / "out")
+    assert run.status == "failed" and "recorded no metrics" in run.error
+
+
+# ----------------------------------------------------------------------------- FAST runs
+
+
+@lru_cache(maxsize=None)
+def _run(name: str) -> notebooks.NotebookRun:
+    return notebooks.run_notebook(NB_DIR / name, OUT, fast=True, timeout_s=300)
+
+
+def check_00(m):
+    assert m["cores_usable"] == len(os.sched_getaffinity(0))
+    assert {"torch", "onnxruntime", "openvino", "tflite"} <= set(m["runtimes_available"]), m["runtimes_available"]
+    assert m["gpu_count"] == len(hw.gpus())
+    assert m["verdicts"]["GPU"] == ("ok" if hw.gpus() else "missing")
+    assert m["notebooks_on_disk"] == sorted(p.name[:2] for p in PATHS)
+    assert m["n_metric_families"] == 6 and m["n_scenarios"] == 5 and m["glossary_terms"] >= 30
+    # parameter counts agree with torchvision's published metadata; FP32 size is 4 bytes/param plus buffers
+    assert m["params"] == m["published_params"]
+    for params, mb in zip(m["params"], m["size_mb"]):
+        assert 4 * params / 1e6 <= mb <= 1.05 * 4 * params / 1e6
+    assert all(0 < ms < 5000 for ms in m["latency_ms"])
+    assert m["latency_ms"][0] < m["latency_ms"][1] * 1.5, "MobileNetV3-Small should not be much slower than -Large"
+    assert m["matmul_gflops_fp32"] > 1 and m["matmul_gflops_bf16"] > 0.1
+    assert all(t > 0 for t in m["runtime_import_s"].values())
+
+
+CHECKS = {"00_start_here.ipynb": check_00}
+
+
+@pytest.mark.notebooks
+@pytest.mark.parametrize("path", PATHS, ids=lambda p: p.name)
+def test_notebook_runs_fast_and_records(path):
+    assert path.name in CHECKS, f"{path.name} has no metric checks in tests/test_notebooks.py CHECKS"
+    run = _run(path.name)
+    assert run.ok, str(run)
+    assert run.seconds < 120, f"FAST mode should take well under a minute; took {run.seconds:.0f} s"
+    CHECKS[path.name](run.metrics)
+
+
+def teardown_module():
+    shutil.rmtree(OUT / "__pycache__", ignore_errors=True)
