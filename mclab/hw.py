@@ -24,7 +24,7 @@ __all__ = [
     # results
     "CpuInfo", "GpuInfo", "RuntimeInfo", "Verdict", "DoctorReport",
     # verbs
-    "doctor", "cpu_info", "gpus", "probe_runtime", "fingerprint", "matmul_gflops",
+    "doctor", "cpu_info", "gpus", "probe_runtime", "matmul_gflops",
     # data
     "RUNTIMES", "PACKAGES", "CPU_FEATURES",
 ]
@@ -381,10 +381,10 @@ def _verdicts(cpu: CpuInfo, gpu_list: list[GpuInfo], runtimes: list[RuntimeInfo]
     return out
 
 
-def _threads() -> dict[str, Any]:
+def _threads(cpu: CpuInfo) -> dict[str, Any]:
     env = {k: os.environ[k] for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
            if k in os.environ}
-    return {"usable_cores": cpu_info().usable_cores, "env": env}
+    return {"usable_cores": cpu.usable_cores, "env": env}
 
 
 def doctor(runtimes: tuple[str, ...] | list[str] | None = None) -> DoctorReport:
@@ -400,7 +400,7 @@ def doctor(runtimes: tuple[str, ...] | list[str] | None = None) -> DoctorReport:
     cpu = cpu_info()
     gpu_list = gpus()
     probed = [probe_runtime(n) for n in names]
-    threads = _threads()
+    threads = _threads(cpu)
     torch_rt = next((r for r in probed if r.name == "torch" and r.available), None)
     if torch_rt:
         threads["torch"] = torch_rt.details.get("num_threads")
@@ -411,19 +411,6 @@ def doctor(runtimes: tuple[str, ...] | list[str] | None = None) -> DoctorReport:
         cpu=cpu, threads=threads, gpus=gpu_list, runtimes=probed,
         verdicts=_verdicts(cpu, gpu_list, probed),
     )
-
-
-def fingerprint() -> dict[str, Any]:
-    """A cheap identity of this machine for benchmark results (no runtime imports)."""
-    cpu = cpu_info()
-    return {
-        "cpu": cpu.model, "arch": cpu.arch, "cores": cpu.usable_cores,
-        "features": sorted(k for k, v in cpu.features.items() if v),
-        "memory_total_bytes": cpu.memory_total_bytes,
-        "gpus": [g.name for g in gpus()],
-        "python": platform.python_version(),
-        "packages": {k: v for k, v in _package_versions().items() if v},
-    }
 
 
 def matmul_gflops(dtype: str = "float32", n: int = 1024, min_time_s: float = 0.3,
