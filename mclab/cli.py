@@ -1,4 +1,4 @@
-"""The ``mclab`` command: ``doctor``, ``notebooks``, ``report``.
+"""The ``mclab`` command: ``doctor``, ``bench``, ``notebooks``, ``report``.
 
 Each subcommand is a thin layer over a library verb; bad input ends with a one-line
 message and exit status 2, a failing notebook with exit status 1.
@@ -18,6 +18,34 @@ def _doctor(args: argparse.Namespace) -> int:
 
     report = hw.doctor()
     print(json.dumps(report.as_dict(), indent=2) if args.json else report)
+    return 0
+
+
+def _shape(text: str) -> tuple[int, ...]:
+    try:
+        dims = tuple(int(d) for d in text.replace("x", ",").split(",") if d.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a shape like 3,224,224") from None
+    if not dims or any(d < 1 for d in dims):
+        raise argparse.ArgumentTypeError(f"{text!r}: sizes must be positive, e.g. 3,224,224")
+    return dims
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from . import bench, runtimes
+
+    runner = runtimes.load(args.model, args.runtime, batch=args.batch, threads=args.threads,
+                           input_shape=args.input_shape)
+    x = runner.example_input()
+    cfg = bench.BenchConfig(warmup=args.warmup, min_iters=args.iters, min_time_s=args.min_time,
+                            threads=args.threads, batch=args.batch)
+    result = bench.measure(runner.run, x, config=cfg, label=f"{args.model} on {args.runtime}")
+    if args.json:
+        print(json.dumps({**result.summary(), "model": args.model, "runtime": args.runtime,
+                          "input_shape": list(runner.input_shape), "precision": runner.precision}, indent=2))
+    else:
+        print(f"{args.model} on {args.runtime} ({runner.precision}), input {runner.input_shape}")
+        print(result)
     return 0
 
 
@@ -66,6 +94,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=_doctor)
 
+    p = sub.add_parser("bench", help="measure a model's latency percentiles on one runtime")
+    p.add_argument("model", help="a torchvision model name (resnet18) or a path to an .onnx file")
+    p.add_argument("--runtime", default=None, help="torch (default for names) or onnxruntime (default for .onnx)")
+    p.add_argument("--batch", type=int, default=1, help="items per call (default 1)")
+    p.add_argument("--threads", type=int, default=None, help="intra-op threads for the runtime")
+    p.add_argument("--input-shape", type=_shape, default=None, help="input shape without batch, e.g. 3,224,224")
+    p.add_argument("--warmup", type=int, default=10, help="untimed calls after the cold one (default 10)")
+    p.add_argument("--iters", type=int, default=100, help="at least this many timed calls (default 100)")
+    p.add_argument("--min-time", type=float, default=1.0, help="and at least this many seconds (default 1)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=_bench)
+
     p = sub.add_parser("notebooks", help="execute notebooks headlessly with papermill")
     _add_run_options(p, "build/notebooks")
     p.add_argument("--json", action="store_true", help="print the run summary as JSON")
@@ -79,6 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "bench" and args.runtime is None:
+        args.runtime = "onnxruntime" if args.model.endswith(".onnx") else "torch"
     try:
         return args.func(args)
     except ValueError as e:  # bad input named by the library: one line, no traceback

@@ -1,0 +1,555 @@
+"""Timing done right: latency samples, percentiles with confidence intervals, throughput,
+batch sweeps, interleaved A/B comparisons, and a dynamic-batching simulator.
+
+Pure statistics at the bottom (:func:`percentiles`, :func:`bootstrap_ci`, :func:`flags_for`),
+verbs on top: :func:`measure` times any callable and returns a :class:`LatencyResult`;
+:func:`throughput`, :func:`batch_sweep`, :func:`compare` and :func:`simulate_batcher` build
+on it. Times are in milliseconds unless a name says otherwise. Introduced in notebooks 01 and 02.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import platform
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+
+__all__ = [
+    # configuration and results
+    "BenchConfig", "LatencyResult", "ThroughputResult", "SweepResult", "ABResult", "BatcherResult", "BenchError",
+    # statistics
+    "percentiles", "bootstrap_ci", "flags_for", "MIN_SAMPLES",
+    # threads
+    "set_threads", "ort_session_options", "openvino_config",
+    # verbs
+    "measure", "throughput", "batch_sweep", "compare", "simulate_batcher",
+]
+
+PCTS = (50, 90, 95, 99)
+# Fewest samples for a percentile to be reported as trustworthy: the counts MLPerf's
+# LoadGen requires for P90 and P99 estimates.
+MIN_SAMPLES = {90: 64, 99: 662}
+NOISY_IQR_OVER_MEDIAN = 0.10
+
+
+class BenchError(RuntimeError):
+    """The timed callable raised; the message says which call and in which phase."""
+
+
+@dataclass
+class BenchConfig:
+    """How long to measure. Stops when *both* ``min_iters`` calls and ``min_time_s`` seconds
+    are reached (whichever comes later), or at ``max_iters`` / ``max_time_s`` as a safety net."""
+
+    warmup: int = 10            # untimed calls after the first (cold) one: caches, allocators, JIT
+    min_iters: int = 100
+    min_time_s: float = 1.0
+    max_iters: int = 1_000_000
+    max_time_s: float = 120.0
+    threads: int | None = None  # torch intra-op threads during the run; None leaves them as they are
+    device: str = "cpu"         # "cuda" synchronises after every call so async work is counted
+    batch: int = 1              # items per call, for derived throughput
+    n_boot: int = 1000          # bootstrap resamples for percentile confidence intervals
+
+    def __post_init__(self) -> None:
+        for name in ("warmup",):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name}={getattr(self, name)} must be >= 0")
+        for name in ("min_iters", "max_iters", "batch", "n_boot"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)} must be >= 1")
+        if self.min_time_s < 0 or self.max_time_s <= 0:
+            raise ValueError(f"min_time_s={self.min_time_s} must be >= 0 and max_time_s={self.max_time_s} > 0")
+        if self.max_iters < self.min_iters:
+            raise ValueError(f"max_iters={self.max_iters} must be >= min_iters={self.min_iters}")
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"threads={self.threads} must be >= 1 or None")
+        if self.device.split(":")[0] not in ("cpu", "cuda"):
+            raise ValueError(f"device={self.device!r}; allowed: 'cpu', 'cuda', 'cuda:N'")
+
+
+# ----------------------------------------------------------------------------- statistics
+
+
+def percentiles(samples: Sequence[float], qs: Sequence[float] = PCTS) -> dict[int, float]:
+    """Percentiles of ``samples`` (linear interpolation, as numpy's default)."""
+    x = np.asarray(samples, dtype=float)
+    if x.size == 0:
+        raise ValueError("samples is empty")
+    return {int(q): float(v) for q, v in zip(qs, np.percentile(x, qs))}
+
+
+def bootstrap_ci(samples: Sequence[float], q: float, *, n_boot: int = 1000, level: float = 0.95,
+                 seed: int = 0) -> tuple[float, float]:
+    """Percentile-bootstrap confidence interval for the ``q``-th percentile."""
+    x = np.asarray(samples, dtype=float)
+    if x.size == 0:
+        raise ValueError("samples is empty")
+    rng = np.random.default_rng(seed)
+    stats = np.empty(n_boot)
+    chunk = max(1, 2_000_000 // x.size)  # bound memory: chunk × n indices at a time
+    for start in range(0, n_boot, chunk):
+        k = min(chunk, n_boot - start)
+        stats[start:start + k] = np.percentile(x[rng.integers(0, x.size, (k, x.size))], q, axis=1)
+    lo, hi = np.percentile(stats, [(1 - level) / 2 * 100, (1 + level) / 2 * 100])
+    return float(lo), float(hi)
+
+
+def flags_for(samples: Sequence[float]) -> list[str]:
+    """Warnings a result must carry: too few samples for P90/P99, or a noisy run."""
+    x = np.asarray(samples, dtype=float)
+    flags = [f"p{q}_few_samples" for q, n in MIN_SAMPLES.items() if x.size < n]
+    q1, med, q3 = np.percentile(x, [25, 50, 75])
+    if med > 0 and (q3 - q1) / med > NOISY_IQR_OVER_MEDIAN:
+        flags.append("noisy")
+    return flags
+
+
+_FLAG_TEXT = {
+    "p90_few_samples": f"P90 from fewer than {MIN_SAMPLES[90]} samples — not trustworthy",
+    "p99_few_samples": f"P99 from fewer than {MIN_SAMPLES[99]} samples — not trustworthy",
+    "noisy": f"noisy run: IQR/median above {NOISY_IQR_OVER_MEDIAN:.0%}",
+}
+
+
+# ----------------------------------------------------------------------------- results
+
+
+@dataclass
+class LatencyResult:
+    """Per-call latency samples and their summary. Throughput here is *derived* (batch / mean)."""
+
+    label: str
+    samples_ms: list[float]
+    cold_ms: float               # the first call, reported apart from the steady state
+    warmup: int
+    batch: int
+    threads: int | None
+    device: str
+    machine: dict[str, Any]
+    wall_s: float                # wall time of the timed loop
+    ci_ms: dict[int, tuple[float, float]] = field(default_factory=dict)  # 95% bootstrap CI per percentile
+    flags: list[str] = field(default_factory=list)
+
+    @property
+    def n(self) -> int:
+        return len(self.samples_ms)
+
+    def _pct(self, q: int) -> float:
+        return percentiles(self.samples_ms, (q,))[q]
+
+    p50_ms = property(lambda self: self._pct(50))
+    p90_ms = property(lambda self: self._pct(90))
+    p95_ms = property(lambda self: self._pct(95))
+    p99_ms = property(lambda self: self._pct(99))
+    mean_ms = property(lambda self: float(np.mean(self.samples_ms)))
+    std_ms = property(lambda self: float(np.std(self.samples_ms, ddof=1)) if self.n > 1 else 0.0)
+    min_ms = property(lambda self: float(np.min(self.samples_ms)))
+    max_ms = property(lambda self: float(np.max(self.samples_ms)))
+
+    @property
+    def derived_throughput_per_s(self) -> float:
+        """Items per second *derived* from latency (batch / mean), not measured under load."""
+        return self.batch * 1e3 / self.mean_ms
+
+    def summary(self) -> dict[str, Any]:
+        """The numbers without the raw samples (what ``mclab bench --json`` prints)."""
+        return {
+            "label": self.label, "samples": self.n, "warmup": self.warmup, "batch": self.batch,
+            "threads": self.threads, "device": self.device, "cold_ms": self.cold_ms,
+            "p50_ms": self.p50_ms, "p90_ms": self.p90_ms, "p95_ms": self.p95_ms, "p99_ms": self.p99_ms,
+            "mean_ms": self.mean_ms, "std_ms": self.std_ms, "min_ms": self.min_ms, "max_ms": self.max_ms,
+            "ci95_ms": {f"p{q}": list(v) for q, v in self.ci_ms.items()},
+            "throughput_per_s": self.derived_throughput_per_s, "throughput_kind": "derived (batch / mean latency)",
+            "wall_s": self.wall_s, "flags": self.flags, "machine": self.machine,
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**self.summary(), "samples_ms": self.samples_ms}
+
+    def __str__(self) -> str:
+        def p(q: int) -> str:
+            lo, hi = self.ci_ms.get(q, (math.nan, math.nan))
+            return f"P{q} {self._pct(q):.3f} ms [{lo:.3f}, {hi:.3f}]"
+
+        lines = [
+            f"{self.label or 'latency'}: n={self.n}, batch={self.batch}, threads={self.threads}, device={self.device}",
+            f"  cold (first call) {self.cold_ms:.3f} ms; warm-up {self.warmup} calls",
+            "  " + "  ".join(p(q) for q in PCTS) + "  (95% CI)",
+            f"  mean {self.mean_ms:.3f} ± {self.std_ms:.3f} ms, min {self.min_ms:.3f}, max {self.max_ms:.3f}",
+            f"  throughput {self.derived_throughput_per_s:.1f} items/s (derived: batch / mean latency)",
+        ]
+        lines += [f"  ! {_FLAG_TEXT[f]}" for f in self.flags]
+        return "\n".join(lines)
+
+
+@dataclass
+class ThroughputResult:
+    """Items per second *measured*: completed items / wall time, with ``concurrency`` workers."""
+
+    label: str
+    items_per_s: float
+    calls: int
+    batch: int
+    concurrency: int
+    wall_s: float
+    kind: str = "measured (items / wall time)"
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def __str__(self) -> str:
+        return (f"{self.label or 'throughput'}: {self.items_per_s:.1f} items/s measured "
+                f"({self.calls} calls × batch {self.batch}, {self.concurrency} workers, {self.wall_s:.2f} s)")
+
+
+@dataclass
+class SweepResult:
+    """Latency and derived throughput per batch size."""
+
+    results: dict[int, LatencyResult]
+
+    def table(self) -> list[dict[str, Any]]:
+        return [{"batch": b, "p50_ms": r.p50_ms, "p90_ms": r.p90_ms, "p99_ms": r.p99_ms,
+                 "per_item_ms": r.p50_ms / b, "throughput_per_s": r.derived_throughput_per_s,
+                 "samples": r.n, "flags": ",".join(r.flags)} for b, r in sorted(self.results.items())]
+
+    def to_frame(self):
+        import pandas as pd
+
+        return pd.DataFrame(self.table())
+
+    def best_under_budget(self, budget_ms: float, percentile: int = 90) -> int | None:
+        """The largest batch whose ``percentile`` latency meets ``budget_ms`` (None if none does)."""
+        if budget_ms <= 0:
+            raise ValueError(f"budget_ms={budget_ms} must be > 0")
+        ok = [b for b, r in self.results.items() if r._pct(percentile) <= budget_ms]
+        return max(ok) if ok else None
+
+    def knee(self, fraction: float = 0.9) -> int:
+        """The smallest batch reaching ``fraction`` of the best derived throughput."""
+        if not 0 < fraction <= 1:
+            raise ValueError(f"fraction={fraction} must be in (0, 1]")
+        best = max(r.derived_throughput_per_s for r in self.results.values())
+        return min(b for b, r in self.results.items() if r.derived_throughput_per_s >= fraction * best)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"table": self.table()}
+
+
+@dataclass
+class ABResult:
+    """Interleaved comparison: ``ratio`` = B's time / A's time per round (< 1: B is faster)."""
+
+    label_a: str
+    label_b: str
+    ratios: list[float]          # one per round
+    a: LatencyResult
+    b: LatencyResult
+
+    @property
+    def ratio(self) -> float:
+        return float(np.median(self.ratios))
+
+    @property
+    def ratio_ci(self) -> tuple[float, float]:
+        return bootstrap_ci(self.ratios, 50)
+
+    @property
+    def speedup(self) -> float:
+        """How many times faster B is than A (A time / B time)."""
+        return 1.0 / self.ratio
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"a": self.label_a, "b": self.label_b, "ratio_b_over_a": self.ratio, "ratio_ci95": list(self.ratio_ci),
+                "speedup_b_vs_a": self.speedup, "rounds": len(self.ratios), "ratios": self.ratios,
+                "a_p50_ms": self.a.p50_ms, "b_p50_ms": self.b.p50_ms}
+
+    def __str__(self) -> str:
+        lo, hi = self.ratio_ci
+        return (f"{self.label_b} / {self.label_a} time ratio: {self.ratio:.3f} (95% CI {lo:.3f}–{hi:.3f}, "
+                f"{len(self.ratios)} interleaved rounds) -> {self.label_b} is {self.speedup:.2f}x "
+                f"{'faster' if self.speedup >= 1 else 'the speed of'} {self.label_a}")
+
+
+# ----------------------------------------------------------------------------- threads
+
+
+@contextlib.contextmanager
+def set_threads(n: int | None) -> Iterator[int | None]:
+    """Set torch's intra-op threads for the block, then restore them. ONNX Runtime and OpenVINO
+    take their thread count when a session is built: use :func:`ort_session_options` and
+    :func:`openvino_config` with the same ``n`` so comparisons are fair."""
+    if n is None:
+        yield None
+        return
+    if n < 1:
+        raise ValueError(f"threads={n} must be >= 1")
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield n
+    finally:
+        torch.set_num_threads(before)
+
+
+def ort_session_options(threads: int):
+    """ONNX Runtime SessionOptions using ``threads`` intra-op threads (and one inter-op)."""
+    if threads < 1:
+        raise ValueError(f"threads={threads} must be >= 1")
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    return so
+
+
+def openvino_config(threads: int) -> dict[str, Any]:
+    """OpenVINO compile_model config using ``threads`` inference threads."""
+    if threads < 1:
+        raise ValueError(f"threads={threads} must be >= 1")
+    return {"INFERENCE_NUM_THREADS": threads}
+
+
+# ----------------------------------------------------------------------------- verbs
+
+
+def _machine() -> dict[str, Any]:
+    from .hw import cpu_info
+
+    cpu = cpu_info()
+    return {"cpu": cpu.model, "arch": cpu.arch, "cores": cpu.usable_cores,
+            "features": sorted(k for k, v in cpu.features.items() if v), "python": platform.python_version()}
+
+
+def _sync_fn(device: str) -> Callable[[], None] | None:
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ValueError(f"device={device!r} but torch sees no CUDA GPU; use device='cpu'")
+        return torch.cuda.synchronize
+    return None
+
+
+def _name(fn: Callable[..., Any]) -> str:
+    return getattr(fn, "__name__", None) or type(fn).__name__
+
+
+def _call(fn: Callable[..., Any], args: tuple, label: str, phase: str, i: int) -> None:
+    try:
+        fn(*args)
+    except Exception as e:  # re-raised with context, never swallowed
+        raise BenchError(f"{label} raised during {phase} call {i}: {type(e).__name__}: {e}") from e
+
+
+def measure(fn: Callable[..., Any], *args: Any, config: BenchConfig | None = None, label: str = "") -> LatencyResult:
+    """Time ``fn(*args)`` call by call; returns a :class:`LatencyResult` (milliseconds).
+
+    The first call is timed alone as the cold start; ``warmup`` more calls are untimed; then calls
+    are timed one by one with ``time.perf_counter_ns`` until the stop rule holds. On CUDA each call
+    is followed by ``torch.cuda.synchronize()`` inside the timed region; on CPU nothing is added.
+    """
+    if not callable(fn):
+        raise TypeError(f"fn must be callable, got {type(fn).__name__}")
+    cfg = config or BenchConfig()
+    label = label or _name(fn)
+    sync = _sync_fn(cfg.device)
+    clock = time.perf_counter_ns
+    samples: list[int] = []
+    with set_threads(cfg.threads):
+        t0 = clock()
+        _call(fn, args, label, "cold", 0)
+        if sync:
+            sync()
+        cold_ns = clock() - t0
+        for i in range(cfg.warmup):
+            _call(fn, args, label, "warm-up", i + 1)
+        if sync:
+            sync()
+        min_ns, max_ns = int(cfg.min_time_s * 1e9), int(cfg.max_time_s * 1e9)
+        append = samples.append
+        start = clock()
+        try:
+            while True:
+                t0 = clock()
+                fn(*args)
+                if sync:
+                    sync()
+                t1 = clock()
+                append(t1 - t0)
+                n = len(samples)
+                if (n >= cfg.min_iters and t1 - start >= min_ns) or n >= cfg.max_iters or t1 - start >= max_ns:
+                    break
+        except Exception as e:
+            raise BenchError(f"{label} raised during timed call {len(samples) + 1}: {type(e).__name__}: {e}") from e
+        wall_s = (clock() - start) / 1e9
+    ms = (np.asarray(samples, dtype=float) / 1e6).tolist()
+    return LatencyResult(
+        label=label, samples_ms=ms, cold_ms=cold_ns / 1e6, warmup=cfg.warmup, batch=cfg.batch,
+        threads=cfg.threads if cfg.threads is not None else _torch_threads(), device=cfg.device,
+        machine=_machine(), wall_s=wall_s,
+        ci_ms={q: bootstrap_ci(ms, q, n_boot=cfg.n_boot) for q in PCTS}, flags=flags_for(ms),
+    )
+
+
+def _torch_threads() -> int | None:
+    import sys
+
+    torch = sys.modules.get("torch")  # report torch's threads only if torch is in use
+    return torch.get_num_threads() if torch is not None else None
+
+
+def throughput(fn: Callable[..., Any], *args: Any, batch: int = 1, concurrency: int = 1, duration_s: float = 2.0,
+               warmup: int = 3, label: str = "") -> ThroughputResult:
+    """Measured throughput: ``concurrency`` threads call ``fn(*args)`` back to back for
+    ``duration_s``; returns completed items per second of wall time."""
+    if concurrency < 1 or batch < 1:
+        raise ValueError(f"concurrency={concurrency} and batch={batch} must be >= 1")
+    if duration_s <= 0 or warmup < 0:
+        raise ValueError(f"duration_s={duration_s} must be > 0 and warmup={warmup} >= 0")
+    label = label or _name(fn)
+    for i in range(warmup):
+        _call(fn, args, label, "warm-up", i)
+    counts = [0] * concurrency
+    errors: list[BaseException] = []
+    go = threading.Barrier(concurrency + 1)
+    stop_at = [0.0]
+
+    def worker(k: int) -> None:
+        go.wait()
+        try:
+            while time.perf_counter() < stop_at[0]:
+                fn(*args)
+                counts[k] += 1
+        except Exception as e:  # reported to the caller below
+            errors.append(e)
+
+    threads_ = [threading.Thread(target=worker, args=(k,), daemon=True) for k in range(concurrency)]
+    for t in threads_:
+        t.start()
+    start = time.perf_counter()
+    stop_at[0] = start + duration_s
+    go.wait()
+    for t in threads_:
+        t.join()
+    wall = time.perf_counter() - start
+    if errors:
+        e = errors[0]
+        raise BenchError(f"{label} raised in a throughput worker: {type(e).__name__}: {e}") from e
+    calls = sum(counts)
+    return ThroughputResult(label, calls * batch / wall, calls, batch, concurrency, wall)
+
+
+def batch_sweep(fn: Callable[..., Any], make_args: Callable[[int], tuple], batches: Sequence[int],
+                config: BenchConfig | None = None, label: str = "") -> SweepResult:
+    """Measure ``fn(*make_args(b))`` for each batch size ``b``; returns a :class:`SweepResult`."""
+    if not batches or any(int(b) < 1 for b in batches):
+        raise ValueError(f"batches={list(batches)} must be a non-empty list of sizes >= 1")
+    cfg = config or BenchConfig()
+    out = {}
+    for b in batches:
+        c = BenchConfig(**{**asdict(cfg), "batch": int(b)})
+        out[int(b)] = measure(fn, *make_args(int(b)), config=c, label=f"{label or _name(fn)} batch {b}")
+    return SweepResult(out)
+
+
+def compare(fn_a: Callable[..., Any], fn_b: Callable[..., Any], args_a: tuple = (), args_b: tuple | None = None, *,
+            rounds: int = 20, calls_per_round: int = 10, warmup: int = 5, device: str = "cpu",
+            label_a: str = "A", label_b: str = "B") -> ABResult:
+    """Interleaved A/B: each round times ``calls_per_round`` calls of A and of B, alternating which goes
+    first (AB, BA, …), and keeps the ratio of their medians; a drifting machine moves both alike."""
+    if rounds < 2 or calls_per_round < 1 or warmup < 0:
+        raise ValueError(f"rounds={rounds} must be >= 2, calls_per_round={calls_per_round} >= 1, warmup={warmup} >= 0")
+    args_b = args_a if args_b is None else args_b
+    cfg = BenchConfig(warmup=warmup, min_iters=calls_per_round, min_time_s=0, max_iters=calls_per_round,
+                      device=device, n_boot=200)
+    runs: dict[str, list[LatencyResult]] = {"a": [], "b": []}
+    for r in range(rounds):
+        order = (("a", fn_a, args_a, label_a), ("b", fn_b, args_b, label_b))
+        for key, fn, args, lab in (order if r % 2 == 0 else order[::-1]):
+            runs[key].append(measure(fn, *args, config=cfg, label=lab))
+            cfg.warmup = 0 if r else cfg.warmup
+    ratios = [b.p50_ms / a.p50_ms for a, b in zip(runs["a"], runs["b"])]
+
+    def pooled(rs: list[LatencyResult], lab: str) -> LatencyResult:
+        ms = [s for r in rs for s in r.samples_ms]
+        first = rs[0]
+        return LatencyResult(lab, ms, first.cold_ms, warmup, 1, first.threads, device, first.machine,
+                             sum(r.wall_s for r in rs), {q: bootstrap_ci(ms, q, n_boot=200) for q in PCTS}, flags_for(ms))
+
+    return ABResult(label_a, label_b, ratios, pooled(runs["a"], label_a), pooled(runs["b"], label_b))
+
+
+# ----------------------------------------------------------------------------- dynamic batching
+
+
+@dataclass
+class BatcherResult:
+    """A simulated server: Poisson arrivals into a dynamic batcher with one worker."""
+
+    arrival_rate_per_s: float
+    max_batch: int
+    max_wait_ms: float
+    latencies_ms: list[float]    # per request: queueing + batching wait + service
+    batch_sizes: list[int]
+    throughput_per_s: float      # completed requests / simulated time
+    utilisation: float           # busy time / simulated time
+
+    def percentile(self, q: float) -> float:
+        return float(np.percentile(self.latencies_ms, q))
+
+    @property
+    def mean_batch(self) -> float:
+        return float(np.mean(self.batch_sizes))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"arrival_rate_per_s": self.arrival_rate_per_s, "max_batch": self.max_batch,
+                "max_wait_ms": self.max_wait_ms, "p50_ms": self.percentile(50), "p99_ms": self.percentile(99),
+                "mean_batch": self.mean_batch, "throughput_per_s": self.throughput_per_s,
+                "utilisation": self.utilisation}
+
+
+def simulate_batcher(service_ms: Callable[[int], float], *, arrival_rate_per_s: float, max_batch: int,
+                     max_wait_ms: float, n_requests: int = 5000, seed: int = 0) -> BatcherResult:
+    """Discrete-event simulation of a dynamic batcher (server scenario).
+
+    Requests arrive as a Poisson process. When the worker is free it starts a batch as soon as
+    ``max_batch`` requests wait, or when the oldest waiting request has waited ``max_wait_ms``,
+    whichever comes first. ``service_ms(b)`` is the time to serve a batch of ``b`` — pass measured
+    values (e.g. from :func:`batch_sweep`) so the simulation rests on this machine's numbers.
+    """
+    if arrival_rate_per_s <= 0 or max_batch < 1 or max_wait_ms < 0 or n_requests < 1:
+        raise ValueError(f"need arrival_rate_per_s > 0 (got {arrival_rate_per_s}), max_batch >= 1 (got {max_batch}), "
+                         f"max_wait_ms >= 0 (got {max_wait_ms}), n_requests >= 1 (got {n_requests})")
+    rng = np.random.default_rng(seed)
+    arrivals = np.cumsum(rng.exponential(1e3 / arrival_rate_per_s, n_requests))  # ms
+    latencies = np.empty(n_requests)
+    sizes: list[int] = []
+    free_at, busy, i = 0.0, 0.0, 0
+    while i < n_requests:
+        # earliest start: worker free and the oldest request present
+        t = max(free_at, arrivals[i])
+        full_at = arrivals[min(i + max_batch - 1, n_requests - 1)]  # when max_batch would be waiting
+        start = max(t, min(full_at, arrivals[i] + max_wait_ms))
+        j = int(np.searchsorted(arrivals, start, side="right"))  # requests arrived by start
+        j = min(j, i + max_batch)
+        b = j - i
+        service = float(service_ms(b))
+        if not service > 0:
+            raise ValueError(f"service_ms({b}) returned {service}; must be > 0 ms")
+        done = start + service
+        latencies[i:j] = done - arrivals[i:j]
+        sizes.append(b)
+        busy += service
+        free_at, i = done, j
+    span = free_at - arrivals[0]
+    return BatcherResult(arrival_rate_per_s, max_batch, max_wait_ms, latencies.tolist(), sizes,
+                         n_requests / (span / 1e3), busy / span)

@@ -1,0 +1,140 @@
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from mclab import bench
+from mclab.bench import BenchConfig
+
+
+def test_percentiles_on_known_samples():
+    x = np.arange(1, 101, dtype=float)  # 1..100
+    p = bench.percentiles(x)
+    assert p[50] == pytest.approx(50.5) and p[90] == pytest.approx(90.1) and p[99] == pytest.approx(99.01)
+    lo, hi = bench.bootstrap_ci(x, 50, n_boot=500)
+    assert lo < 50.5 < hi and 40 < lo and hi < 61
+
+
+def test_bootstrap_ci_covers_true_quantile():
+    rng = np.random.default_rng(1)
+    x = rng.exponential(1.0, 2000)
+    lo, hi = bench.bootstrap_ci(x, 90, n_boot=500)
+    assert lo < np.log(10) < hi  # exponential(1): P90 = ln 10
+
+
+def test_flags():
+    assert bench.flags_for(np.full(10, 5.0)) == ["p90_few_samples", "p99_few_samples"]
+    assert bench.flags_for(np.full(100, 5.0)) == ["p99_few_samples"]
+    assert bench.flags_for(np.full(700, 5.0)) == []
+    noisy = np.r_[np.full(350, 1.0), np.full(350, 2.0)]
+    assert bench.flags_for(noisy) == ["noisy"]
+
+
+def test_measure_counts_and_stop_rules():
+    calls = []
+    r = bench.measure(lambda: calls.append(1), config=BenchConfig(warmup=3, min_iters=50, min_time_s=0), label="noop")
+    assert r.n == 50 and len(calls) == 1 + 3 + 50 and r.cold_ms >= 0
+    assert "p99_few_samples" in r.flags and "P99" in str(r) and "not trustworthy" in str(r)
+    # min time dominates when it comes later
+    r = bench.measure(time.sleep, 0.001, config=BenchConfig(warmup=0, min_iters=5, min_time_s=0.05))
+    assert r.n >= 20 and r.wall_s >= 0.05 and r.p50_ms >= 1.0
+    s = r.summary()
+    assert {"p50_ms", "p90_ms", "p99_ms", "mean_ms", "throughput_per_s", "samples", "flags", "machine"} <= set(s)
+    assert s["throughput_kind"].startswith("derived")
+
+
+def test_measured_sleep_is_accurate():
+    r = bench.measure(time.sleep, 0.002, config=BenchConfig(warmup=1, min_iters=30, min_time_s=0))
+    assert 2.0 <= r.p50_ms < 4.0
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"min_iters": 0}, "min_iters=0"),
+    ({"warmup": -1}, "warmup=-1"),
+    ({"threads": 0}, "threads=0"),
+    ({"device": "tpu"}, "device="),
+    ({"max_iters": 5, "min_iters": 10}, "max_iters"),
+])
+def test_bad_config(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        BenchConfig(**kwargs)
+
+
+def test_raising_callable_surfaces_with_context():
+    def boom():
+        raise RuntimeError("shape mismatch")
+
+    with pytest.raises(bench.BenchError, match="boom raised during cold call 0: RuntimeError: shape mismatch") as e:
+        bench.measure(boom)
+    assert isinstance(e.value.__cause__, RuntimeError)
+    n = iter(range(100))
+
+    def later():
+        if next(n) == 5:
+            raise ValueError("bad input")
+
+    with pytest.raises(bench.BenchError, match="timed call 2"):
+        bench.measure(later, config=BenchConfig(warmup=3, min_iters=10, min_time_s=0))
+    with pytest.raises(TypeError, match="callable"):
+        bench.measure(42)
+
+
+def test_throughput_measured_with_concurrency():
+    r = bench.throughput(time.sleep, 0.005, batch=4, concurrency=2, duration_s=0.3)
+    # two workers each sleeping 5 ms: ~400 calls/s -> ~1600 items/s
+    assert 500 < r.items_per_s < 1700 and r.kind.startswith("measured") and r.concurrency == 2
+    with pytest.raises(ValueError, match="concurrency"):
+        bench.throughput(time.sleep, 0.0, concurrency=0)
+
+
+def test_batch_sweep_budget_and_knee():
+    sweep = bench.batch_sweep(lambda b: time.sleep(0.001 * (1 + b / 4)), lambda b: (b,), [1, 4, 16],
+                              config=BenchConfig(warmup=1, min_iters=10, min_time_s=0))
+    assert sweep.best_under_budget(4.0) == 4 and sweep.best_under_budget(0.5) is None
+    assert sweep.knee() in (4, 16)
+    t = sweep.table()
+    assert [row["batch"] for row in t] == [1, 4, 16] and t[2]["throughput_per_s"] > t[0]["throughput_per_s"]
+
+
+def test_compare_interleaves_and_finds_the_faster():
+    order = []
+    res = bench.compare(lambda: (order.append("a"), time.sleep(0.002)), lambda: (order.append("b"), time.sleep(0.001)),
+                        rounds=4, calls_per_round=3, warmup=1)
+    assert 0.4 < res.ratio < 0.75 and res.speedup > 1.3 and len(res.ratios) == 4
+    # rounds alternate AB, BA, AB, BA
+    firsts = [order[i] for i in range(len(order)) if i == 0 or order[i] != order[i - 1]]
+    assert firsts[:4] == ["a", "b", "a", "b"] or firsts[:3] == ["a", "b", "a"]
+    assert "faster" in str(res)
+
+
+def test_set_threads_restores_and_sessions():
+    import torch
+
+    before = torch.get_num_threads()
+    with bench.set_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    assert bench.ort_session_options(1).intra_op_num_threads == 1
+    assert bench.openvino_config(2) == {"INFERENCE_NUM_THREADS": 2}
+
+
+def test_simulate_batcher_limits():
+    # no waiting, no batching: an M/D/1 queue at low load has latency close to the service time
+    r = bench.simulate_batcher(lambda b: 1.0 * b, arrival_rate_per_s=50, max_batch=1, max_wait_ms=0, n_requests=4000)
+    assert r.mean_batch == 1 and 1.0 <= r.percentile(50) < 1.2 and r.utilisation == pytest.approx(0.05, rel=0.1)
+    # batching with a wait window: bigger batches, latency includes the wait
+    r2 = bench.simulate_batcher(lambda b: 2.0 + 0.5 * b, arrival_rate_per_s=1000, max_batch=16, max_wait_ms=5)
+    assert r2.mean_batch > 4 and r2.throughput_per_s == pytest.approx(1000, rel=0.05)
+    with pytest.raises(ValueError, match="arrival_rate_per_s"):
+        bench.simulate_batcher(lambda b: 1.0, arrival_rate_per_s=0, max_batch=1, max_wait_ms=0)
+
+
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA GPU (none here)")
+def test_cuda_sync_counts_async_work():
+    import torch
+
+    a = torch.randn(4096, 4096, device="cuda")
+    r = bench.measure(torch.mm, a, a, config=BenchConfig(device="cuda", min_iters=20, min_time_s=0))
+    assert r.p50_ms > 0.1  # without sync an async launch would time at a few microseconds
