@@ -131,7 +131,48 @@ def check_00(m):
     assert all(t > 0 for t in m["runtime_import_s"].values())
 
 
-CHECKS = {"00_start_here.ipynb": check_00}
+def check_01(m):
+    import torch
+
+    assert m["p50_ms"] <= m["p90_ms"] <= m["p99_ms"]
+    for q in ("p50", "p90", "p99"):
+        lo, hi = m["ci95_ms"][q]
+        assert lo <= m[f"{q}_ms"] <= hi, f"{q} outside its own confidence interval"
+    # the flags follow the sample count (MLPerf LoadGen minimums)
+    assert ("p99_few_samples" in m["flags"]) == (m["n_samples"] < 662)
+    assert ("p90_few_samples" in m["flags"]) == (m["n_samples"] < 64)
+    assert m["cold_ms"] > 0 and m["cold_warm_p50_ms"] > 0
+    assert 0 < m["clock_step_ns"]["perf_counter"] < 1e6
+    assert m["gpu_section_ran"] == torch.cuda.is_available()
+    assert m["sizes"] == sorted(m["sizes"])
+    # 224 px has ~5x the pixels of 96 px: the larger input cannot be the faster one
+    assert m["size_p50_ms"][-1] > m["size_p50_ms"][0]
+    assert all(v > 0 for v in m["stage_p50_ms"].values()) and set(m["stage_p50_ms"]) == {
+        "pre-processing", "inference", "post-processing"}
+    assert m["threads_ratio_ci"][0] <= m["threads_ratio_2_over_1"] <= m["threads_ratio_ci"][1]
+
+
+def check_02(m):
+    thr, p90 = m["derived_throughput_per_s"], m["p90_ms"]
+    assert m["batches"] == sorted(m["batches"]) and len(thr) == len(m["batches"])
+    # derived throughput is batch / mean latency: recompute the knee and the budget answer from the table
+    assert m["knee_batch"] == min(b for b, t in zip(m["batches"], thr) if t >= 0.9 * max(thr))
+    ok = [b for b, l in zip(m["batches"], p90) if l <= m["budget_ms"]]
+    assert m["best_batch_under_budget"] == (max(ok) if ok else None)
+    assert m["offline_throughput_per_s"] == max(thr)
+    # measured and derived throughput describe the same work: same order of magnitude
+    assert 0.5 < m["measured_throughput_at_knee"] / m["derived_throughput_at_knee"] < 1.5
+    # the simulated batcher forms bigger batches as load grows (deterministic given the service times)
+    by_wait = {}
+    for rate, wait, mb in zip(m["sim_rates"], m["sim_waits_ms"], m["sim_mean_batch"]):
+        by_wait.setdefault(wait, []).append((rate, mb))
+    for rows in by_wait.values():
+        mbs = [mb for _, mb in sorted(rows)]
+        assert mbs == sorted(mbs) and mbs[0] >= 1
+    assert m["one_worker_two_threads_per_s"] > 0 and m["two_workers_one_thread_per_s"] > 0
+
+
+CHECKS = {"00_start_here.ipynb": check_00, "01_latency.ipynb": check_01, "02_throughput.ipynb": check_02}
 
 
 @pytest.mark.notebooks
