@@ -1,7 +1,7 @@
 """Every notebook follows the contract, runs in FAST mode, and records numbers that hold up.
 
 The contract tests are cheap; the runs are marked ``notebooks`` (``make unit`` skips them).
-Each notebook's recorded metrics are checked by a function in CHECKS; a notebook without
+Each notebook's recorded metrics are checked by one function registered with @checks(name); a notebook without
 one fails, so no notebook can run without being asserted on.
 """
 from __future__ import annotations
@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 from functools import lru_cache
+from typing import Callable
 
 import nbformat
 import pytest
@@ -32,12 +33,12 @@ def _code(nb):
     return [c for c in nb.cells if c.cell_type == "code"]
 
 
-def test_numbering_has_no_gaps_or_duplicates():
+def test_numbering_follows_the_curriculum():
     found = notebooks.discover(NB_DIR)  # raises on bad names and duplicate numbers
-    numbers = sorted(int(k) for k in found)
-    assert numbers == list(range(len(numbers))), f"numbering must run 00, 01, ... without gaps: {sorted(found)}"
     listed = {c.number for c in notebooks.CURRICULUM}
     assert set(found) <= listed, f"notebooks missing from mclab.notebooks.CURRICULUM: {set(found) - listed}"
+    # chapters land one by one, so a planned chapter may still be missing; the first three are the base
+    assert {"00", "01", "02"} <= set(found), sorted(found)
 
 
 @pytest.mark.parametrize("path", PATHS, ids=lambda p: p.name)
@@ -114,6 +115,19 @@ def _run(name: str) -> notebooks.NotebookRun:
     return notebooks.run_notebook(NB_DIR / name, OUT, fast=True, timeout_s=300)
 
 
+CHECKS: dict[str, Callable[[dict], None]] = {}  # notebook file name -> its metric checks
+
+
+def checks(name: str):
+    """Register the metric checks of notebook ``name`` (one function per notebook)."""
+    def register(fn):
+        assert name not in CHECKS, f"two checks registered for {name}"
+        CHECKS[name] = fn
+        return fn
+    return register
+
+
+@checks("00_start_here.ipynb")
 def check_00(m):
     assert m["cores_usable"] == len(os.sched_getaffinity(0))
     assert {"torch", "onnxruntime", "openvino", "tflite"} <= set(m["runtimes_available"]), m["runtimes_available"]
@@ -131,6 +145,7 @@ def check_00(m):
     assert all(t > 0 for t in m["runtime_import_s"].values())
 
 
+@checks("01_latency.ipynb")
 def check_01(m):
     import torch
 
@@ -152,6 +167,7 @@ def check_01(m):
     assert m["threads_ratio_ci"][0] <= m["threads_ratio_2_over_1"] <= m["threads_ratio_ci"][1]
 
 
+@checks("02_throughput.ipynb")
 def check_02(m):
     thr, p90 = m["derived_throughput_per_s"], m["p90_ms"]
     assert m["batches"] == sorted(m["batches"]) and len(thr) == len(m["batches"])
@@ -170,9 +186,6 @@ def check_02(m):
         mbs = [mb for _, mb in sorted(rows)]
         assert mbs == sorted(mbs) and mbs[0] >= 1
     assert m["one_worker_two_threads_per_s"] > 0 and m["two_workers_one_thread_per_s"] > 0
-
-
-CHECKS = {"00_start_here.ipynb": check_00, "01_latency.ipynb": check_01, "02_throughput.ipynb": check_02}
 
 
 @pytest.mark.notebooks
