@@ -1,4 +1,4 @@
-"""The ``mclab`` command: ``doctor``, ``bench``, ``notebooks``, ``report``.
+"""The ``mclab`` command: ``doctor``, ``bench``, ``flops``, ``notebooks``, ``report``.
 
 Each subcommand is a thin layer over a library verb; bad input ends with a one-line
 message and exit status 2, a failing notebook with exit status 1.
@@ -46,6 +46,22 @@ def _bench(args: argparse.Namespace) -> int:
     else:
         print(f"{args.model} on {args.runtime} ({runner.precision}), input {runner.input_shape}")
         print(result)
+    return 0
+
+
+def _flops(args: argparse.Namespace) -> int:
+    from . import flops
+
+    r = flops.count_named(args.model, args.input_shape, args.batch)
+    if args.json:
+        print(json.dumps({k: v for k, v in r.as_dict().items() if k != "layers" or args.layers}, indent=2))
+        return 0
+    print(r)
+    top = sorted(r.layers, key=lambda row: -row["macs"])[:10]
+    print(f"{'layer':40s} {'type':18s} {'MMACs':>10s} {'params':>10s}")
+    for row in top:
+        print(f"{row['name'][:40]:40s} {row['type'][:18]:18s} {row['macs'] / 1e6:10.2f} {row['params']:10d}")
+    print(f"not counted as MACs: {', '.join(f'{k} x{v}' for k, v in r.uncounted.items()) or 'nothing'}")
     return 0
 
 
@@ -105,6 +121,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-time", type=float, default=1.0, help="and at least this many seconds (default 1)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=_bench)
+
+    p = sub.add_parser("flops", help="count a model's MACs, FLOPs and parameters")
+    p.add_argument("model", help="a torchvision model name (resnet50) or a path to an .onnx file")
+    p.add_argument("--input-shape", type=_shape, default=None, help="input shape without batch, e.g. 3,224,224")
+    p.add_argument("--batch", type=int, default=1, help="batch size (default 1)")
+    p.add_argument("--layers", action="store_true", help="include the per-layer table in --json output")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=_flops)
 
     p = sub.add_parser("notebooks", help="execute notebooks headlessly with papermill")
     _add_run_options(p, "build/notebooks")

@@ -24,7 +24,7 @@ __all__ = [
     # results
     "CpuInfo", "GpuInfo", "RuntimeInfo", "Verdict", "DoctorReport",
     # verbs
-    "doctor", "cpu_info", "gpus", "probe_runtime", "matmul_gflops",
+    "doctor", "cpu_info", "gpus", "probe_runtime", "matmul_gflops", "memory_bandwidth",
     # data
     "RUNTIMES", "PACKAGES", "CPU_FEATURES",
 ]
@@ -445,6 +445,34 @@ def matmul_gflops(dtype: str = "float32", n: int = 1024, min_time_s: float = 0.3
     sync()
     elapsed = time.perf_counter() - start
     return 2 * n**3 * reps / elapsed / 1e9
+
+
+def memory_bandwidth(mb: int = 256, min_time_s: float = 0.3, device: str = "cpu") -> float:
+    """Measured memory bandwidth, GB/s: repeated copies of an ``mb``-megabyte buffer (read + write).
+
+    The buffer should be far larger than the last-level cache so the copy streams from DRAM.
+    Introduced in notebook 03 for the roofline.
+    """
+    import torch
+
+    if mb < 1:
+        raise ValueError(f"mb={mb} must be >= 1 (megabytes to copy)")
+    if min_time_s <= 0:
+        raise ValueError(f"min_time_s={min_time_s} must be > 0")
+    dev = torch.device(device)
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    n = mb * 10**6 // 4
+    src = torch.ones(n, device=dev)
+    dst = torch.empty_like(src)
+    dst.copy_(src)
+    sync()
+    reps, start = 0, time.perf_counter()
+    while time.perf_counter() - start < min_time_s:
+        dst.copy_(src)
+        reps += 1
+    sync()
+    elapsed = time.perf_counter() - start
+    return 2 * 4 * n * reps / elapsed / 1e9
 
 
 def _gib(n: int | None) -> str:

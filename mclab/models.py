@@ -57,8 +57,10 @@ def zoo(name: str, *, seed: int = 0) -> ZooModel:
 
     names = zoo_names()
     if name not in names:
-        close = [n for n in names if name.split("_")[0] in n][:8]
-        raise ValueError(f"model={name!r} is not a torchvision classifier; e.g. {close or names[:8]}")
+        import difflib
+
+        close = difflib.get_close_matches(name, names, n=5, cutoff=0.5) or names[:8]
+        raise ValueError(f"model={name!r} is not a torchvision classifier; did you mean one of {close}?")
     weights = get_model_weights(name).DEFAULT
     meta = weights.meta
     crop = weights.transforms().crop_size[0]

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-__all__ = ["use_style", "axis_label", "distribution", "tradeoff", "bars", "triangle", "pareto_front"]
+__all__ = ["use_style", "axis_label", "distribution", "tradeoff", "bars", "triangle", "pareto_front", "roofline"]
 
 # One palette for the whole kit; variants keep their colour from figure to figure.
 PALETTE = "colorblind"
@@ -119,6 +119,34 @@ def bars(values: Mapping[str, float], *, name: str, unit: str, baseline: str | N
     ax.set_xlim(0, max(vals) * 1.35 if max(vals) > 0 else 1)
     ax.set_xlabel(axis_label(name, unit))
     ax.set_title(title or name)
+    return ax
+
+
+def roofline(peak_gflops: float, bandwidth_gbs: float, intensities: Sequence[float], gflops: Sequence[float],
+             labels: Sequence[str], *, ax: "Axes | None" = None, title: str | None = None) -> "Axes":
+    """Log-log roofline: the memory slope and compute ceiling, with each point at (FLOP/byte, GFLOP/s)."""
+    import numpy as np
+
+    if not (len(intensities) == len(gflops) == len(labels)):
+        raise ValueError(f"intensities, gflops and labels must have equal lengths, got "
+                         f"{len(intensities)}, {len(gflops)}, {len(labels)}")
+    if peak_gflops <= 0 or bandwidth_gbs <= 0:
+        raise ValueError(f"peak_gflops={peak_gflops} and bandwidth_gbs={bandwidth_gbs} must be > 0")
+    ax = _ax(ax)
+    ridge = peak_gflops / bandwidth_gbs
+    lo = min([ridge / 100, *[i / 2 for i in intensities]])
+    hi = max([ridge * 100, *[i * 2 for i in intensities]])
+    xs = np.geomspace(lo, hi, 200)
+    ax.loglog(xs, np.minimum(peak_gflops, bandwidth_gbs * xs), "k-", lw=2,
+              label=f"roof: {peak_gflops:.0f} GFLOP/s, {bandwidth_gbs:.1f} GB/s")
+    ax.axvline(ridge, color="0.5", ls=":", lw=1, label=f"ridge {ridge:.1f} FLOP/byte")
+    for i, (x, y, lab) in enumerate(zip(intensities, gflops, labels)):
+        ax.scatter(x, y, s=60, color=f"C{i % 10}", zorder=3)
+        ax.annotate(lab, (x, y), textcoords="offset points", xytext=(5, 3), fontsize=8)
+    ax.set_xlabel(axis_label("arithmetic intensity", "FLOP/byte"))
+    ax.set_ylabel(axis_label("achieved", "GFLOP/s"))
+    ax.set_title(title or "Roofline of this machine")
+    ax.legend(loc="lower right")
     return ax
 
 

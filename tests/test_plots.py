@@ -43,3 +43,13 @@ def test_tradeoff_bars_triangle():
         plots.tradeoff([1], [1, 2], ["a"], x_name="a", x_unit="s", y_name="b", y_unit="s")
     with pytest.raises(ValueError, match="three non-negative"):
         plots.triangle({"m": (0, 0, 0)})
+
+
+def test_roofline_draws_the_roof_and_ridge():
+    ax = plots.roofline(100.0, 10.0, [1.0, 50.0], [8.0, 60.0], ["memory-bound", "compute-bound"])
+    line = ax.get_lines()[0]
+    xs, ys = line.get_data()
+    assert np.allclose(ys, np.minimum(100.0, 10.0 * xs))  # the roof is min(peak, bandwidth × intensity)
+    assert any("ridge 10.0" in t.get_text() for t in ax.get_legend().get_texts())
+    with pytest.raises(ValueError, match="equal lengths"):
+        plots.roofline(1, 1, [1], [1, 2], ["a"])
