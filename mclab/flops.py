@@ -18,7 +18,7 @@ import math
 import weakref
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -388,6 +388,16 @@ def memory(model: "torch.nn.Module", example_inputs: Any) -> MemoryReport:
         torch.cuda.synchronize(dev)
         peak, method = torch.cuda.max_memory_allocated(dev) - base, "torch.cuda.max_memory_allocated"
     return MemoryReport(int(inputs[0].shape[0]), str(dev), weights, in_bytes, tracker.total, peak, method)
+
+
+def peak_tensor_bytes(fn: "Callable[[], Any]") -> tuple[Any, int]:
+    """Run ``fn()`` under the kit's live-storage accounting; returns (its result, peak bytes of tensors it
+    created that were alive at once). Counts what PyTorch allocates (a KV cache, activations), not what the
+    allocator keeps cached, so it does not depend on what ran before. Used by notebook 13."""
+    tracker = _tracker()
+    with tracker:
+        result = fn()
+    return result, tracker.peak
 
 
 def roofline(peak_gflops: float, bandwidth_gbs: float, label: str = "") -> Roofline:

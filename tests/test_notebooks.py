@@ -219,6 +219,34 @@ def check_03(m):
     assert m["n_above_roof"] == sum(a > r for a, r in zip(m["achieved_gflops"], roof))
 
 
+@checks("13_edge_llms.ipynb")
+def check_13(m):
+    assert m["greedy_identical"] and m["gguf_blocks_identical"]
+    lo, _ = m["kv_speedup_ci"]
+    assert lo > 1 and lo <= m["kv_speedup"]  # the cache helps even at FAST's short generations
+    assert m["kv_measured_bytes"] == m["kv_formula_bytes"]  # 2 x layers x kv-heads x head-dim x seq x bytes
+    assert m["prefill_intensity"] > 10 * m["decode_intensity"]  # prefill compute-bound, decode memory-bound
+    assert m["prefill_tokens_per_s"] > m["decode_tokens_per_s"] > 0
+    names, ppl, ratio = m["format_names"], m["format_perplexity"], m["format_bytes_vs_fp32"]
+    fp32 = ppl[names.index("fp32")]
+    assert ratio[names.index("fp16")] == 0.5 and ratio[names.index("INT4 RTN g32")] <= 0.16
+    for name, p in zip(names, ppl):
+        if name.startswith("INT8") or name in ("fp16", "bf16"):
+            assert p == pytest.approx(fp32, rel=0.01), name
+        elif name.startswith("INT4"):
+            assert p == pytest.approx(fp32, rel=0.10), name
+    gguf = m["gguf_file_bytes"]
+    assert gguf["F32"] > gguf["F16"] > gguf["Q8_0"] > gguf["Q4_0"]
+    assert m["gguf_perplexity"]["F32"] == pytest.approx(fp32, rel=1e-4)
+    assert m["gguf_perplexity"]["Q8_0"] == pytest.approx(fp32, rel=0.01)
+    # a 7B model in q4_0: 4.5 bits per weight; its KV cache at 4096 tokens in FP16 is 2 GiB
+    assert m["seven_b_q4_0_weights_gb"] == pytest.approx(6.74e9 * 4.5 / 8 / 1e9, rel=0.02)
+    assert m["seven_b_kv_4096_gb"] == pytest.approx(2 * 32 * 32 * 128 * 4096 * 2 / 1e9)
+    kv_512 = m["seven_b_kv_4096_gb"] / 8  # decode at a 512-token context reads every weight and the cache
+    assert m["seven_b_q4_0_phone_tokens_per_s"] == pytest.approx(m["phone_gbs"] / (m["seven_b_q4_0_weights_gb"] + kv_512),
+                                                                 rel=1e-3)
+
+
 @pytest.mark.notebooks
 @pytest.mark.parametrize("path", PATHS, ids=lambda p: p.name)
 def test_notebook_runs_fast_and_records(path):

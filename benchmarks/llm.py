@@ -1,0 +1,91 @@
+"""Benchmark of mclab.llm on this CPU (reports, never fails on speed).
+
+Measured in one run:
+1. decoding 256 tokens with the KV cache vs without, interleaved round by round (target: >= 3x faster);
+2. bytes of the INT4 group-32 packed linear weights, scales and zero-points included (target: <= 0.16x FP32);
+3. held-out perplexity of FP32, FP16, BF16, INT8 and INT4 (RTN, AWQ-style, GPTQ-style) at group sizes 32/64/128
+   (targets: INT8 within 1 % of FP32, INT4 RTN within 10 %, AWQ-style and GPTQ-style no worse than RTN at the
+   same group size).
+
+Run: `.venv/bin/python benchmarks/llm.py [out.json] [--threads N]` (default build/bench/llm.json).
+The model is the cached checkpoint of `mclab.llm.pretrained()` (trained on first use, a few minutes).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from mclab import bench, llm
+
+GROUPS = (32, 64, 128)
+
+
+def main(out: Path = Path("build/bench/llm.json"), threads: int | None = None, rounds: int = 3) -> dict:
+    start = time.perf_counter()
+    with bench.set_threads(threads):
+        model, trained = llm.pretrained()
+        data = llm.corpus()
+        prompt = data.val[:16].tolist()
+
+        # 1. KV cache: 256 new tokens each way, interleaved (A = no cache, B = cache)
+        def run(use_cache: bool):
+            return lambda: llm.generate(model, prompt, llm.GenerateConfig(max_new_tokens=256, use_cache=use_cache))
+        same = run(True)().new_tokens == run(False)().new_tokens
+        ab = bench.compare(run(False), run(True), rounds=rounds, calls_per_round=1, warmup=0,
+                           label_a="no cache", label_b="KV cache")
+
+        # 2 + 3. weight formats
+        formats = ["fp16", "bf16"] + [llm.WeightQuantConfig(bits=8, group_size=g) for g in GROUPS] + [
+            llm.WeightQuantConfig(bits=4, group_size=g, method=m) for g in GROUPS for m in ("rtn", "awq", "gptq")]
+        calib = llm.calibrate(model, data.train[-8192:], n_tokens=4096)  # calibration text is training text
+        table = llm.compare_formats(model, formats, data.val, calib=calib)
+
+    rows = {r.name: r for r in table.rows}
+    fp32 = rows["fp32"].perplexity
+    int8_worst = max(rows[f"INT8 RTN g{g}"].ppl_change_pct for g in GROUPS)
+    rtn4 = {g: rows[f"INT4 RTN g{g}"].perplexity for g in GROUPS}
+    targets = {
+        "kv_cache_speedup_ge_3x": ab.speedup >= 3,
+        "int4_g32_bytes_le_0.16x": rows["INT4 RTN g32"].bytes_vs_fp32 <= 0.16,
+        "int8_ppl_within_1pct": int8_worst <= 1.0,
+        "int4_rtn_ppl_within_10pct": all(p / fp32 - 1 <= 0.10 for p in rtn4.values()),
+        "awq_no_worse_than_rtn": all(rows[f"INT4 AWQ g{g}"].perplexity <= rtn4[g] for g in GROUPS),
+        "gptq_no_worse_than_rtn": all(rows[f"INT4 GPTQ g{g}"].perplexity <= rtn4[g] for g in GROUPS),
+    }
+    result = {
+        "model": {"params": trained.n_params, "config": model.cfg.as_dict(), "val_perplexity": trained.val_perplexity,
+                  "train_s": trained.train_s, "from_cache": trained.from_cache},
+        "threads": torch.get_num_threads() if threads is None else threads,
+        "greedy_tokens_identical": same,
+        "kv_cache": ab.as_dict(), "kv_cache_speedup": ab.speedup,
+        "formats": table.as_dict()["rows"], "targets": targets, "wall_s": time.perf_counter() - start,
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+
+    print(f"model: {trained.n_params / 1e6:.2f} M params, FP32 held-out perplexity {fp32:.3f} "
+          f"({'cached' if trained.from_cache else f'trained in {trained.train_s:.0f} s'}), threads {result['threads']}")
+    print(f"decode 256 tokens: no cache {ab.a.p50_ms / 1e3:.2f} s, KV cache {ab.b.p50_ms / 1e3:.2f} s -> "
+          f"{ab.speedup:.1f}x (interleaved, {rounds} rounds); greedy tokens identical: {same}")
+    print(f"\n{'format':16s} {'perplexity':>10s} {'vs FP32':>8s} {'bytes':>10s} {'x FP32':>7s} {'tok/s':>7s} {'prep s':>7s}")
+    for r in table.rows:
+        print(f"{r.name:16s} {r.perplexity:10.4f} {r.ppl_change_pct:+7.2f}% {r.linear_bytes:10d} "
+              f"{r.bytes_vs_fp32:7.4f} {r.decode_tokens_per_s:7.1f} {r.prepare_s:7.2f}")
+    print()
+    for k, v in targets.items():
+        print(f"{k:28s} {'met' if v else 'MISSED'}")
+    print(f"written to {out} ({result['wall_s']:.0f} s)")
+    return result
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("out", nargs="?", type=Path, default=Path("build/bench/llm.json"))
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's setting)")
+    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds for the KV-cache comparison")
+    a = p.parse_args()
+    main(a.out, a.threads, a.rounds)

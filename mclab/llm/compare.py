@@ -1,0 +1,110 @@
+"""Side-by-side comparison of weight formats: perplexity, bytes, decode speed and a sample, per variant.
+
+``compare_formats(model, ["fp32", "bf16", WeightQuantConfig(bits=4, method="gptq")], val, calib)``
+returns a :class:`FormatTable` (``to_frame()`` for a DataFrame). Used by notebook 13 and
+``benchmarks/llm.py``.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Sequence
+
+import torch
+
+from .generate import GenerateConfig, generate
+from .quant import Calibration, WeightQuantConfig, calibrate, cast, linear_weight_bytes, quantized
+from .tokenizer import ByteTokenizer
+from .train import perplexity
+
+__all__ = ["FormatResult", "FormatTable", "compare_formats", "FLOAT_FORMATS"]
+
+FLOAT_FORMATS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+@dataclass
+class FormatResult:
+    """One weight format: perplexity on held-out text, bytes of the linear weights (scales included), speed, a sample."""
+
+    name: str
+    method: str  # "float" | "rtn" | "awq" | "gptq"
+    bits: int
+    group_size: int | None
+    perplexity: float
+    linear_bytes: int
+    bytes_vs_fp32: float  # linear_bytes / the FP32 linear bytes
+    ppl_change_pct: float  # vs FP32, percent
+    decode_tokens_per_s: float
+    prepare_s: float  # time to cast or quantise (AWQ search, GPTQ solve)
+    sample: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class FormatTable:
+    rows: list[FormatResult] = field(default_factory=list)
+
+    def __getitem__(self, name: str) -> FormatResult:
+        for r in self.rows:
+            if r.name == name:
+                return r
+        raise KeyError(f"no format named {name!r}; have {[r.name for r in self.rows]}")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"rows": [r.as_dict() for r in self.rows]}
+
+    def to_frame(self):
+        import pandas as pd
+
+        return pd.DataFrame([r.as_dict() for r in self.rows]).set_index("name")
+
+
+def _name(v: str | WeightQuantConfig) -> str:
+    return v if isinstance(v, str) else v.label
+
+
+def compare_formats(model: torch.nn.Module, formats: Sequence[str | WeightQuantConfig], val_tokens,
+                    calib: Calibration | None = None, calib_tokens=None, eval_tokens: int | None = None,
+                    prompt: str = "The for statement", decode_tokens: int = 48) -> FormatTable:
+    """Evaluate ``model`` in each of ``formats`` ("fp32", "fp16", "bf16" or a :class:`WeightQuantConfig`).
+
+    Perplexity uses the first ``eval_tokens`` of ``val_tokens`` (all when None). AWQ/GPTQ formats use
+    ``calib`` (or build it from ``calib_tokens``). Decode speed: one greedy generation of ``decode_tokens``
+    with the KV cache after a short warm-up. Returns a :class:`FormatTable`; the FP32 row is always computed.
+    """
+    for f in formats:
+        if isinstance(f, str) and f not in FLOAT_FORMATS:
+            raise ValueError(f"format {f!r} is not known; allowed: {', '.join(FLOAT_FORMATS)} or a WeightQuantConfig")
+        if not isinstance(f, (str, WeightQuantConfig)):
+            raise TypeError(f"format must be a str or WeightQuantConfig, got {type(f).__name__}")
+    needs_calib = any(isinstance(f, WeightQuantConfig) and f.method != "rtn" for f in formats)
+    if needs_calib and calib is None:
+        if calib_tokens is None:
+            raise ValueError("AWQ/GPTQ formats need calib= or calib_tokens= (calibration text, not the evaluation text)")
+        calib = calibrate(model, calib_tokens)
+    tok = ByteTokenizer()
+    ids = tok.encode(prompt)
+    fp32_bytes = linear_weight_bytes(model)
+    table = FormatTable()
+    ordered = ["fp32"] + [f for f in formats if f != "fp32"]
+    for f in ordered:
+        t = time.perf_counter()
+        if isinstance(f, str):
+            m = model if f == "fp32" else cast(model, FLOAT_FORMATS[f])
+            method, bits, group = "float", FLOAT_FORMATS[f].itemsize * 8, None
+        else:
+            m, _ = quantized(model, f, calib)
+            method, bits, group = f.method, f.bits, f.group_size
+        prep = time.perf_counter() - t
+        ppl = perplexity(m, val_tokens, max_tokens=eval_tokens)
+        generate(m, ids, GenerateConfig(max_new_tokens=4))  # warm-up
+        g = generate(m, ids, GenerateConfig(max_new_tokens=decode_tokens))
+        base = table.rows[0].perplexity if table.rows else ppl
+        lb = linear_weight_bytes(m)
+        table.rows.append(FormatResult(
+            name=_name(f), method=method, bits=bits, group_size=group, perplexity=ppl, linear_bytes=lb,
+            bytes_vs_fp32=lb / fp32_bytes, ppl_change_pct=100 * (ppl / base - 1),
+            decode_tokens_per_s=g.decode_tokens_per_s, prepare_s=prep, sample=prompt + tok.decode(g.new_tokens)))
+    return table
