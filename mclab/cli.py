@@ -1,4 +1,4 @@
-"""The ``mclab`` command: ``doctor``, ``bench``, ``flops``, ``notebooks``, ``report``.
+"""The ``mclab`` command: ``doctor``, ``bench``, ``compare``, ``flops``, ``notebooks``, ``report``.
 
 Each subcommand is a thin layer over a library verb; bad input ends with a one-line
 message and exit status 2, a failing notebook with exit status 1.
@@ -35,16 +35,17 @@ def _bench(args: argparse.Namespace) -> int:
     from . import bench, runtimes
 
     runner = runtimes.load(args.model, args.runtime, batch=args.batch, threads=args.threads,
-                           input_shape=args.input_shape)
+                           input_shape=args.input_shape, precision=args.precision)
     x = runner.example_input()
     cfg = bench.BenchConfig(warmup=args.warmup, min_iters=args.iters, min_time_s=args.min_time,
                             threads=args.threads, batch=args.batch)
     result = bench.measure(runner.run, x, config=cfg, label=f"{args.model} on {args.runtime}")
     if args.json:
         print(json.dumps({**result.summary(), "model": args.model, "runtime": args.runtime,
-                          "input_shape": list(runner.input_shape), "precision": runner.precision}, indent=2))
+                          "input_shape": list(runner.input_shape), "precision": runner.precision,
+                          "requested_precision": args.precision}, indent=2))
     else:
-        print(f"{args.model} on {args.runtime} ({runner.precision}), input {runner.input_shape}")
+        print(f"{args.model} on {args.runtime} ({runner.precision}, asked {args.precision}), input {runner.input_shape}")
         print(result)
     return 0
 
@@ -62,6 +63,17 @@ def _flops(args: argparse.Namespace) -> int:
     for row in top:
         print(f"{row['name'][:40]:40s} {row['type'][:18]:18s} {row['macs'] / 1e6:10.2f} {row['params']:10d}")
     print(f"not counted as MACs: {', '.join(f'{k} x{v}' for k, v in r.uncounted.items()) or 'nothing'}")
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from .runtimes import CompareConfig, compare_runtimes
+
+    cfg = CompareConfig(targets=tuple(args.runtimes) if args.runtimes else None, batch=args.batch,
+                        threads=args.threads, input_shape=args.input_shape, rounds=args.rounds,
+                        calls_per_round=args.calls)
+    result = compare_runtimes(args.model, cfg)
+    print(json.dumps(result.as_dict(), indent=2) if args.json else result)
     return 0
 
 
@@ -103,6 +115,8 @@ def _add_run_options(p: argparse.ArgumentParser, out: str) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .runtimes import PRECISIONS, RUNTIMES  # the registry module imports no framework
+
     parser = argparse.ArgumentParser(prog="mclab", description="Model Compilation Lab helper commands")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -112,10 +126,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="measure a model's latency percentiles on one runtime")
     p.add_argument("model", help="a torchvision model name (resnet18) or a path to an .onnx file")
-    p.add_argument("--runtime", default=None, help="torch (default for names) or onnxruntime (default for .onnx)")
+    p.add_argument("--runtime", default=None, help=f"one of {', '.join(RUNTIMES)}; torch is the default for names, onnxruntime for .onnx")
     p.add_argument("--batch", type=int, default=1, help="items per call (default 1)")
     p.add_argument("--threads", type=int, default=None, help="intra-op threads for the runtime")
     p.add_argument("--input-shape", type=_shape, default=None, help="input shape without batch, e.g. 3,224,224")
+    p.add_argument("--precision", default="fp32", choices=PRECISIONS,
+                   help="precision to ask the runtime for (default fp32; 'default' lets it choose)")
     p.add_argument("--warmup", type=int, default=10, help="untimed calls after the cold one (default 10)")
     p.add_argument("--iters", type=int, default=100, help="at least this many timed calls (default 100)")
     p.add_argument("--min-time", type=float, default=1.0, help="and at least this many seconds (default 1)")
@@ -129,6 +145,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--layers", action="store_true", help="include the per-layer table in --json output")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=_flops)
+
+    p = sub.add_parser("compare", help="the same model on every runtime: latency, precision, error, size")
+    p.add_argument("model", help="a torchvision model name (resnet18)")
+    p.add_argument("--runtimes", nargs="+", metavar="RUNTIME[:PRECISION]", default=None,
+                   help="e.g. onnxruntime openvino:bf16 (default: every registered runtime at fp32)")
+    p.add_argument("--batch", type=int, default=1, help="items per call (default 1)")
+    p.add_argument("--threads", type=int, default=None, help="threads for every runtime (default: all usable cores)")
+    p.add_argument("--input-shape", type=_shape, default=None, help="input shape without batch, e.g. 3,224,224")
+    p.add_argument("--rounds", type=int, default=10, help="interleaved rounds (default 10)")
+    p.add_argument("--calls", type=int, default=10, help="timed calls per runtime per round (default 10)")
+    p.add_argument("--json", action="store_true", help="print the table, manifest and warnings as JSON")
+    p.set_defaults(func=_compare)
 
     p = sub.add_parser("notebooks", help="execute notebooks headlessly with papermill")
     _add_run_options(p, "build/notebooks")

@@ -80,3 +80,81 @@ def test_cli_bench_json(tiny_onnx):
 def test_cli_bench_errors_are_one_line(args, match):
     r = _mclab("bench", *args)
     assert r.returncode == 2 and match in r.stderr and "Traceback" not in r.stderr
+
+
+# ----------------------------------------------------------------------------- export, OpenVINO, compare
+
+def _tiny_module():
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.BatchNorm2d(8), torch.nn.ReLU(),
+                               torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(8, 4)).eval()
+
+
+def test_export_checks_and_verifies(tmp_path):
+    from mclab.runtimes import export
+
+    res = export.export_onnx(_tiny_module(), tmp_path / "m.onnx", export.ExportConfig(input_shape=(3, 16, 16)))
+    assert res.checker_ok and res.max_abs_err is not None and res.max_abs_err < 1e-5
+    assert res.verified_batches == [1, 2]  # the dynamic batch really runs
+    assert res.ops["Conv"] == 1 and res.n_nodes == sum(res.ops.values()) and res.size_bytes > 0
+    with pytest.raises(ValueError, match="opset=3"):
+        export.ExportConfig(opset=3)
+    with pytest.raises(ValueError, match="input_shape is required"):
+        export.export_onnx(_tiny_module(), tmp_path / "x.onnx")
+
+
+class _Unexportable(torch.nn.Module):
+    def forward(self, x):
+        return torch.fft.fft2(x).abs()  # no ONNX symbolic for aten::fft_fft2 in the TorchScript exporter
+
+
+def test_export_failure_names_the_operator(tmp_path):
+    from mclab.runtimes import export
+
+    with pytest.raises(ValueError, match="cannot export _Unexportable.*fft"):
+        export.export_onnx(_Unexportable(), tmp_path / "f.onnx", export.ExportConfig(input_shape=(3, 8, 8)))
+
+
+def test_openvino_pins_fp32_and_reads_back_its_precision(tiny_onnx, tmp_path):
+    model, path = tiny_onnx
+    r = runtimes.load(str(path), "openvino", batch=2, threads=1, input_shape=(3, 32, 32))
+    assert r.precision == "fp32" and r.requested == "fp32" and r.input_shape == (2, 3, 32, 32)
+    x = r.example_input()
+    with torch.inference_mode():
+        expected = model(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(r.run(x), expected, atol=1e-4)
+    default = runtimes.load(str(path), "openvino", batch=2, threads=1, input_shape=(3, 32, 32), precision="default")
+    assert default.precision in ("fp32", "bf16", "fp16")  # whatever the CPU plugin chose, read back
+    from mclab.runtimes import openvino as ovrt
+
+    ir = ovrt.to_ir(path, tmp_path / "m.xml")
+    assert ir["bin_bytes"] > 0 and runtimes.load(ir["xml"], "openvino", input_shape=(3, 32, 32)).size_bytes == \
+        ir["xml_bytes"] + ir["bin_bytes"]
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"garbage")
+    with pytest.raises(ValueError, match="cannot load"):
+        runtimes.load(str(bad), "openvino", input_shape=(3, 32, 32))
+    with pytest.raises(ValueError, match="float32 array of shape"):
+        r.run(x.astype(np.float64))
+    with pytest.raises(ValueError, match="precision='int8' is not supported by runtime='openvino'"):
+        runtimes.load(str(path), "openvino", precision="int8")
+
+
+def test_compare_runtimes_table_manifest_and_skips():
+    cmp = runtimes.compare_runtimes(_tiny_module(), runtimes.CompareConfig(
+        targets=("onnxruntime", "openvino", "tensorrt", "onnxruntime:bf16"), input_shape=(3, 16, 16), threads=1,
+        rounds=2, calls_per_round=3, warmup=1))
+    assert [r.label for r in cmp.rows] == ["torch:fp32", "onnxruntime:fp32", "openvino:fp32", "tensorrt:fp32",
+                                           "onnxruntime:bf16"]
+    ref, ort_, ov_ = cmp.rows[:3]
+    assert ref.max_abs_err == 0 and ref.speedup == 1 and ref.top1_agreement == 1
+    for row in (ort_, ov_):
+        assert row.ok and row.precision == "fp32" and row.max_abs_err < 1e-4 and row.samples == 6
+        assert row.p50_ms <= row.p99_ms and row.size_bytes > 0
+    assert cmp.rows[4].status.startswith("skipped: onnxruntime does not take precision bf16")
+    if not runtimes.available("tensorrt")[0]:
+        assert cmp.rows[3].status.startswith("skipped:") and any("tensorrt" in w for w in cmp.warnings)
+    assert cmp.manifest["threads"] == 1 and cmp.manifest["same_input_for_all"]
+    assert json.loads(json.dumps(cmp.as_dict()))["rows"][1]["runtime"] == "onnxruntime"
+    with pytest.raises(ValueError, match="runtime 'onnx' is unknown"):
+        runtimes.CompareConfig(targets=("onnx",))

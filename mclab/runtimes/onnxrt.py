@@ -1,42 +1,106 @@
-"""ONNX Runtime on the CPU execution provider."""
+"""ONNX Runtime on the CPU execution provider, at FP32 or INT8 (static QDQ quantisation)."""
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from . import Runner
 
+__all__ = ["build", "session", "quantize_int8"]
 
-def build(model: str, *, batch: int, threads: int | None, input_shape: tuple[int, ...] | None) -> Runner:
+
+def session(path: str, threads: int | None = None, *, level: str = "all", sequential: bool = True,
+            optimized_path: str | None = None) -> Any:
+    """An ``InferenceSession`` on the CPU with ``threads`` intra-op threads, a graph optimisation
+    ``level`` (disable, basic, extended, all), an execution mode, and optionally the optimised graph
+    written to ``optimized_path``. A file ONNX Runtime cannot read raises ``ValueError``."""
     import onnxruntime as ort
 
     from ..bench import ort_session_options
 
+    levels = {"disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL, "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+              "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED, "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}
+    if level not in levels:
+        raise ValueError(f"level={level!r}; allowed: {list(levels)}")
     so = ort_session_options(threads) if threads else ort.SessionOptions()
+    so.graph_optimization_level = levels[level]
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL if sequential else ort.ExecutionMode.ORT_PARALLEL
+    if optimized_path:
+        so.optimized_model_filepath = optimized_path
     try:
-        sess = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
     except Exception as e:  # onnxruntime raises its own exception types for corrupt files
         first = str(e).strip().splitlines()[0][:200]
-        raise ValueError(f"cannot load {model!r} as an ONNX model: {first}") from None
+        raise ValueError(f"cannot load {path!r} as an ONNX model: {first}") from None
+
+
+def quantize_int8(path: str, out_path: str, input_shape: tuple[int, ...], *, n_calib: int = 8, seed: int = 0,
+                  per_channel: bool = True) -> str:
+    """Static INT8 quantisation (QDQ, symmetric INT8 weights and activations) of an FP32 ONNX file,
+    calibrated with ``n_calib`` random inputs of ``input_shape`` (B, C, H, W) (min-max); returns ``out_path``."""
+    import numpy as np
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Reader(CalibrationDataReader):
+        def __init__(self, name: str) -> None:
+            rng = np.random.default_rng(seed)
+            self.items = iter([{name: rng.standard_normal(input_shape, dtype=np.float32)} for _ in range(n_calib)])
+
+        def get_next(self) -> dict | None:
+            return next(self.items, None)
+
+    pre = out_path + ".pre.onnx"
+    quant_pre_process(path, pre, skip_symbolic_shape=True)
+    name = session(pre, 1).get_inputs()[0].name
+    quantize_static(pre, out_path, Reader(name), quant_format=QuantFormat.QDQ, per_channel=per_channel,
+                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
+    os.remove(pre)
+    return out_path
+
+
+def build(model: Any, *, batch: int, threads: int | None, input_shape: tuple[int, ...] | None,
+          precision: str = "fp32") -> Runner:
+    """A :class:`Runner` on ONNX Runtime (CPU). ``model``: an ``.onnx`` file, a torchvision name or a
+    module (exported first). ``precision="int8"`` quantises a copy statically (random calibration data)."""
+    import onnxruntime as ort
+
+    from .export import onnx_for, remove_with
+
+    path, shape, tmp = onnx_for(model, batch, input_shape)
+    sess = session(path, threads)
     inp = sess.get_inputs()[0]
     declared = list(inp.shape)  # dims are ints, or names / None where dynamic
-    if input_shape is not None:
-        if len(input_shape) != len(declared) - 1:
-            raise ValueError(f"input shape {tuple(input_shape)} has {len(input_shape)} dims; {model} expects "
+    if shape:
+        if len(shape) != len(declared) - 1:
+            raise ValueError(f"input shape {tuple(shape)} has {len(shape)} dims; {path} expects "
                              f"{len(declared) - 1} after the batch ({declared})")
-        for want, have in zip(input_shape, declared[1:]):
+        for want, have in zip(shape, declared[1:]):
             if isinstance(have, int) and have != want:
-                raise ValueError(f"input shape {tuple(input_shape)} does not fit {model}: it declares {declared}")
-        rest = tuple(int(d) for d in input_shape)
+                raise ValueError(f"input shape {tuple(shape)} does not fit {path}: it declares {declared}")
+        rest = tuple(int(d) for d in shape)
     else:
         if any(not isinstance(d, int) for d in declared[1:]):
-            raise ValueError(f"{model} has dynamic dims {declared}; pass --input-shape")
+            raise ValueError(f"{path} has dynamic dims {declared}; pass --input-shape")
         rest = tuple(declared[1:])
     if isinstance(declared[0], int) and declared[0] != batch:
-        raise ValueError(f"batch={batch} does not fit {model}: its batch dim is fixed at {declared[0]}")
-    name, out_name = inp.name, sess.get_outputs()[0].name
-    precision = {"tensor(float)": "fp32", "tensor(float16)": "fp16"}.get(inp.type, inp.type)
+        raise ValueError(f"batch={batch} does not fit {path}: its batch dim is fixed at {declared[0]}")
+    actual = {"tensor(float)": "fp32", "tensor(float16)": "fp16"}.get(inp.type, inp.type)
+    if precision == "int8":
+        import tempfile
+
+        tmp = tmp or tempfile.mkdtemp(prefix="mclab-onnx-")
+        path = quantize_int8(path, os.path.join(tmp, "int8.onnx"), (batch, *rest))
+        sess = session(path, threads)
+        actual = "int8"
+    name, out_name = sess.get_inputs()[0].name, sess.get_outputs()[0].name
 
     def run(x: Any) -> Any:
         return sess.run([out_name], {name: x})[0]
 
-    return Runner(model, "onnxruntime", (batch, *rest), precision, threads or so.intra_op_num_threads, run, file=model)
+    label = model if isinstance(model, str) else type(model).__name__
+    used = threads or sess.get_session_options().intra_op_num_threads or None
+    runner = Runner(label, "onnxruntime", (batch, *rest), actual, used, run, file=path,
+                    info={"version": ort.__version__, "providers": sess.get_providers()}, handle=sess)
+    remove_with(runner, tmp)
+    return runner

@@ -1,31 +1,44 @@
-"""PyTorch eager mode (the baseline every other runtime is compared with)."""
+"""PyTorch eager mode (the baseline every other runtime is compared with), FP32 or BF16 autocast."""
 from __future__ import annotations
 
 from typing import Any
 
 from . import Runner
 
+__all__ = ["build"]
 
-def build(model: str, *, batch: int, threads: int | None, input_shape: tuple[int, ...] | None) -> Runner:
+
+def build(model: Any, *, batch: int, threads: int | None, input_shape: tuple[int, ...] | None,
+          precision: str = "fp32") -> Runner:
+    """A :class:`Runner` on PyTorch eager. ``model``: a torchvision name (random weights) or a module.
+    ``precision="bf16"`` runs under CPU autocast to bfloat16 and returns FP32 outputs."""
+    import contextlib
+
     import numpy as np
     import torch
 
     from ..models import zoo
 
-    zm = zoo(model)  # raises ValueError naming torchvision's models for an unknown name
-    shape = (batch, *(input_shape or zm.input_shape[1:]))
+    if isinstance(model, str):
+        zm = zoo(model)  # raises ValueError naming torchvision's models for an unknown name
+        module, default, label = zm.module, zm.input_shape[1:], model
+    else:
+        module, default, label = model.eval(), input_shape, type(model).__name__
+    shape = (batch, *(input_shape or default))
     if threads is not None:
         torch.set_num_threads(threads)
-    module = zm.module
+    bf16 = precision == "bf16"
 
     def run(x: Any) -> Any:
-        with torch.inference_mode():
-            return module(torch.from_numpy(np.ascontiguousarray(x))).numpy()
+        amp = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+        with torch.inference_mode(), amp:
+            return module(torch.from_numpy(x)).float().numpy()
 
-    runner = Runner(model, "torch", tuple(shape), "fp32", threads or torch.get_num_threads(), run)
+    runner = Runner(label, "torch", tuple(shape), "bf16" if bf16 else "fp32", threads or torch.get_num_threads(), run,
+                    info={"version": torch.__version__}, handle=module)
     try:  # fail here, with the shape named, rather than deep inside a timing loop
         runner.run(runner.example_input())
     except RuntimeError as e:
         first = str(e).strip().splitlines()[0]
-        raise ValueError(f"input shape {shape[1:]} does not fit {model}: {first}") from None
+        raise ValueError(f"input shape {shape[1:]} does not fit {label}: {first}") from None
     return runner

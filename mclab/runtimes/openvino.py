@@ -1,0 +1,174 @@
+"""OpenVINO on the CPU plugin: ONNX or IR in, a compiled model out, and the precision it really uses.
+
+On CPUs with native BF16 (AVX512-BF16 / AMX, e.g. Sapphire Rapids) the CPU plugin's default
+``INFERENCE_PRECISION_HINT`` is ``bf16``: a model "run in FP32" silently computes in BF16. This module
+always reads the hint back from the compiled model, and ``precision="fp32"`` pins ``f32``.
+Introduced in notebook 10.
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from . import Runner
+
+__all__ = ["build", "compile_model", "actual_precision", "to_ir", "async_throughput", "AsyncResult", "HINTS"]
+
+_TO_OV = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
+_FROM_OV = {"f32": "fp32", "bf16": "bf16", "f16": "fp16", "i8": "int8", "u8": "int8"}
+HINTS = ("LATENCY", "THROUGHPUT", "CUMULATIVE_THROUGHPUT")
+
+
+def actual_precision(compiled: Any) -> str:
+    """The precision a compiled model computes in (``INFERENCE_PRECISION_HINT`` read back): fp32, bf16, fp16."""
+    hint = compiled.get_property("INFERENCE_PRECISION_HINT")
+    hint = (hint.to_string() if hasattr(hint, "to_string") else str(hint)).lower()  # an openvino.Type
+    return _FROM_OV.get(hint, hint)
+
+
+def _read(path: str, batch: int, input_shape: tuple[int, ...]) -> Any:
+    import openvino as ov
+
+    try:
+        m = ov.Core().read_model(path)
+    except RuntimeError as e:  # OpenVINO raises RuntimeError with a long C++ trace for bad files
+        first = next((ln for ln in str(e).splitlines() if ln.strip() and "Exception from" not in ln), str(e))
+        raise ValueError(f"cannot load {path!r} as an OpenVINO model: {first.strip()[:200]}") from None
+    declared = m.inputs[0].get_partial_shape()
+    rank = declared.rank.get_length()
+    if input_shape:
+        if len(input_shape) != rank - 1:
+            raise ValueError(f"input shape {input_shape} has {len(input_shape)} dims; {path} expects "
+                             f"{rank - 1} after the batch ({declared})")
+        want = (batch, *input_shape)
+    else:
+        if not all(declared[i].is_static for i in range(1, rank)):
+            raise ValueError(f"{path} has dynamic dims {declared}; pass input_shape")
+        want = (batch, *(declared[i].get_length() for i in range(1, rank)))
+    for i, (w, d) in enumerate(zip(want, declared)):
+        if d.is_static and d.get_length() != w:
+            what = f"batch={batch}" if i == 0 else f"input shape {want[1:]}"
+            raise ValueError(f"{what} does not fit {path}: it declares {declared}")
+    m.reshape({m.inputs[0].get_any_name(): ov.PartialShape(list(want))})
+    return m
+
+
+def compile_model(model: Any, *, precision: str = "fp32", threads: int | None = None, hint: str = "LATENCY",
+                  streams: int | None = None, extra: dict[str, Any] | None = None) -> Any:
+    """Compile an ``openvino.Model`` for the CPU with a precision ("default" leaves the plugin's own
+    choice), threads, a performance hint and optionally a number of streams; returns the CompiledModel."""
+    import openvino as ov
+
+    if precision not in (*_TO_OV, "default"):
+        raise ValueError(f"precision={precision!r}; OpenVINO's CPU plugin takes {list(_TO_OV)} or 'default'")
+    if hint not in HINTS:
+        raise ValueError(f"hint={hint!r}; allowed: {list(HINTS)}")
+    cfg: dict[str, Any] = {"PERFORMANCE_HINT": hint, **(extra or {})}
+    if precision != "default":
+        cfg["INFERENCE_PRECISION_HINT"] = _TO_OV[precision]
+    if threads is not None:
+        cfg["INFERENCE_NUM_THREADS"] = int(threads)
+    if streams is not None:
+        if streams < 1:
+            raise ValueError(f"streams={streams} must be >= 1")
+        cfg["NUM_STREAMS"] = int(streams)
+    return ov.Core().compile_model(model, "CPU", cfg)
+
+
+def build(model: Any, *, batch: int, threads: int | None, input_shape: tuple[int, ...] | None,
+          precision: str = "fp32") -> Runner:
+    """A :class:`Runner` on OpenVINO (CPU). ``model``: an ``.xml`` IR, an ``.onnx`` file, a torchvision
+    name or a module (exported to ONNX first). The runner copies each output out of OpenVINO's buffer."""
+    import numpy as np
+    import openvino as ov
+
+    from .export import onnx_for, remove_with
+
+    path, shape, tmp = onnx_for(model, batch, input_shape)
+    m = _read(path, batch, tuple(shape))
+    compiled = compile_model(m, precision=precision, threads=threads)
+    request = compiled.create_infer_request()
+    want = tuple(compiled.inputs[0].get_shape())
+
+    def run(x: Any) -> Any:
+        return np.array(request.infer({0: x}, share_inputs=True)[0], copy=True)
+
+    info = {"version": ov.get_version(), "performance_hint": str(compiled.get_property("PERFORMANCE_HINT")),
+            "streams": int(compiled.get_property("NUM_STREAMS")),
+            "optimal_infer_requests": int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))}
+    used_threads = int(compiled.get_property("INFERENCE_NUM_THREADS")) or threads
+    label = model if isinstance(model, str) else type(model).__name__
+    runner = Runner(label, "openvino", want, actual_precision(compiled), used_threads, run,
+                    file=path, info=info, handle=compiled)
+    remove_with(runner, tmp)
+    return runner
+
+
+def to_ir(onnx_path: str | os.PathLike, xml_path: str | os.PathLike, *, compress_to_fp16: bool = False) -> dict[str, Any]:
+    """Convert an ONNX file to OpenVINO IR (``.xml`` + ``.bin``); returns paths and sizes in bytes.
+
+    ``openvino.save_model`` stores weights as FP16 unless told otherwise — another silent precision
+    change — so this function makes the choice explicit (``compress_to_fp16``, default False)."""
+    import openvino as ov
+
+    if not os.path.isfile(onnx_path):
+        raise ValueError(f"onnx_path={os.fspath(onnx_path)!r} does not exist")
+    try:
+        m = ov.convert_model(os.fspath(onnx_path))
+    except Exception as e:  # convert_model raises several frontend-specific types
+        raise ValueError(f"cannot convert {os.fspath(onnx_path)!r} to OpenVINO: {str(e).strip().splitlines()[0][:200]}") from None
+    xml = os.fspath(xml_path)
+    ov.save_model(m, xml, compress_to_fp16=compress_to_fp16)
+    binf = xml[:-4] + ".bin" if xml.endswith(".xml") else xml + ".bin"
+    return {"xml": xml, "bin": binf, "xml_bytes": os.path.getsize(xml), "bin_bytes": os.path.getsize(binf),
+            "compress_to_fp16": compress_to_fp16}
+
+
+@dataclass
+class AsyncResult:
+    """Throughput of a compiled model driven by an ``AsyncInferQueue`` for a fixed time."""
+
+    requests: int                 # infer requests in flight
+    streams: int                  # the compiled model's NUM_STREAMS
+    hint: str
+    completed: int                # inferences finished
+    wall_s: float
+    batch: int
+
+    @property
+    def throughput_per_s(self) -> float:
+        """Items per second, measured (not derived from latency)."""
+        return self.completed * self.batch / self.wall_s
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "throughput_per_s": self.throughput_per_s}
+
+
+def async_throughput(compiled: Any, x: Any, *, requests: int | None = None, duration_s: float = 2.0) -> AsyncResult:
+    """Keep ``requests`` inferences in flight (default: the model's OPTIMAL_NUMBER_OF_INFER_REQUESTS)
+    for ``duration_s`` seconds; returns an :class:`AsyncResult` with measured items per second."""
+    import openvino as ov
+
+    n = requests or int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+    if n < 1 or duration_s <= 0:
+        raise ValueError(f"requests={requests} must be >= 1 and duration_s={duration_s} > 0")
+    queue = ov.AsyncInferQueue(compiled, n)
+    done = [0]
+
+    def callback(request: Any, userdata: Any) -> None:
+        done[0] += 1
+
+    queue.set_callback(callback)
+    for _ in range(n):  # warm every request once
+        queue.start_async({0: x})
+    queue.wait_all()
+    done[0] = 0
+    start = time.perf_counter()
+    while time.perf_counter() - start < duration_s:
+        queue.start_async({0: x})  # blocks while all n requests are busy
+    queue.wait_all()
+    wall = time.perf_counter() - start
+    return AsyncResult(n, int(compiled.get_property("NUM_STREAMS")), str(compiled.get_property("PERFORMANCE_HINT")),
+                       done[0], wall, int(x.shape[0]))
