@@ -372,6 +372,13 @@ def _verdicts(cpu: CpuInfo, gpu_list: list[GpuInfo], runtimes: list[RuntimeInfo]
             out.append(Verdict(r.name, "ok", f"{r.version} on {', '.join(r.devices)}"))
         else:
             out.append(Verdict(r.name, "missing", r.error or "unavailable"))
+    from .energy import power_sources
+
+    live = [f"{name} ({status[4:]})" for name, status in power_sources().items()
+            if status.startswith("ok") and name != "estimate"]
+    out.append(Verdict("energy", "ok", f"measured from {live[0]}") if live else
+               Verdict("energy", "missing", "no NVML or RAPL counter is readable — energy figures will be "
+                       "ESTIMATED from CPU utilisation x TDP and labelled so (notebook 14)"))
     torch_rt = next((r for r in runtimes if r.name == "torch" and r.available), None)
     if torch_rt is not None:
         cxx = torch_rt.details.get("compiler_for_inductor")

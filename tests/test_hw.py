@@ -45,6 +45,20 @@ def test_verdicts_follow_features(flags, int8, bf16):
     assert v["GPU"].status == "missing" and "skipped" in v["GPU"].message
 
 
+def test_energy_verdict_names_the_live_source(monkeypatch):
+    from mclab import energy
+
+    cpu = hw.CpuInfo("x", "x86_64", 2, 2, {}, None, None)
+    monkeypatch.setattr(energy, "power_sources", lambda: {"nvml": "unavailable: no GPU", "rapl": "unavailable: x",
+                                                          "estimate": "ok: always"})
+    v = {x.capability: x for x in hw._verdicts(cpu, [], [])}["energy"]
+    assert v.status == "missing" and "ESTIMATED" in v.message
+    monkeypatch.setattr(energy, "power_sources", lambda: {"nvml": "unavailable: no GPU", "rapl": "ok: package-0",
+                                                          "estimate": "ok: always"})
+    v = {x.capability: x for x in hw._verdicts(cpu, [], [])}["energy"]
+    assert v.status == "ok" and "rapl" in v.message
+
+
 def test_missing_and_broken_runtimes_are_reported_not_raised(monkeypatch):
     def broken():
         raise RuntimeError("libfoo.so: cannot open shared object file")
