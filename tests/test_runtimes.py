@@ -158,3 +158,34 @@ def test_compare_runtimes_table_manifest_and_skips():
     assert json.loads(json.dumps(cmp.as_dict()))["rows"][1]["runtime"] == "onnxruntime"
     with pytest.raises(ValueError, match="runtime 'onnx' is unknown"):
         runtimes.CompareConfig(targets=("onnx",))
+
+
+def test_graph_optimisation_levels_fold_and_fuse(tmp_path):
+    from mclab.runtimes import export, onnxrt
+
+    res = export.export_onnx(_tiny_module(), tmp_path / "bn.onnx",
+                             export.ExportConfig(input_shape=(3, 16, 16), fold_batchnorm=False))
+    assert res.ops["BatchNormalization"] == 1  # kept by the exporter when asked
+    folded = export.export_onnx(_tiny_module(), tmp_path / "f.onnx", export.ExportConfig(input_shape=(3, 16, 16)))
+    assert "BatchNormalization" not in folded.ops  # the exporter's default folds it into the Conv
+    levels = {g.level: g for g in onnxrt.optimize_levels(res.path, tmp_path / "opt")}
+    assert list(levels) == list(onnxrt.LEVELS)
+    assert levels["disable"].ops == export.op_counts(res.path) and not levels["disable"].removed
+    assert levels["basic"].removed.get("BatchNormalization") == 1  # Conv+BN folded
+    assert levels["extended"].added.get("com.microsoft:FusedConv") == 1  # Conv+ReLU fused
+    assert levels["extended"].n_nodes < levels["basic"].n_nodes < levels["disable"].n_nodes
+    x = np.random.default_rng(0).standard_normal((2, 3, 16, 16), dtype=np.float32)
+    outs = [onnxrt.session(g.path, 1, level="disable").run(None, {"input": x})[0] for g in levels.values()]
+    assert all(np.abs(o - outs[0]).max() < 1e-4 for o in outs)  # every optimised graph computes the same
+    with pytest.raises(ValueError, match="levels="):
+        onnxrt.optimize_levels(res.path, tmp_path, levels=("fastest",))
+    with pytest.raises(ValueError, match="does not exist"):
+        onnxrt.optimize_levels(tmp_path / "nope.onnx", tmp_path)
+
+
+def test_export_failure_of_a_tracing_error_is_a_value_error(tmp_path):
+    from mclab.runtimes import export
+
+    layer = torch.nn.TransformerEncoderLayer(64, 4, 128, activation="gelu", batch_first=True).eval()
+    with pytest.raises(ValueError, match="cannot export TransformerEncoderLayer.*is_causal"):
+        export.export_onnx(layer, tmp_path / "a.onnx", export.ExportConfig(input_shape=(16, 64)))

@@ -28,6 +28,7 @@ class ExportConfig:
     batch: int = 1                  # batch of the example input used for tracing and verification
     opset: int = 17                 # ONNX opset; 17 is read by every runtime the kit uses
     dynamic_batch: bool = True      # mark dim 0 of input and output as symbolic ("batch")
+    fold_batchnorm: bool = True     # the exporter folds eval-mode BatchNorm into Conv; False keeps the nodes
     input_name: str = "input"
     output_name: str = "output"
     check: bool = True              # run onnx.checker (full_check infers shapes too)
@@ -65,12 +66,14 @@ class ExportResult:
         return asdict(self)
 
 
-def op_counts(model_or_path: Any) -> dict[str, int]:
-    """Node count per op type of an ONNX model (path or ``onnx.ModelProto``), most common first."""
+def op_counts(model_or_path: Any, *, with_domain: bool = False) -> dict[str, int]:
+    """Node count per op type of an ONNX model (path or ``onnx.ModelProto``), most common first.
+    ``with_domain=True`` prefixes ops outside the standard domain (``com.microsoft:FusedConv``)."""
     import onnx
 
     m = onnx.load(os.fspath(model_or_path)) if isinstance(model_or_path, (str, os.PathLike)) else model_or_path
-    return dict(Counter(n.op_type for n in m.graph.node).most_common())
+    name = (lambda n: f"{n.domain}:{n.op_type}" if with_domain and n.domain not in ("", "ai.onnx") else n.op_type)
+    return dict(Counter(name(n) for n in m.graph.node).most_common())
 
 
 def _module_and_shape(model: Any, input_shape: tuple[int, ...] | None) -> tuple[Any, tuple[int, ...], str]:
@@ -103,12 +106,13 @@ def export_onnx(model: Any, path: str | os.PathLike, config: ExportConfig | None
     dyn = {cfg.input_name: {0: "batch"}, cfg.output_name: {0: "batch"}} if cfg.dynamic_batch else None
     try:
         torch.onnx.export(module, (x,), path, dynamo=False, opset_version=cfg.opset, input_names=[cfg.input_name],
-                          output_names=[cfg.output_name], dynamic_axes=dyn)
+                          output_names=[cfg.output_name], dynamic_axes=dyn,
+                          training=torch.onnx.TrainingMode.EVAL if cfg.fold_batchnorm else torch.onnx.TrainingMode.PRESERVE)
     except torch.onnx.errors.UnsupportedOperatorError as e:
         op = _OP.search(str(e))
         raise ValueError(f"cannot export {label} to ONNX opset {cfg.opset}: operator "
                          f"{op.group(1) if op else '?'} is not supported by the exporter") from None
-    except (RuntimeError, torch.onnx.errors.OnnxExporterError) as e:
+    except (RuntimeError, TypeError, torch.onnx.errors.OnnxExporterError) as e:  # TypeError: tracing failed
         first = str(e).strip().splitlines()[0][:200]
         raise ValueError(f"cannot export {label} to ONNX opset {cfg.opset}: {first}") from None
     import onnx

@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import os
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from . import Runner
 
-__all__ = ["build", "session", "quantize_int8"]
+__all__ = ["LEVELS", "GraphLevel", "build", "session", "optimize_levels", "quantize_int8"]
+
+LEVELS = ("disable", "basic", "extended", "all")  # ONNX Runtime's graph optimisation levels, in order
 
 
 def session(path: str, threads: int | None = None, *, level: str = "all", sequential: bool = True,
@@ -18,8 +21,8 @@ def session(path: str, threads: int | None = None, *, level: str = "all", sequen
 
     from ..bench import ort_session_options
 
-    levels = {"disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL, "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-              "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED, "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}
+    g = ort.GraphOptimizationLevel
+    levels = dict(zip(LEVELS, (g.ORT_DISABLE_ALL, g.ORT_ENABLE_BASIC, g.ORT_ENABLE_EXTENDED, g.ORT_ENABLE_ALL)))
     if level not in levels:
         raise ValueError(f"level={level!r}; allowed: {list(levels)}")
     so = ort_session_options(threads) if threads else ort.SessionOptions()
@@ -27,11 +30,54 @@ def session(path: str, threads: int | None = None, *, level: str = "all", sequen
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL if sequential else ort.ExecutionMode.ORT_PARALLEL
     if optimized_path:
         so.optimized_model_filepath = optimized_path
+        so.log_severity_level = 3  # level "all" warns that NCHWc files are machine-specific; optimize_levels says so
     try:
         return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
     except Exception as e:  # onnxruntime raises its own exception types for corrupt files
         first = str(e).strip().splitlines()[0][:200]
         raise ValueError(f"cannot load {path!r} as an ONNX model: {first}") from None
+
+
+@dataclass
+class GraphLevel:
+    """The graph ONNX Runtime runs at one optimisation level, compared with the file it was given."""
+
+    level: str
+    n_nodes: int
+    ops: dict[str, int]               # node count per op ("domain:op" outside the standard domain)
+    added: dict[str, int]             # ops that appeared or grew vs the input file (fused kernels, layouts)
+    removed: dict[str, int]           # ops that disappeared or shrank (folded or fused away)
+    path: str                         # the optimised graph ONNX Runtime wrote
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def optimize_levels(path: str | os.PathLike, out_dir: str | os.PathLike, *,
+                    levels: tuple[str, ...] = LEVELS) -> list[GraphLevel]:
+    """Open ``path`` at each graph optimisation level with ``optimized_model_filepath`` set and read back
+    the graph ONNX Runtime actually runs; returns one :class:`GraphLevel` per level (node counts, the ops
+    added and removed vs the input — e.g. ``BatchNormalization`` folded, ``com.microsoft:FusedConv`` added).
+    Level "all" adds CPU-specific layouts (NCHWc): its file is only valid on this machine. Notebook 09."""
+    from .export import op_counts
+
+    path, out = os.fspath(path), os.fspath(out_dir)
+    if not os.path.isfile(path):
+        raise ValueError(f"path={path!r} does not exist")
+    bad = [lv for lv in levels if lv not in LEVELS]
+    if bad or not levels:
+        raise ValueError(f"levels={levels!r}; allowed: a non-empty subset of {list(LEVELS)}")
+    os.makedirs(out, exist_ok=True)
+    base = op_counts(path, with_domain=True)
+    rows = []
+    for lv in levels:
+        dest = os.path.join(out, f"{os.path.splitext(os.path.basename(path))[0]}.{lv}.onnx")
+        session(path, 1, level=lv, optimized_path=dest)
+        ops = op_counts(dest, with_domain=True)
+        added = {k: v - base.get(k, 0) for k, v in ops.items() if v > base.get(k, 0)}
+        removed = {k: v - ops.get(k, 0) for k, v in base.items() if v > ops.get(k, 0)}
+        rows.append(GraphLevel(lv, int(sum(ops.values())), ops, added, removed, dest))
+    return rows
 
 
 def quantize_int8(path: str, out_path: str, input_shape: tuple[int, ...], *, n_calib: int = 8, seed: int = 0,
