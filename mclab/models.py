@@ -1,4 +1,5 @@
-"""Models the kit uses: torchvision architectures with their published metadata.
+"""Models the kit uses: torchvision architectures with their published metadata, and the
+kit's own trained reference classifier with its train / evaluate loops.
 
 ``zoo("resnet18")`` builds a torchvision classifier with *random* weights (nothing is
 downloaded — only shape and cost matter for speed and size) and carries what torchvision
@@ -8,13 +9,27 @@ accuracy. Introduced in notebook 00.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+import hashlib
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:
+    import numpy as np
     import torch
 
-__all__ = ["ZooModel", "zoo", "zoo_names"]
+__all__ = [
+    # torchvision architectures with published metadata
+    "ZooModel", "zoo", "zoo_names",
+    # the kit's trained reference model and small CNNs
+    "reference", "reference_spec", "ReferenceSpec", "resnet18_digits", "small_cnn", "lenet5", "ARCHITECTURES",
+    # training and evaluation
+    "TrainConfig", "TrainResult", "EvalResult", "train", "evaluate", "wilson_ci", "cache_dir",
+]
 
 
 @dataclass
@@ -73,3 +88,262 @@ def zoo(name: str, *, seed: int = 0) -> ZooModel:
         published_file_mb=meta.get("_file_size"),
         weights=str(weights),
     )
+
+
+# ----------------------------------------------------------------------------- reference model and training
+#
+# The kit's reference classifier: torchvision's ResNet-18 with a one-channel stem and 10 classes,
+# trained on the bundled digits (mclab.data) and cached by a hash of its recipe. Introduced in
+# notebook 05; the pruning, distillation and low-rank notebooks start from it too.
+
+_CACHE_VERSION = 1  # bump when the training code changes what a recipe produces
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train on the digits' training split. Every field enters the cache key."""
+
+    epochs: int = 12              # enough for ResNet-18 to converge on 1,078 digits with augmentation
+    batch_size: int = 64
+    lr: float = 3e-3              # AdamW peak learning rate of a one-cycle schedule
+    weight_decay: float = 5e-4
+    size: int = 32                # input pixels: 32 keeps ResNet-18 training under a minute on 2 cores
+    augment: float = 1.0          # strength of random affine + noise per batch (0 = off)
+    label_smoothing: float = 0.05
+    seed: int = 0                 # weights init and batch order
+    progress: bool = True         # tqdm bar (not part of the cache key)
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name}={v!r} must be an int >= 1")
+        if not self.lr > 0:
+            raise ValueError(f"lr={self.lr} must be > 0")
+        if self.weight_decay < 0 or self.augment < 0 or not 0 <= self.label_smoothing < 1:
+            raise ValueError(f"weight_decay={self.weight_decay} and augment={self.augment} must be >= 0, "
+                             f"label_smoothing={self.label_smoothing} in [0, 1)")
+        from .data import _check_size
+        _check_size(self.size)
+
+    def key(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if k != "progress"}
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` did: per-epoch mean training loss and validation accuracy (0–1), wall time."""
+
+    config: TrainConfig
+    loss: list[float]
+    val_accuracy: list[float]
+    seconds: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"config": self.config.key(), "loss": self.loss, "val_accuracy": self.val_accuracy, "seconds": self.seconds}
+
+
+@dataclass
+class EvalResult:
+    """Top-1 accuracy (fraction 0–1) with its 95 % Wilson interval over ``n`` examples.
+    ``correct`` holds one bool per example, in order, for paired comparisons between models."""
+
+    accuracy: float
+    ci95: tuple[float, float]
+    n: int
+    correct: "np.ndarray"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"accuracy": self.accuracy, "ci95": list(self.ci95), "n": self.n}
+
+    def __str__(self) -> str:
+        return f"top-1 {100 * self.accuracy:.2f} % (95% CI {100 * self.ci95[0]:.2f}–{100 * self.ci95[1]:.2f}, n={self.n})"
+
+
+def wilson_ci(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """Wilson score interval for ``k`` successes in ``n`` trials (fractions)."""
+    if n < 1 or not 0 <= k <= n:
+        raise ValueError(f"need 0 <= k <= n and n >= 1; got k={k}, n={n}")
+    p = k / n
+    d = 1 + z * z / n
+    c = (p + z * z / (2 * n)) / d
+    h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
+    return max(0.0, c - h), min(1.0, c + h)
+
+
+def resnet18_digits(*, seed: int = 0) -> "torch.nn.Module":
+    """torchvision ResNet-18 with a 1-channel stem and 10 outputs (random init, seeded)."""
+    import torch
+    from torchvision.models import resnet18
+
+    torch.manual_seed(seed)
+    m = resnet18(num_classes=10)
+    m.conv1 = torch.nn.Conv2d(1, 64, kernel_size=7, stride=2, padding=3, bias=False)
+    return m
+
+
+def small_cnn(width: int = 16, *, seed: int = 0) -> "torch.nn.Module":
+    """A three-block CNN for 1-channel digits (conv-BN-ReLU-pool ×3, global pool, linear):
+    about ``90·width²`` parameters (24 k at width 16); a student or a quick model."""
+    import torch
+    from torch import nn
+
+    if not isinstance(width, int) or width < 1:
+        raise ValueError(f"width={width!r} must be an int >= 1")
+    torch.manual_seed(seed)
+    chans = (1, width, 2 * width, 4 * width)
+    layers: list[nn.Module] = []
+    for cin, cout in zip(chans, chans[1:]):
+        layers += [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True), nn.MaxPool2d(2)]
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(chans[-1], 10))
+
+
+def lenet5(*, seed: int = 0) -> "torch.nn.Module":
+    """LeNet-5 (two 5×5 convolutions, three linear layers) for 1-channel 32×32 digits."""
+    import torch
+    from torch import nn
+
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Conv2d(1, 6, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Flatten(), nn.Linear(16 * 5 * 5, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10))
+
+
+ARCHITECTURES: dict[str, Callable[..., Any]] = {"resnet18": resnet18_digits, "small_cnn": small_cnn, "lenet5": lenet5}
+
+
+def train(model: "torch.nn.Module", config: TrainConfig | None = None, *,
+          loss_fn: Callable[["torch.nn.Module", "torch.Tensor", "torch.Tensor"], "torch.Tensor"] | None = None) -> TrainResult:
+    """Train ``model`` in place on the digits' training split (AdamW, one-cycle schedule, seeded
+    shuffling and augmentation); validation accuracy after each epoch. ``loss_fn(model, x, y)``
+    replaces cross-entropy (distillation passes its own). Returns a :class:`TrainResult`."""
+    import torch
+    import torch.nn.functional as F
+    from tqdm.auto import tqdm
+
+    from .data import augment, digits
+
+    cfg = config or TrainConfig()
+    if not isinstance(cfg, TrainConfig):
+        raise TypeError(f"config must be a TrainConfig, got {type(cfg).__name__}")
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    ds, val = digits("train", size=cfg.size), digits("val", size=cfg.size)
+    g = torch.Generator().manual_seed(cfg.seed)
+    steps = cfg.epochs * math.ceil(len(ds) / cfg.batch_size)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps)
+    loss_fn = loss_fn or (lambda m, x, y: F.cross_entropy(m(x), y, label_smoothing=cfg.label_smoothing))
+    losses, accs = [], []
+    t0 = time.perf_counter()
+    bar = tqdm(total=steps, desc=f"train {type(model).__name__}", disable=not cfg.progress, leave=False)
+    for _ in range(cfg.epochs):
+        model.train()
+        order, total = torch.randperm(len(ds), generator=g), 0.0
+        for i in range(0, len(ds), cfg.batch_size):
+            idx = order[i:i + cfg.batch_size]
+            x, y = ds.x[idx], ds.y[idx]
+            if cfg.augment > 0:
+                x = augment(x, generator=g, strength=cfg.augment)
+            loss = loss_fn(model, x, y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += loss.item() * len(idx)
+            bar.update(1)
+        losses.append(total / len(ds))
+        accs.append(evaluate(model, val).accuracy)
+        bar.set_postfix(loss=f"{losses[-1]:.3f}", val=f"{accs[-1]:.3f}")
+    bar.close()
+    model.eval()
+    return TrainResult(cfg, losses, accs, time.perf_counter() - t0)
+
+
+def evaluate(model: Any, data: Any, *, batch_size: int = 256) -> EvalResult:
+    """Top-1 accuracy of ``model`` on ``data`` (a :class:`mclab.data.DigitsDataset`, any dataset of
+    (x, y) pairs, or a DataLoader). ``model`` is a torch module (run in eval mode without gradients)
+    or any callable taking an (N, C, H, W) float tensor and returning logits (tensor or array) —
+    e.g. an ONNX Runtime session wrapped in a lambda. Returns an :class:`EvalResult`."""
+    import numpy as np
+    import torch
+
+    from .data import loader
+
+    if isinstance(data, torch.utils.data.DataLoader):
+        batches = data
+    elif hasattr(data, "__len__") and hasattr(data, "__getitem__"):
+        batches = loader(data, batch_size=batch_size)
+    else:
+        raise TypeError(f"data must be a dataset of (x, y) pairs or a DataLoader, got {type(data).__name__}")
+    if not callable(model):
+        raise TypeError(f"model must be a torch module or a callable returning logits, got {type(model).__name__}")
+    was_training = isinstance(model, torch.nn.Module) and model.training
+    if isinstance(model, torch.nn.Module):
+        model.eval()
+    hits = []
+    with torch.inference_mode():
+        for x, y in batches:
+            logits = model(x)
+            pred = torch.as_tensor(np.asarray(logits) if not isinstance(logits, torch.Tensor) else logits).argmax(1)
+            hits.append((pred == y).numpy())
+    if was_training:
+        model.train()
+    correct = np.concatenate(hits) if hits else np.zeros(0, dtype=bool)
+    if correct.size == 0:
+        raise ValueError("data is empty")
+    k = int(correct.sum())
+    return EvalResult(k / correct.size, wilson_ci(k, correct.size), int(correct.size), correct)
+
+
+def cache_dir() -> Path:
+    """Where trained checkpoints live: ``$MCLAB_CACHE`` or ``~/.cache/mclab`` (created if missing)."""
+    d = Path(os.environ.get("MCLAB_CACHE") or Path.home() / ".cache" / "mclab").expanduser()
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+@dataclass(frozen=True)
+class ReferenceSpec:
+    """A cached, trained model: which architecture, trained how. ``fast`` variants train briefly."""
+
+    arch: str
+    train: TrainConfig
+
+    @property
+    def size(self) -> int:
+        return self.train.size
+
+    def key(self) -> str:
+        blob = json.dumps({"arch": self.arch, "train": self.train.key(), "v": _CACHE_VERSION}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+    def path(self) -> Path:
+        return cache_dir() / f"{self.arch}-{self.train.size}px-{self.key()}.pt"
+
+
+def reference_spec(fast: bool = False, arch: str = "resnet18") -> ReferenceSpec:
+    """The recipe of the reference model (``fast``: 4 epochs instead of 12)."""
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"arch={arch!r} is unknown; allowed: {sorted(ARCHITECTURES)}")
+    return ReferenceSpec(arch, TrainConfig(epochs=4 if fast else 12))
+
+
+def reference(fast: bool = False, *, arch: str = "resnet18", progress: bool = True) -> "torch.nn.Module":
+    """The trained reference classifier for the digits (eval mode, a fresh copy on every call).
+    Loaded from the cache (:func:`cache_dir`); trained and cached first when missing
+    (ResNet-18: under a minute on 2 cores; ``fast`` about a third of that)."""
+    import torch
+
+    spec = reference_spec(fast, arch)
+    model = ARCHITECTURES[arch]()
+    path = spec.path()
+    if path.is_file():
+        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True)["state_dict"])
+        return model.eval()
+    from dataclasses import replace
+
+    result = train(model, replace(spec.train, progress=progress))
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    torch.save({"state_dict": model.state_dict(), "train": result.as_dict()}, tmp)
+    os.replace(tmp, path)  # atomic: concurrent trainers never see half a file
+    return model.eval()

@@ -21,3 +21,85 @@ def test_zoo_uses_evaluation_resolution_and_rejects_unknown():
         models.zoo("resnet19")
     with pytest.raises(ValueError, match="batch"):
         models.zoo("resnet18").example_inputs(batch=0)
+
+
+# ----------------------------------------------------------------------------- reference model, train, evaluate
+
+
+def test_wilson_interval_matches_closed_form():
+    lo, hi = models.wilson_ci(8, 10)  # textbook example: 8/10 -> (0.490, 0.943)
+    assert abs(lo - 0.4902) < 1e-3 and abs(hi - 0.9433) < 1e-3
+    assert models.wilson_ci(0, 50)[0] == 0 and models.wilson_ci(50, 50)[1] == pytest.approx(1)
+    with pytest.raises(ValueError, match="k=11, n=10"):
+        models.wilson_ci(11, 10)
+
+
+@pytest.mark.parametrize("arch", sorted(models.ARCHITECTURES))
+def test_architectures_take_digits(arch):
+    m = models.ARCHITECTURES[arch]().eval()
+    with torch.inference_mode():
+        assert m(torch.zeros(2, 1, 32, 32)).shape == (2, 10)
+
+
+def test_small_cnn_size_and_bad_width():
+    n = sum(p.numel() for p in models.small_cnn(16).parameters())
+    assert 0.9 * 90 * 16**2 < n < 1.1 * 90 * 16**2
+    with pytest.raises(ValueError, match="width=0"):
+        models.small_cnn(0)
+
+
+def test_evaluate_counts_hits_and_accepts_callables():
+    from mclab import data
+
+    val = data.digits("val", size=32)
+    m = models.small_cnn(8)
+    r = models.evaluate(m, val, batch_size=100)
+    assert r.n == 359 and r.correct.shape == (359,) and r.accuracy == r.correct.mean()
+    assert r.ci95[0] <= r.accuracy <= r.ci95[1]
+    # an oracle callable returning numpy logits scores 100 %
+    labels = iter(val.y.split(100))
+    oracle = lambda x: torch.nn.functional.one_hot(next(labels), 10).numpy()  # noqa: E731
+    assert models.evaluate(oracle, val, batch_size=100).accuracy == 1.0
+    with pytest.raises(TypeError, match="data must be"):
+        models.evaluate(m, 3)
+    with pytest.raises(TypeError, match="model must be"):
+        models.evaluate(3, val)
+
+
+def test_train_learns_and_is_seeded():
+    cfg = models.TrainConfig(epochs=2, size=16, progress=False)
+    a, b = models.small_cnn(8), models.small_cnn(8)
+    ra, rb = models.train(a, cfg), models.train(b, cfg)
+    assert ra.loss == rb.loss and ra.loss[-1] < ra.loss[0] and ra.val_accuracy[-1] > 0.5
+    assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
+    assert not a.training and set(ra.as_dict()) == {"config", "loss", "val_accuracy", "seconds"}
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"epochs": 0}, "epochs=0"), ({"lr": 0}, "lr=0"), ({"size": 4}, "size=4"), ({"label_smoothing": 1.0}, "label_smoothing"),
+])
+def test_train_config_rejects_bad_values(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        models.TrainConfig(**kwargs)
+
+
+def test_reference_is_cached_and_reused(tmp_path, monkeypatch):
+    monkeypatch.setenv("MCLAB_CACHE", str(tmp_path))
+    assert models.cache_dir() == tmp_path
+    spec = models.reference_spec(fast=True, arch="lenet5")
+    assert spec.path().parent == tmp_path and not spec.path().exists()
+    assert spec.key() != models.reference_spec(fast=False, arch="lenet5").key()
+    m1 = models.reference(fast=True, arch="lenet5", progress=False)
+    assert spec.path().is_file() and not m1.training
+    mtime = spec.path().stat().st_mtime_ns
+    m2 = models.reference(fast=True, arch="lenet5")
+    assert spec.path().stat().st_mtime_ns == mtime  # loaded, not retrained
+    assert all(torch.equal(p, q) for p, q in zip(m1.state_dict().values(), m2.state_dict().values()))
+    with pytest.raises(ValueError, match="arch='vgg'"):
+        models.reference_spec(arch="vgg")
+
+
+def test_llm_uses_the_same_cache_dir():
+    import importlib
+
+    assert importlib.import_module("mclab.llm.train").cache_dir is models.cache_dir

@@ -10,16 +10,15 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..models import cache_dir
 from .model import LlamaConfig, TinyLlama
 from .tokenizer import Corpus, corpus
 
@@ -73,11 +72,6 @@ class TrainResult:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def cache_dir() -> Path:
-    """``$MCLAB_CACHE`` if set, else ``~/.cache/mclab``."""
-    return Path(os.environ.get("MCLAB_CACHE") or Path.home() / ".cache" / "mclab")
 
 
 def _lr(step: int, cfg: TrainConfig) -> float:
