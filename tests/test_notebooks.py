@@ -247,6 +247,52 @@ def check_13(m):
                                                                  rel=1e-3)
 
 
+@checks("14_energy_cost.ipynb")
+def check_14(m):
+    live = [k for k, status in m["sources"].items() if status.startswith("ok") and k != "estimate"]
+    assert m["energy_kind"] == ("measured" if live else "estimated") and m["result_kinds"] == [m["energy_kind"]]
+    if m["energy_kind"] == "estimated":  # an estimate says so, and why
+        assert any("ESTIMATED" in w for w in m["warnings"])
+    assert m["active_w"] > m["idle_w"] > 0
+    assert m["mj_per_image_batched"] < m["mj_batch1"]  # batching shares fixed costs
+    mj = dict(zip(m["variants"], m["variant_mj"]))
+    assert set(mj) == {"fp32", "int8", "small CNN fp32"} and all(v > 0 for v in mj.values())
+    assert mj["small CNN fp32"] < mj["fp32"] / 3  # a model ~100x smaller costs far less per image
+    # battery: capacity (mAh) x 3.6 x V joules / joules per inference; cloud: 1e6 / throughput / 3600 x price
+    for name, n in m["battery_inferences"].items():
+        cap, volt = (4000, 3.85) if name.startswith("phone") else (2500, 3.0)
+        assert n == pytest.approx(cap * 3.6 * volt / (m["phone_mj"] / 1e3), rel=1e-9)
+    from mclab.energy import INSTANCE_PRICES_USD_H
+
+    for name, usd in m["usd_per_million"].items():
+        assert usd == pytest.approx(1e6 / m["throughput_per_s"] / 3600 * INSTANCE_PRICES_USD_H[name], rel=1e-9)
+
+
+@checks("09_onnx_runtime.ipynb")
+def check_09(m):
+    assert m["export_max_abs_err"] < 1e-4 and m["export_verified_batches"] == [1, 2]
+    assert not m["export_has_batchnorm"], "the exporter folds eval-mode BatchNorm by default"
+    assert "fixed at 1" in m["fixed_batch_error"] and "TransformerEncoderLayer" in m["untraceable_error"]
+    assert min(m["gate_err"].values()) == 0 and max(m["gate_err"].values()) > 1  # one branch baked in
+    assert m["opset_layernorm"] == {"13": 0, "17": 1} and m["opset_nodes"]["13"] > m["opset_nodes"]["17"]
+    # the graph ORT runs shrinks level by level: BN folded, Conv+ReLU fused, NCHWc layout
+    n = m["level_nodes"]
+    assert m["level_names"] == ["disable", "basic", "extended", "all"] and n[0] > n[1] > n[2] > n[3]
+    assert m["level_removed"][1]["BatchNormalization"] == 20  # one per convolution in ResNet-18
+    assert m["level_added"][2].get("com.microsoft:FusedConv", 0) > 0
+    assert any(k.startswith("com.microsoft.nchwc:") for k in m["level_added"][3])
+    assert m["mlp13_level_added"][2].get("LayerNormalization") == 1  # spelled-out LayerNorm fused back
+    assert any("Gelu" in k for k in m["mlp_level_added"][2])
+    lo, hi = m["fusion_speedup_ci"]
+    assert lo <= m["fusion_speedup"] <= hi
+    assert len(m["thread_modes"]) == 4 and all(r["p50 ms"] > 0 for r in m["thread_modes"])
+    rows = m["compare"]["rows"]
+    assert rows[0]["runtime"] == "torch" and m["ort_max_abs_err"] < 1e-4 and m["ort_speedup_vs_torch"] > 0
+    acc = m["digits_accuracy"]
+    assert abs(acc["ORT FP32"] - acc["PyTorch FP32"]) <= 1 / m["digits_n_test"] and acc["PyTorch FP32"] > 0.8
+    assert m["int8_drop_pp"] < 3 and 3.5 < m["int8_size_ratio"] < 4.1 and m["int8_speedup"] > 0
+
+
 @pytest.mark.notebooks
 @pytest.mark.parametrize("path", PATHS, ids=lambda p: p.name)
 def test_notebook_runs_fast_and_records(path):

@@ -81,9 +81,10 @@ def optimize_levels(path: str | os.PathLike, out_dir: str | os.PathLike, *,
 
 
 def quantize_int8(path: str, out_path: str, input_shape: tuple[int, ...], *, n_calib: int = 8, seed: int = 0,
-                  per_channel: bool = True) -> str:
+                  per_channel: bool = True, batches: Any = None) -> str:
     """Static INT8 quantisation (QDQ, symmetric INT8 weights and activations) of an FP32 ONNX file,
-    calibrated with ``n_calib`` random inputs of ``input_shape`` (B, C, H, W) (min-max); returns ``out_path``."""
+    calibrated (min-max) on ``batches`` (real NCHW float32 arrays or tensors, notebook 09) or else on
+    ``n_calib`` random inputs of ``input_shape`` (B, C, H, W); returns ``out_path``."""
     import numpy as np
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -91,7 +92,11 @@ def quantize_int8(path: str, out_path: str, input_shape: tuple[int, ...], *, n_c
     class Reader(CalibrationDataReader):
         def __init__(self, name: str) -> None:
             rng = np.random.default_rng(seed)
-            self.items = iter([{name: rng.standard_normal(input_shape, dtype=np.float32)} for _ in range(n_calib)])
+            data = ([np.asarray(b, dtype=np.float32) for b in batches] if batches is not None
+                    else [rng.standard_normal(input_shape, dtype=np.float32) for _ in range(n_calib)])
+            if not data:
+                raise ValueError("batches= is empty; pass calibration batches or None for random ones")
+            self.items = iter([{name: b} for b in data])
 
         def get_next(self) -> dict | None:
             return next(self.items, None)
