@@ -293,6 +293,28 @@ def check_09(m):
     assert m["int8_drop_pp"] < 3 and 3.5 < m["int8_size_ratio"] < 4.1 and m["int8_speedup"] > 0
 
 
+@checks("10_openvino.ipynb")
+def check_10(m):
+    # the plugin's default follows the CPU: BF16 only with native BF16 (AVX512-BF16 / AMX); read back, never assumed
+    if m["native_bf16"]:
+        assert m["default_precision"] == "bf16" and m["precision_err"]["default"] > 1e-3
+        assert any("default" in w for w in m["compare"]["warnings"])
+    else:
+        assert m["default_precision"] == "fp32" and m["bf16_request_precision"] == "fp32"
+    assert m["precision_err"]["fp32"] < 1e-4 and m["ov_max_abs_err"] < 1e-4
+    # FP16-compressed IR: half the bytes, weights rounded
+    assert 0.45 < m["ir_bin_bytes"]["fp16"] / m["ir_bin_bytes"]["fp32"] < 0.55
+    assert m["ir_err"]["fp32"] < 1e-4 < m["ir_err"]["fp16"]
+    acc = m["digits_accuracy"]
+    assert abs(acc["OpenVINO fp32"] - acc["PyTorch FP32"]) <= 1 / m["digits_n_test"] and m["digits_err"]["fp32"] < 1e-4
+    lo, hi = m["default_vs_fp32_ci"]
+    assert lo <= m["default_vs_fp32_speedup"] <= hi
+    hints = {h["hint"]: h for h in m["hints"]}
+    assert hints["LATENCY"]["streams"] == 1 and hints["THROUGHPUT"]["requests"] >= hints["THROUGHPUT"]["streams"] >= 1
+    assert all(h["async items/s"] > 0 and h["sync items/s"] > 0 for h in m["hints"])
+    assert m["ov_speedup_vs_torch"] > 0
+
+
 @pytest.mark.notebooks
 @pytest.mark.parametrize("path", PATHS, ids=lambda p: p.name)
 def test_notebook_runs_fast_and_records(path):
