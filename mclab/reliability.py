@@ -118,8 +118,10 @@ class NonFiniteReport:
 
     output_nan: int
     output_inf: int
-    modules: dict[str, dict[str, int]] = field(default_factory=dict)  # name -> {"nan", "inf", "max_abs"}
+    modules: dict[str, dict[str, int]] = field(default_factory=dict)  # name -> {"nan", "inf"} of bad modules
     first_bad_module: str | None = None
+    max_abs: float = 0.0                 # largest finite |activation| of any leaf module (FP16 tops out at 65,504)
+    max_abs_module: str | None = None
 
     @property
     def healthy(self) -> bool:
@@ -137,6 +139,7 @@ def scan_nonfinite(model: "torch.nn.Module", *inputs: "torch.Tensor") -> NonFini
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     bad: dict[str, dict[str, int]] = {}
     order: list[str] = []
+    peak: list = [0.0, None]
 
     def hook(name):
         def check(_m, _i, out):
@@ -146,6 +149,9 @@ def scan_nonfinite(model: "torch.nn.Module", *inputs: "torch.Tensor") -> NonFini
                 if nan or inf:
                     bad[name] = {"nan": nan, "inf": inf}
                     order.append(name)
+                finite = t[torch.isfinite(t)]
+                if finite.numel() and float(finite.abs().max()) > peak[0]:
+                    peak[:] = [float(finite.abs().max()), name]
         return check
 
     leaves = [(n, m) for n, m in model.named_modules() if n and not any(True for _ in m.children())]
@@ -157,7 +163,8 @@ def scan_nonfinite(model: "torch.nn.Module", *inputs: "torch.Tensor") -> NonFini
         for h in handles:
             h.remove()
     o = out[0] if isinstance(out, (tuple, list)) else out
-    return NonFiniteReport(int(torch.isnan(o).sum()), int(torch.isinf(o).sum()), bad, order[0] if order else None)
+    return NonFiniteReport(int(torch.isnan(o).sum()), int(torch.isinf(o).sum()), bad, order[0] if order else None,
+                           peak[0], peak[1])
 
 
 def saturation(x: Any, scale: float, zero_point: int = 0, bits: int = 8, signed: bool = True) -> dict[str, float]:

@@ -315,6 +315,40 @@ def check_10(m):
     assert m["ov_speedup_vs_torch"] > 0
 
 
+@checks("15_reliability.ipynb")
+def check_15(m):
+    from mclab.reliability import error_rate_upper
+
+    assert m["stability_std"] < m["stability_target"] == 0.01 and m["dropout_std"] > m["stability_target"]
+    same_seed = [r for r in m["determinism_train"] if r["seed"] == 0]
+    assert all(r["identical"] for r in same_seed)  # dropout on: the same seed reproduces the answer ...
+    assert not m["determinism_train"][-1]["identical"]  # ... and another seed changes it
+    assert all(r["seed"] == 0 or r["identical"] for r in m["determinism"])  # in eval(), seeds change nothing
+    # FP16 overflow: found at the layer with huge weights; BF16 and rescaling fix it with a small error
+    assert m["fp32_nonfinite"] == 0 and m["fp32_max_activation"] > 65504
+    assert m["fp16_inf"] > 0 and m["fp16_first_bad"] == "2"
+    assert m["bf16_nonfinite"] == 0 and m["rescaled_nonfinite"] == 0
+    assert m["bf16_rel_err"] < 0.02 and m["rescaled_rel_err"] < 0.01
+    assert m["ref_fp16_nonfinite"] == 0 and m["ref_fp16_wild_nonfinite"] > 0
+    sat = m["saturation"]
+    assert sat["min-max / calibration"] == 0 < sat["99.9th percentile / calibration"]
+    assert sat["min-max / inputs x 3"] > sat["min-max / test"]
+    s = m["stress"]
+    assert s["inferences"] >= 10_000 and set(s["by_kind"]) == {"digits", "zeros", "extremes", "noise"}
+    assert sum(k["items"] for k in s["by_kind"].values()) == s["inferences"]
+    failures = s["errors"] + s["nonfinite"]
+    assert s["error_rate"] == failures / s["inferences"]
+    assert s["error_rate_upper95"] == pytest.approx(error_rate_upper(failures, s["inferences"]))
+    assert s["proven_ok"] == (s["error_rate_upper95"] < 1e-4)
+    drift = dict(zip(m["drift_variants"], zip(m["drift_max_abs_err"], m["drift_top1"], m["drift_precision"])))
+    assert drift["torch fp32"][:2] == (0.0, 1.0) and len(drift) >= 4
+    for name, (err, top1, precision) in drift.items():
+        if precision == "fp32":
+            assert err < 1e-4 and top1 == 1.0, name
+        else:
+            assert err > 1e-4 and top1 >= 0.9, name  # reduced precision shows its own error
+
+
 @pytest.mark.notebooks
 @pytest.mark.parametrize("path", PATHS, ids=lambda p: p.name)
 def test_notebook_runs_fast_and_records(path):

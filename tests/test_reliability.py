@@ -37,7 +37,10 @@ def test_fp16_overflow_is_found_and_bf16_fixes_it():
         m[0].weight.fill_(300.0)
         m[2].weight.fill_(300.0)
     x = torch.ones(1, 4)
-    assert reliability.scan_nonfinite(m, x).healthy
+    full = reliability.scan_nonfinite(m, x)
+    assert full.healthy and full.max_abs_module == "2"
+    with torch.no_grad():
+        assert full.max_abs == pytest.approx(float(m(x).abs().max()), rel=1e-6)  # 4 x 300 x (4 x 300 + b) > 65504
     half = reliability.scan_nonfinite(m.half(), x.half())  # 300*300*4*4 > 65504
     assert not half.healthy and half.output_inf == 2 and half.first_bad_module == "2"
     assert reliability.scan_nonfinite(m.bfloat16(), x.bfloat16()).healthy
