@@ -29,7 +29,7 @@ __all__ = [
     # parameters and primitives
     "QParams", "METHODS", "qparams", "qparams_from_range", "observe_range", "quantize", "dequantize", "fake_quantize",
     # error and alternatives
-    "QuantError", "error", "sqnr_db", "Codebook", "kmeans",
+    "QuantError", "error", "sqnr_db", "sqnr_by_bits", "Codebook", "kmeans",
     # integer-only arithmetic
     "quantize_multiplier", "requantize", "int_linear",
 ]
@@ -348,6 +348,17 @@ def error(x: "torch.Tensor", x_hat: "torch.Tensor") -> QuantError:
     """:class:`QuantError` of a reconstruction ``x_hat`` of ``x``."""
     d = (x.detach().double() - x_hat.detach().double())
     return QuantError(float((d ** 2).mean()), float(d.abs().max()), sqnr_db(x, x_hat))
+
+
+def sqnr_by_bits(x: "torch.Tensor", bits: "list[int] | range" = range(2, 17), *, symmetric: bool = False,
+                 axis: int | None = None, method: str = "minmax") -> dict[int, float]:
+    """SQNR in dB of quantising ``x`` at each bit width (min-max ranges unless ``method`` says otherwise):
+    the measured curve that notebook 04 draws beside the 6.02 dB-per-bit law."""
+    out = {}
+    for b in bits:
+        qp = qparams(x, b, symmetric=symmetric, axis=axis, method=method)
+        out[int(b)] = sqnr_db(x, dequantize(quantize(x, qp), qp))
+    return out
 
 
 # ----------------------------------------------------------------------------- k-means (codebook) quantisation

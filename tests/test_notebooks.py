@@ -293,28 +293,6 @@ def check_09(m):
     assert m["int8_drop_pp"] < 3 and 3.5 < m["int8_size_ratio"] < 4.1 and m["int8_speedup"] > 0
 
 
-@checks("10_openvino.ipynb")
-def check_10(m):
-    # the plugin's default follows the CPU: BF16 only with native BF16 (AVX512-BF16 / AMX); read back, never assumed
-    if m["native_bf16"]:
-        assert m["default_precision"] == "bf16" and m["precision_err"]["default"] > 1e-3
-        assert any("default" in w for w in m["compare"]["warnings"])
-    else:
-        assert m["default_precision"] == "fp32" and m["bf16_request_precision"] == "fp32"
-    assert m["precision_err"]["fp32"] < 1e-4 and m["ov_max_abs_err"] < 1e-4
-    # FP16-compressed IR: half the bytes, weights rounded
-    assert 0.45 < m["ir_bin_bytes"]["fp16"] / m["ir_bin_bytes"]["fp32"] < 0.55
-    assert m["ir_err"]["fp32"] < 1e-4 < m["ir_err"]["fp16"]
-    acc = m["digits_accuracy"]
-    assert abs(acc["OpenVINO fp32"] - acc["PyTorch FP32"]) <= 1 / m["digits_n_test"] and m["digits_err"]["fp32"] < 1e-4
-    lo, hi = m["default_vs_fp32_ci"]
-    assert lo <= m["default_vs_fp32_speedup"] <= hi
-    hints = {h["hint"]: h for h in m["hints"]}
-    assert hints["LATENCY"]["streams"] == 1 and hints["THROUGHPUT"]["requests"] >= hints["THROUGHPUT"]["streams"] >= 1
-    assert all(h["async items/s"] > 0 and h["sync items/s"] > 0 for h in m["hints"])
-    assert m["ov_speedup_vs_torch"] > 0
-
-
 @checks("15_reliability.ipynb")
 def check_15(m):
     from mclab.reliability import error_rate_upper
@@ -347,6 +325,68 @@ def check_15(m):
             assert err < 1e-4 and top1 == 1.0, name
         else:
             assert err > 1e-4 and top1 >= 0.9, name  # reduced precision shows its own error
+
+
+@checks("10_openvino.ipynb")
+def check_10(m):
+    # the plugin's default follows the CPU: BF16 only with native BF16 (AVX512-BF16 / AMX); read back, never assumed
+    if m["native_bf16"]:
+        assert m["default_precision"] == "bf16" and m["precision_err"]["default"] > 1e-3
+        assert any("default" in w for w in m["compare"]["warnings"])
+    else:
+        assert m["default_precision"] == "fp32" and m["bf16_request_precision"] == "fp32"
+    assert m["precision_err"]["fp32"] < 1e-4 and m["ov_max_abs_err"] < 1e-4
+    # FP16-compressed IR: half the bytes, weights rounded
+    assert 0.45 < m["ir_bin_bytes"]["fp16"] / m["ir_bin_bytes"]["fp32"] < 0.55
+    assert m["ir_err"]["fp32"] < 1e-4 < m["ir_err"]["fp16"]
+    acc = m["digits_accuracy"]
+    assert abs(acc["OpenVINO fp32"] - acc["PyTorch FP32"]) <= 1 / m["digits_n_test"] and m["digits_err"]["fp32"] < 1e-4
+    lo, hi = m["default_vs_fp32_ci"]
+    assert lo <= m["default_vs_fp32_speedup"] <= hi
+    hints = {h["hint"]: h for h in m["hints"]}
+    assert hints["LATENCY"]["streams"] == 1 and hints["THROUGHPUT"]["requests"] >= hints["THROUGHPUT"]["streams"] >= 1
+    assert all(h["async items/s"] > 0 and h["sync items/s"] > 0 for h in m["hints"])
+    assert m["ov_speedup_vs_torch"] > 0
+
+
+@checks("04_quantisation_math.ipynb")
+def check_04(m):
+    assert m["torch_agreement_hand"] == 1.0 and m["torch_agreement_lib"] == 1.0  # integer for integer
+    assert 0 <= m["division_mismatch_share"] < 0.01
+    assert 0.05 < m["int8_wrap_share"] < 0.95  # the source's int8 cast wraps codes above 127
+    assert m["sqnr_act_asym_db"] > m["sqnr_act_sym_db"] + 3  # ReLU outputs waste half a symmetric grid
+    assert m["sqnr_outlier_per_channel_db"] > m["sqnr_outlier_per_tensor_db"] + 15
+    c = m["sqnr_calib_db"]
+    assert c["percentile_4"] > c["minmax_4"] + 1 and c["mse_4"] > c["minmax_4"] + 1 and c["mse_8"] >= c["minmax_8"] - 0.1
+    assert 5.5 < m["sqnr_slope_db_per_bit"] < 6.5
+    assert m["sqnr_8bit_per_channel_db"] >= 35 and m["slider_sqnr_db"] == m["sqnr_8bit_per_channel_db"]
+    assert m["kmeans_gain_db"] > 1
+    assert m["int_linear_sqnr_db"] > 30 and m["int_linear_top1_agreement"] >= 0.98
+
+
+@checks("12_tensorrt_torch_compile.ipynb")
+def check_12(m):
+    from mclab import runtimes
+
+    assert m["compile_s"] > 0 and m["graphs"] == 1 and m["graph_breaks"] == 0 and m["compile_max_abs_err"] < 1e-4
+    lo, hi = m["compile_speedup_ci"]
+    assert lo <= m["compile_speedup"] <= hi
+    saved = m["eager_p50_ms"] - m["compiled_p50_ms"]
+    if saved > 0:
+        assert m["break_even_calls"] == pytest.approx(m["compile_s"] * 1e3 / saved)
+    else:
+        assert m["break_even_calls"] is None
+    when = {r["model"]: r for r in m["when"]}
+    assert len(when) == 3 and when["MLP block + .item() branch"]["graph breaks"] >= 1
+    assert when["MLP block"]["graph breaks"] == 0 and all(r["max |err|"] < 1e-4 for r in m["when"])
+    ok, why = runtimes.available("tensorrt")
+    assert m["tensorrt_ran"] == ok
+    if ok:  # pragma: no cover - GPU only
+        rows = {r["runner"]: r for r in m["tensorrt"]}
+        assert {"TensorRT fp32", "TensorRT fp16", "TensorRT int8", "PyTorch eager", "torch.compile"} <= set(rows)
+        assert rows["TensorRT fp32"]["accuracy"] > 0.8 and rows["TensorRT int8"]["accuracy"] > 0.75
+    else:
+        assert m["tensorrt"] == [] and m["tensorrt_skip_reason"] == why
 
 
 @pytest.mark.notebooks
