@@ -230,3 +230,18 @@ def test_tensorrt_int8_and_corrupt_engine(tmp_path, x):  # pragma: no cover - GP
     bad.write_bytes(b"\0" * 100)
     with pytest.raises(ValueError, match="cannot load"):
         rtrt.engine_runner(str(bad), (1, *SHAPE))
+
+
+def test_torch_compile_counts_each_compile_on_its_own():
+    class Branchy(nn.Module):
+        def forward(self, x):
+            if x.mean().item() > 0:  # .item() breaks the graph
+                x = x * 2
+            return torch.relu(x)
+
+    x = torch.randn(2, 8)
+    _, first = rtc.compile_module(nn.ReLU(), x)
+    _, second = rtc.compile_module(Branchy(), x)
+    _, third = rtc.compile_module(nn.ReLU(), x)
+    assert first.graphs == third.graphs == 1 and first.graph_breaks == 0
+    assert second.graph_breaks >= 1 and second.graphs >= 1

@@ -51,6 +51,10 @@ def compile_module(module: Any, example: Any, *, mode: str = "default", backend:
     if mode == "reduce-overhead" and example.device.type != "cuda":
         raise ValueError("mode='reduce-overhead' uses CUDA graphs and needs a CUDA input; use 'default' on CPU")
     torch._dynamo.reset()
+    with contextlib.suppress(ImportError, AttributeError):  # reset() keeps Dynamo's counters: clear them so
+        from torch._dynamo.utils import counters  # graphs and breaks below are this compile's own
+
+        counters.clear()
     compiled = torch.compile(module.eval(), mode=mode, backend=backend, dynamic=dynamic)
     dev = example.device.type
 
