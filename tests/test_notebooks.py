@@ -389,6 +389,28 @@ def check_12(m):
         assert m["tensorrt"] == [] and m["tensorrt_skip_reason"] == why
 
 
+@checks("11_mobile_runtimes.ipynb")
+def check_11(m):
+    n, acc0 = m["n_test"], m["reference_accuracy"]
+    tfl = {r["variant"]: r for r in m["tflite"]}
+    assert tfl["fp32"]["computes in"] == "fp32" and tfl["fp32"]["max |err|"] < 1e-4
+    assert abs(tfl["fp32"]["accuracy"] - acc0) <= 1 / n
+    assert tfl["int8"]["computes in"] == "int8" and tfl["int8"]["size vs fp32"] < 0.3 and tfl["int8"]["max |err|"] > 1e-3
+    assert tfl["int8"]["accuracy"] >= acc0 - 0.05
+    if "fp16" in tfl:
+        assert tfl["fp16"]["computes in"] == "fp32 (fp16 weights)" and 0.45 < tfl["fp16"]["size vs fp32"] < 0.55
+    if "int8-io" in tfl:
+        assert tfl["int8-io"]["input dtype"] == "int8" and tfl["int8-io"]["accuracy"] >= acc0 - 0.05
+    assert len(m["xnnpack"]) in (2, 4) and m["xnnpack_speedup"] > 0
+    nc = {r["options"]: r for r in m["ncnn"]}
+    assert nc["fp32 pinned"]["computes in"] == "fp32" and nc["fp32 pinned"]["max |err|"] < 1e-4
+    assert nc["defaults"]["fp16 storage"] and nc["defaults"]["max |err|"] > 1e-4  # NCNN's defaults change outputs
+    assert nc["defaults"][".bin KB"] < 0.6 * nc["fp32 pinned"][".bin KB"]
+    rows = {(r["runtime"], r["requested"]): r for r in m["compare"]["rows"]}
+    for key in (("onnxruntime", "fp32"), ("tflite", "fp32"), ("ncnn", "fp32")):
+        assert rows[key]["status"] == "ok" and rows[key]["max_abs_err"] < 1e-4, key
+
+
 @pytest.mark.notebooks
 @pytest.mark.parametrize("path", PATHS, ids=lambda p: p.name)
 def test_notebook_runs_fast_and_records(path):
