@@ -152,6 +152,20 @@ def test_perplexity_of_a_uniform_model_is_the_vocabulary_size():
         llm.perplexity(m, tokens[:10], seq_len=64)
 
 
+def test_kl_divergence_is_zero_for_the_same_model_and_matches_uniform():
+    m, uniform = tiny_model(), tiny_model()
+    torch.nn.init.zeros_(uniform.output.weight)
+    tokens = llm.corpus().val[:1000]
+    assert llm.kl_divergence(m, m, tokens, seq_len=64) == pytest.approx(0, abs=1e-6)
+    # KL(reference || model): with the trained-shape model as reference and a uniform model, log 256 - H(reference)
+    x = torch.as_tensor(tokens[: 15 * 64], dtype=torch.int64).view(15, 64)
+    with torch.no_grad():
+        logp = torch.log_softmax(m(x).float(), -1)
+    entropy = float(-(logp.exp() * logp).sum(-1).mean())
+    assert llm.kl_divergence(m, uniform, tokens, seq_len=64) > 0
+    assert llm.kl_divergence(uniform, m, tokens, seq_len=64) == pytest.approx(math.log(256) - entropy, rel=1e-4)
+
+
 def test_training_lowers_loss_and_the_checkpoint_is_cached(tmp_path, monkeypatch):
     monkeypatch.setenv("MCLAB_CACHE", str(tmp_path))
     cfg = llm.TrainConfig(model=TINY, steps=30, batch_size=4, seq_len=64, warmup=5, lr=3e-3)

@@ -15,14 +15,14 @@ from .model import LLAMA2_7B, KVCache, LlamaConfig, TinyLlama, kv_cache_bytes, p
 from .quant import (Calibration, QuantLinear, QuantReport, WeightQuantConfig, calibrate, cast, linear_weight_bytes,
                     quantize_, quantized)
 from .tokenizer import ByteTokenizer, Corpus, corpus
-from .train import TrainConfig, TrainResult, cache_dir, perplexity, pretrained, train
+from .train import TrainConfig, TrainResult, cache_dir, kl_divergence, perplexity, pretrained, train
 
 __all__ = [
     # model and data
     "LlamaConfig", "TinyLlama", "KVCache", "kv_cache_bytes", "param_count", "LLAMA2_7B",
     "ByteTokenizer", "Corpus", "corpus",
     # training and evaluation
-    "TrainConfig", "TrainResult", "train", "pretrained", "perplexity", "cache_dir",
+    "TrainConfig", "TrainResult", "train", "pretrained", "perplexity", "kl_divergence", "cache_dir",
     # generation and its costs
     "GenerateConfig", "GenerationResult", "generate", "decode_ceiling",
     "bytes_per_token", "MemoryBudget", "memory_budget",

@@ -15,7 +15,7 @@ import torch
 from .generate import GenerateConfig, generate
 from .quant import Calibration, WeightQuantConfig, calibrate, cast, linear_weight_bytes, quantized
 from .tokenizer import ByteTokenizer
-from .train import perplexity
+from .train import kl_divergence, perplexity
 
 __all__ = ["FormatResult", "FormatTable", "compare_formats", "FLOAT_FORMATS"]
 
@@ -34,6 +34,7 @@ class FormatResult:
     linear_bytes: int
     bytes_vs_fp32: float  # linear_bytes / the FP32 linear bytes
     ppl_change_pct: float  # vs FP32, percent
+    kld: float  # mean KL divergence from FP32's next-token distribution, nats per token (0 for FP32)
     decode_tokens_per_s: float
     prepare_s: float  # time to cast or quantise (AWQ search, GPTQ solve)
     sample: str
@@ -99,12 +100,13 @@ def compare_formats(model: torch.nn.Module, formats: Sequence[str | WeightQuantC
             method, bits, group = f.method, f.bits, f.group_size
         prep = time.perf_counter() - t
         ppl = perplexity(m, val_tokens, max_tokens=eval_tokens)
+        kld = 0.0 if m is model else kl_divergence(m, model, val_tokens, max_tokens=eval_tokens)
         generate(m, ids, GenerateConfig(max_new_tokens=4))  # warm-up
         g = generate(m, ids, GenerateConfig(max_new_tokens=decode_tokens))
         base = table.rows[0].perplexity if table.rows else ppl
         lb = linear_weight_bytes(m)
         table.rows.append(FormatResult(
             name=_name(f), method=method, bits=bits, group_size=group, perplexity=ppl, linear_bytes=lb,
-            bytes_vs_fp32=lb / fp32_bytes, ppl_change_pct=100 * (ppl / base - 1),
+            bytes_vs_fp32=lb / fp32_bytes, ppl_change_pct=100 * (ppl / base - 1), kld=kld,
             decode_tokens_per_s=g.decode_tokens_per_s, prepare_s=prep, sample=prompt + tok.decode(g.new_tokens)))
     return table

@@ -22,7 +22,7 @@ from ..models import cache_dir
 from .model import LlamaConfig, TinyLlama
 from .tokenizer import Corpus, corpus
 
-__all__ = ["TrainConfig", "TrainResult", "train", "pretrained", "perplexity", "cache_dir"]
+__all__ = ["TrainConfig", "TrainResult", "train", "pretrained", "perplexity", "kl_divergence", "cache_dir"]
 
 
 @dataclass(frozen=True)
@@ -142,6 +142,17 @@ def pretrained(cfg: TrainConfig | None = None, progress: bool = True) -> tuple[T
     return model, res
 
 
+def _windows(tokens, seq_len: int, max_tokens: int | None, what: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Non-overlapping (inputs, next-token targets) windows of ``tokens``: two (n, seq_len) int64 tensors."""
+    t = torch.as_tensor(np.asarray(tokens), dtype=torch.int64)
+    if max_tokens is not None:
+        t = t[:max_tokens]
+    n = (len(t) - 1) // seq_len
+    if n < 1:
+        raise ValueError(f"need more than seq_len={seq_len} tokens for {what}, got {len(t)}")
+    return t[: n * seq_len].view(n, seq_len), t[1: n * seq_len + 1].view(n, seq_len)
+
+
 @torch.inference_mode()
 def perplexity(model: torch.nn.Module, tokens, seq_len: int = 256, batch_size: int = 16,
                max_tokens: int | None = None) -> float:
@@ -149,18 +160,27 @@ def perplexity(model: torch.nn.Module, tokens, seq_len: int = 256, batch_size: i
 
     ``max_tokens`` caps how much of ``tokens`` is used (FAST runs). Lower is better; 256 is a uniform guess.
     """
-    t = torch.as_tensor(np.asarray(tokens), dtype=torch.int64)
-    if max_tokens is not None:
-        t = t[:max_tokens]
-    n = (len(t) - 1) // seq_len
-    if n < 1:
-        raise ValueError(f"need more than seq_len={seq_len} tokens for perplexity, got {len(t)}")
-    x = t[: n * seq_len].view(n, seq_len)
-    y = t[1: n * seq_len + 1].view(n, seq_len)
-    total, count = 0.0, 0
-    for i in range(0, n, batch_size):
+    x, y = _windows(tokens, seq_len, max_tokens, "perplexity")
+    total = 0.0
+    for i in range(0, len(x), batch_size):
         logits = model(x[i:i + batch_size]).float()
         total += F.cross_entropy(logits.reshape(-1, logits.size(-1)), y[i:i + batch_size].reshape(-1),
                                  reduction="sum").item()
-        count += y[i:i + batch_size].numel()
-    return math.exp(total / count)
+    return math.exp(total / y.numel())
+
+
+@torch.inference_mode()
+def kl_divergence(model: torch.nn.Module, reference: torch.nn.Module, tokens, seq_len: int = 256,
+                  batch_size: int = 16, max_tokens: int | None = None) -> float:
+    """Mean KL(reference || model) of the next-token distributions over ``tokens``, nats per token.
+
+    llama.cpp's measure of quantisation damage: far more sensitive than perplexity, because it compares
+    whole distributions with the FP32 model's instead of one probability with the text. 0 = identical.
+    """
+    x, _ = _windows(tokens, seq_len, max_tokens, "KL divergence")
+    total = 0.0
+    for i in range(0, len(x), batch_size):
+        logp = F.log_softmax(model(x[i:i + batch_size]).float(), -1)
+        logq = F.log_softmax(reference(x[i:i + batch_size]).float(), -1)
+        total += F.kl_div(logp, logq, log_target=True, reduction="sum").item()
+    return total / x.numel()
