@@ -261,8 +261,10 @@ def check_14(m):
     assert m["active_w"] > m["idle_w"] > 0
     assert m["mj_per_image_batched"] < m["mj_batch1"]  # batching shares fixed costs
     mj = dict(zip(m["variants"], m["variant_mj"]))
-    assert set(mj) == {"fp32", "int8", "small CNN fp32"} and all(v > 0 for v in mj.values())
+    assert set(mj) == {"fp32", "int8", "pruned 50% fp32", "small CNN fp32"} and all(v > 0 for v in mj.values())
     assert mj["small CNN fp32"] < mj["fp32"] / 3  # a model ~100x smaller costs far less per image
+    assert m["pruned_zero_fraction"] == pytest.approx(0.5, abs=0.01)
+    assert 0.5 < mj["pruned 50% fp32"] / mj["fp32"] < 2  # zeros cost the same in a dense kernel
     # battery: capacity (mAh) x 3.6 x V joules / joules per inference; cloud: 1e6 / throughput / 3600 x price
     for name, n in m["battery_inferences"].items():
         cap, volt = (4000, 3.85) if name.startswith("phone") else (2500, 3.0)
