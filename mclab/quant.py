@@ -39,8 +39,8 @@ __all__ = [
 ]
 
 METHODS = ("minmax", "percentile", "mse")
-_EPS = 1.1920928955078125e-07
-_MSE_SAMPLE = 100_000  # values per activation tensor the MSE range search looks at (seeded sample)  # torch.finfo(torch.float32).eps: the observers' smallest scale
+_EPS = 1.1920928955078125e-07  # torch.finfo(torch.float32).eps: the observers' smallest scale
+_MSE_SAMPLE = 16_384  # values per activation tensor the MSE range search looks at (seeded sample)
 
 
 # ----------------------------------------------------------------------------- parameters
@@ -624,9 +624,9 @@ def calibrate(onnx_path: str, batches: Sequence[Any], *, method: str = "minmax",
     rng = np.random.default_rng(0)
     for n in names:
         v = np.concatenate([a.reshape(-1) for a in got[n]])
-        if method == "mse" and v.size > _MSE_SAMPLE:  # the search quantises the tensor 32 times: sample it
+        if method == "mse" and v.size > _MSE_SAMPLE:  # the search quantises the tensor 24 times: sample it
             v = np.concatenate([rng.choice(v, _MSE_SAMPLE, replace=False), [v.min(), v.max()]])
-        qp = qparams(torch.from_numpy(v), 8, method=method, percentile=percentile, grid=32)
+        qp = qparams(torch.from_numpy(v), 8, method=method, percentile=percentile, grid=24)
         lo = float((qp.qmin - int(qp.zero_point)) * float(qp.scale))
         hi = float((qp.qmax - int(qp.zero_point)) * float(qp.scale))
         ranges[n] = (lo, hi)
@@ -863,16 +863,17 @@ def qat(model: "torch.nn.Module", config: QATConfig | None = None, *, size: int 
     cfg = config or QATConfig()
     if not isinstance(cfg, QATConfig):
         raise TypeError(f"config must be a QATConfig, got {type(cfg).__name__}")
-    fake = fake_quant_model(model, cfg.bits, momentum=cfg.momentum,
-                            calibration=calibration_batches(4, batch_size=64, size=size, seed=cfg.seed))
     path = None
     if cache is not None:
         key = hashlib.sha256(json.dumps({"m": cache, "cfg": asdict(cfg), "size": size}, sort_keys=True).encode()).hexdigest()[:12]
         path = cache_dir() / f"qat-{key}.pt"
-        if path.is_file():
+        if path.is_file():  # the saved state holds the trained weights and the activation ranges
             saved = torch.load(path, map_location="cpu", weights_only=True)
+            fake = fake_quant_model(model, cfg.bits, momentum=cfg.momentum)
             fake.load_state_dict(saved["state_dict"])
             return QATResult(fake.eval(), _unwrap(fake), saved["loss"], saved["val_accuracy"], 0.0)
+    fake = fake_quant_model(model, cfg.bits, momentum=cfg.momentum,
+                            calibration=calibration_batches(4, batch_size=64, size=size, seed=cfg.seed))
     t0 = time.perf_counter()
     res = train(fake, TrainConfig(epochs=cfg.epochs, lr=cfg.lr, size=size, seed=cfg.seed, progress=progress,
                                   weight_decay=0.0))
