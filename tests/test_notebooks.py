@@ -433,6 +433,7 @@ def check_05(m):
         assert fp32 - acc[f"static INT8 {method} (ONNX Runtime)"] <= 0.025, method
     assert all(fp32 - a <= 0.03 for a in m["calib_size_accuracy"].values())
     assert m["qat_loss_points"] <= m["static_loss_points"] + 1.5  # QAT -> INT8 runs end to end without breaking the model
+    assert m["simulated_loss_points"] <= 2.5
     lo, hi = m["ci95"]["FP32 (PyTorch)"]
     assert lo < fp32 < hi and hi - lo < 0.1
     # really INT8: every convolution, read back from each runtime
