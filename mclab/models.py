@@ -107,7 +107,7 @@ class TrainConfig:
     batch_size: int = 64
     lr: float = 3e-3              # AdamW peak learning rate of a one-cycle schedule
     weight_decay: float = 5e-4
-    size: int = 32                # input pixels: 32 keeps ResNet-18 training under a minute on 2 cores
+    size: int = 32                # input pixels: 32 keeps ResNet-18 training near a minute on 2 cores
     augment: float = 1.0          # strength of random affine + noise per batch (0 = off)
     label_smoothing: float = 0.05
     seed: int = 0                 # weights init and batch order
@@ -331,7 +331,8 @@ def reference_spec(fast: bool = False, arch: str = "resnet18") -> ReferenceSpec:
 def reference(fast: bool = False, *, arch: str = "resnet18", progress: bool = True) -> "torch.nn.Module":
     """The trained reference classifier for the digits (eval mode, a fresh copy on every call).
     Loaded from the cache (:func:`cache_dir`); trained and cached first when missing
-    (ResNet-18: under a minute on 2 cores; ``fast`` about a third of that)."""
+    (ResNet-18, 12 epochs: about 75 s on 2 quiet cores, several minutes on a busy machine; ``fast``
+    about a third of that)."""
     import torch
 
     spec = reference_spec(fast, arch)
