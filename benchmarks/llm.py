@@ -14,13 +14,14 @@ The model is the cached checkpoint of `mclab.llm.pretrained()` (trained on first
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 import torch
 
 from mclab import bench, llm
+
+from _report import report  # benchmarks/_report.py, beside this script
 
 GROUPS = (32, 64, 128)
 
@@ -68,9 +69,6 @@ def main(out: Path = Path("build/bench/llm.json"), threads: int | None = None, r
         "kv_cache": ab.as_dict(), "kv_cache_speedup": ab.speedup,
         "formats": table.as_dict()["rows"], "targets": targets, "wall_s": time.perf_counter() - start,
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
-
     print(f"model: {trained.n_params / 1e6:.2f} M params, FP32 held-out perplexity {fp32:.3f} "
           f"({'cached' if trained.from_cache else f'trained in {trained.train_s:.0f} s'}), threads {result['threads']}")
     print(f"decode 256 tokens: no cache {ab.a.p50_ms / 1e3:.2f} s, KV cache {ab.b.p50_ms / 1e3:.2f} s -> "
@@ -81,9 +79,7 @@ def main(out: Path = Path("build/bench/llm.json"), threads: int | None = None, r
         print(f"{r.name:16s} {r.perplexity:10.4f} {r.ppl_change_pct:+7.2f}% {r.kld:9.2e} {r.linear_bytes:10d} "
               f"{r.bytes_vs_fp32:7.4f} {r.decode_tokens_per_s:7.1f} {r.prepare_s:7.2f}")
     print()
-    for k, v in targets.items():
-        print(f"{k:28s} {'met' if v else 'MISSED'}")
-    print(f"written to {out} ({result['wall_s']:.0f} s)")
+    report(out, result, targets)
     return result
 
 

@@ -17,7 +17,6 @@ Run: `.venv/bin/python benchmarks/quant.py [out.json] [--threads N] [--rounds R]
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import tempfile
 import time
@@ -26,6 +25,8 @@ from pathlib import Path
 import torch
 
 from mclab import bench, data, hw, models, quant, runtimes
+
+from _report import report  # benchmarks/_report.py, beside this script
 
 
 def _resnet18_224(threads: int, rounds: int, tmp: str) -> dict:
@@ -108,13 +109,9 @@ def main(out: Path = Path("build/bench/quant.json"), threads: int | None = None,
     }
     result = {"machine": {"cpu": cpu.model, "features": cpu.features, "threads": threads},
               "resnet18_224": speed, "reference": acc, "targets": targets, "wall_s": time.perf_counter() - start}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2, default=str))
     feats = [k for k in ("AVX2", "AVX-512", "AVX-512 VNNI", "AVX-VNNI", "AMX-INT8") if cpu.features.get(k)]
     print(f"\nCPU: {cpu.model}; INT8-relevant features: {', '.join(feats) or 'none'}; threads {threads}")
-    for k, v in targets.items():
-        print(f"{k:36s} {'met' if v else 'MISSED'}")
-    print(f"written to {out} ({result['wall_s']:.0f} s)")
+    report(out, result, targets)
     return result
 
 

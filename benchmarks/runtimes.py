@@ -13,11 +13,12 @@ Run: `.venv/bin/python benchmarks/runtimes.py [out.json] [--threads N] [--rounds
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 from mclab import hw, runtimes
+
+from _report import report  # benchmarks/_report.py, beside this script
 
 TARGETS = ("onnxruntime", "openvino", "openvino:default", "openvino:bf16", "onnxruntime:int8", "torch:bf16")
 
@@ -37,10 +38,8 @@ def main(out: Path = Path("build/bench/runtimes.json"), threads: int | None = No
     cpu = hw.cpu_info()
     result = {"comparison": cmp.as_dict(), "targets": targets, "all_met": all(targets.values()),
               "cpu": {"model": cpu.model, "features": cpu.features}, "wall_s": time.perf_counter() - start}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2, default=str))
-    print(cmp)
-    print("\ntargets:", json.dumps(targets, indent=1), f"\nwrote {out} ({result['wall_s']:.0f} s)")
+    print(cmp, end="\n\n")
+    report(out, result, targets)
     return result
 
 
