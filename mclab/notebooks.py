@@ -62,7 +62,7 @@ CURRICULUM: tuple[Chapter, ...] = (
     Chapter("14", "Energy and cost", "How many joules and dollars does an inference cost?", ("energy",)),
     Chapter("15", "Reliability", "Is the answer the same every time, and always a number?", ("reliability",)),
     Chapter("16", "Trade-offs and deployment", "Which optimisations meet a scenario's constraints, and which are Pareto-optimal?", ("deploy",)),
-    Chapter("17", "Distributed inference", "How do batching and replicas share load across workers?", ("deploy",)),
+    Chapter("17", "Distributed inference", "How do batching and replicas share load across workers?", ("distributed",)),
 )
 
 
