@@ -444,6 +444,31 @@ def check_05(m):
     assert 0 < slo <= m["static_speedup"] <= shi and m["dynamic_speedup"] > 0 and m["openvino_int8_speedup"] > 0
 
 
+@checks("17_distributed_inference.ipynb")
+def check_17(m):
+    assert set(m["exact"]) >= {"1", "2"} and all(m["exact"].values())  # bit-identical to one process, in order
+    for w, r in m["workers"].items():
+        assert r["workers"] == int(w) and r["items"] == m["n_items"] and r["output_shape"] == [m["n_items"], 10]
+        shards = r["shards"]
+        assert shards[0][0] == 0 and shards[-1][1] == m["n_items"] and all(a % m["batch"] == 0 for a, _ in shards)
+        assert 0 < r["compute_s"] < r["wall_s"] and r["startup_s"] > 0 and r["gather_s"] >= 0
+        assert r["throughput_per_s"] == pytest.approx(m["n_items"] / r["compute_s"])
+        assert r["end_to_end_per_s"] < r["throughput_per_s"]  # start-up is never free
+    one, two = m["workers"]["1"], m["workers"]["2"]
+    assert m["scaling_2_over_1"] == pytest.approx(two["throughput_per_s"] / one["throughput_per_s"])
+    # one worker with 1 thread runs the same kernels as one process with 1 thread (a busy machine moves both)
+    assert 0.2 < one["throughput_per_s"] / m["local_items_per_s"]["1 thread"] < 5
+    gain = 1 / one["throughput_per_s"] - 1 / two["throughput_per_s"]
+    if m["break_even_items"] is not None:
+        assert gain > 0
+        extra = two["startup_s"] + two["gather_s"] - one["startup_s"] - one["gather_s"]
+        assert m["break_even_items"] == pytest.approx(extra / gain)
+    plans = {(p["model"], p["precision"]): p for p in m["plans"]}
+    assert plans[("reference ResNet-18", "fp32")]["fits one"]
+    assert plans[("Llama-2-70B", "fp16")]["devices needed"] >= 2 and plans[("Llama-2-70B", "int4")]["devices needed"] == 1
+    assert plans[("Llama-2-70B", "fp16")]["weights GB"] == pytest.approx(137.96)
+
+
 @pytest.mark.notebooks
 @pytest.mark.parametrize("path", PATHS, ids=lambda p: p.name)
 def test_notebook_runs_fast_and_records(path):
