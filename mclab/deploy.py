@@ -1,0 +1,664 @@
+"""Choosing and shipping: constraints, one profile per variant, validation, the optimisation loop, Pareto.
+
+The source material's advice is a loop: state the constraints, measure the baseline, then quantise →
+prune → distil (→ pick a runtime) until the constraints hold, and validate before deploying. Here that
+loop runs for real on the kit's reference classifier; every number in a :class:`Report` is measured on
+this machine or labelled as an estimate. Introduced in notebook 16.
+
+Layers: :class:`Constraints` and :func:`constraints` (the five scenario presets of
+:mod:`mclab.scenarios` turned into limits on measurable metrics) → :func:`profile` (one variant, every
+metric family) → :func:`validate` (pass/fail per constraint with its margin) → :func:`optimise` (the
+loop, returning its trail) and :func:`pareto` (the non-dominated variants).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import torch
+
+__all__ = [
+    # constraints
+    "Constraints", "constraints", "PRESET_RATES",
+    # variants and their profiles
+    "Variant", "ProfileConfig", "Report", "profile",
+    # validation
+    "Check", "Validation", "validate",
+    # the loop and the frontier
+    "OptimiseConfig", "Step", "Trail", "optimise", "STEPS", "pareto",
+]
+
+# ----------------------------------------------------------------------------- constraints
+
+# Limits on measurable metrics: field name -> (metric in a Report, "max" or "min", unit)
+_LIMITS: dict[str, tuple[str, str, str]] = {
+    "latency_p99_ms": ("latency_p99_ms", "max", "ms"),
+    "model_size_mb": ("model_size_mb", "max", "MB"),
+    "peak_memory_mb": ("peak_memory_mb", "max", "MB"),
+    "min_accuracy": ("accuracy", "min", "fraction"),
+    "max_accuracy_drop_pts": ("accuracy_drop_pts", "max", "points"),
+    "power_w": ("power_w", "max", "W"),
+    "min_throughput_qps": ("throughput_qps", "min", "1/s"),
+    "cost_usd_per_day": ("cost_usd_per_day", "max", "USD/day"),
+}
+
+# Requests per second each scenario serves: power = energy per inference x rate (the source gives the
+# limits in watts; a device drawing them must serve this rate). Real-time video runs at the source's
+# 15-30 fps, a cloud service at its > 500 QPS, the others at a rate that suits them.
+PRESET_RATES: dict[str, float] = {"mobile": 10.0, "realtime_video": 30.0, "cloud": 500.0, "edge": 30.0, "iot": 1.0}
+
+
+@dataclass(frozen=True)
+class Constraints:
+    """What a deployment must satisfy. Every limit is optional; ``soft`` names the ones that are reported but
+    never block (the rest are hard). ``rate_per_s`` is the load the deployment serves: the power limit
+    applies to energy per inference x rate. ``not_measurable`` lists the preset's limits the kit cannot
+    check on its classifier, each with the reason."""
+
+    name: str = "custom"
+    latency_p99_ms: float | None = None      # P99 latency at batch 1
+    model_size_mb: float | None = None       # the deployed file(s)
+    peak_memory_mb: float | None = None      # resident memory the model adds to a process that has its runtime loaded
+    min_accuracy: float | None = None        # top-1 on the test set, a fraction
+    max_accuracy_drop_pts: float | None = None  # points below the baseline's accuracy
+    power_w: float | None = None             # energy per inference x rate_per_s
+    min_throughput_qps: float | None = None  # measured at the profile's batch
+    cost_usd_per_day: float | None = None    # instances needed for rate_per_s x their price
+    soft: tuple[str, ...] = ()
+    rate_per_s: float = 10.0
+    not_measurable: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        limits = self.limits()
+        if not limits:
+            raise ValueError(f"constraints {self.name!r} set no limit; set at least one of {sorted(_LIMITS)}")
+        for k, v in limits.items():
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+                raise ValueError(f"{k}={v!r} must be a positive finite number")
+        if self.min_accuracy is not None and self.min_accuracy > 1:
+            raise ValueError(f"min_accuracy={self.min_accuracy} is a fraction and must be <= 1 (e.g. 0.95)")
+        if self.max_accuracy_drop_pts is not None and self.max_accuracy_drop_pts >= 100:
+            raise ValueError(f"max_accuracy_drop_pts={self.max_accuracy_drop_pts} must be below 100 points")
+        unknown = sorted(set(self.soft) - set(_LIMITS))
+        if unknown:
+            raise ValueError(f"soft names unknown limits {unknown}; allowed: {sorted(_LIMITS)}")
+        if not (isinstance(self.rate_per_s, (int, float)) and self.rate_per_s > 0):
+            raise ValueError(f"rate_per_s={self.rate_per_s!r} must be a positive number of requests per second")
+
+    def limits(self) -> dict[str, float]:
+        """The limits that are set: {field name: value}."""
+        return {k: getattr(self, k) for k in _LIMITS if getattr(self, k) is not None}
+
+    def hard(self) -> dict[str, float]:
+        return {k: v for k, v in self.limits().items() if k not in self.soft}
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def table(self) -> "pd.DataFrame":
+        import pandas as pd
+
+        rows = [{"constraint": k, "limit": f"{'<=' if _LIMITS[k][1] == 'max' else '>='} {v:g} {_LIMITS[k][2]}",
+                 "kind": "soft" if k in self.soft else "hard"} for k, v in self.limits().items()]
+        rows += [{"constraint": k, "limit": "-", "kind": f"not measurable here: {why}"} for k, why in self.not_measurable]
+        return pd.DataFrame(rows).set_index("constraint")
+
+
+def constraints(scenario: str, **overrides: Any) -> Constraints:
+    """The constraints of a scenario preset (``mobile``, ``realtime_video``, ``cloud``, ``edge``, ``iot``) from
+    :data:`mclab.scenarios.SCENARIOS`, as limits on what :func:`profile` measures; ``overrides`` replace fields.
+    Every preset also keeps the source's classification rule of thumb, an accuracy drop under 2 points."""
+    from .scenarios import SCENARIOS
+
+    if scenario not in SCENARIOS:
+        raise ValueError(f"scenario={scenario!r} is unknown; choose one of {sorted(SCENARIOS)}")
+    kw: dict[str, Any] = {"name": scenario, "rate_per_s": PRESET_RATES[scenario], "max_accuracy_drop_pts": 2.0}
+    missing: list[tuple[str, str]] = []
+    for c in SCENARIOS[scenario].constraints:
+        if c.metric == "latency_ms":
+            kw["latency_p99_ms"] = c.value
+        elif c.metric == "fps":  # frames must keep up one at a time: P99 latency under 1/fps and throughput above fps
+            kw["min_throughput_qps"] = c.value
+            kw["latency_p99_ms"] = min(kw.get("latency_p99_ms", math.inf), 1e3 / c.value)
+        elif c.metric == "throughput_qps":
+            kw["min_throughput_qps"] = c.value
+        elif c.metric == "accuracy":
+            kw["min_accuracy"] = c.value
+        elif c.metric == "memory_mb":
+            kw["peak_memory_mb"] = c.value
+        elif c.metric in ("model_size_mb", "power_w", "cost_usd_per_day"):
+            kw[c.metric] = c.value
+        elif c.metric == "map":
+            missing.append(("map", f"mAP > {c.value:g} needs a detector; the kit's reference model classifies, "
+                                   "so the accuracy-drop limit stands in for it"))
+        else:  # a metric added to the presets without a mapping here
+            missing.append((c.metric, "no profile metric measures it yet"))
+    kw["not_measurable"] = tuple(missing)
+    if "cost_usd_per_day" in kw:
+        kw["soft"] = ("cost_usd_per_day",)  # priced with an assumed instance (ProfileConfig.price_per_hour)
+    kw.update(overrides)
+    return Constraints(**kw)
+
+
+# ----------------------------------------------------------------------------- variants and profiles
+
+
+@dataclass
+class Variant:
+    """One deployable candidate: the float module it came from, the file a runtime runs, and how it was made."""
+
+    name: str
+    module: "torch.nn.Module"            # the float model (further steps start from it)
+    path: str                            # the deployed file: an .onnx that `runtime` runs
+    runtime: str = "onnxruntime"
+    precision: str = "fp32"              # what the file holds: fp32 or int8 (static QDQ)
+    steps: tuple[str, ...] = ()          # what was applied, in order
+
+    @property
+    def size_bytes(self) -> int:
+        return os.path.getsize(self.path)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "path": self.path, "runtime": self.runtime, "precision": self.precision,
+                "steps": list(self.steps), "size_bytes": self.size_bytes,
+                "params": sum(p.numel() for p in self.module.parameters())}
+
+
+@dataclass(frozen=True)
+class ProfileConfig:
+    """How hard :func:`profile` measures. ``fast`` shortens every window (CI)."""
+
+    threads: int = 2                     # intra-op threads of every runtime
+    batch: int = 32                      # batch of the throughput measurement
+    latency_min_time_s: float = 1.0      # timed window of the batch-1 latency run
+    throughput_s: float = 1.0
+    energy_s: float = 1.0                # timed window of the energy run, >= 0.5 (+ 0.5 s idle baseline)
+    memory: bool = True                  # measure peak memory in a fresh process (about 2 s per variant)
+    eval_split: str = "test"
+    price_per_hour: float | str = "g4dn.xlarge (T4)"  # cost assumes instances of this price serve at our throughput
+    rate_per_s: float = 10.0             # the load: power = energy per inference x rate (constraints override it)
+
+    def __post_init__(self) -> None:
+        for name in ("threads", "batch"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name}={v!r} must be an int >= 1")
+        for name in ("latency_min_time_s", "throughput_s", "rate_per_s"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name}={getattr(self, name)!r} must be > 0")
+        if not self.energy_s >= 0.5:
+            raise ValueError(f"energy_s={self.energy_s!r} must be >= 0.5: five chunks of >= 0.1 s, or the counter is noise")
+
+
+@dataclass
+class Report:
+    """Every metric family for one variant. ``kinds`` says which figures are measured and which estimated."""
+
+    variant: str
+    runtime: str
+    precision: str                       # what the runtime reports it computes in
+    accuracy: float
+    ci95: tuple[float, float]
+    n_test: int
+    latency_p50_ms: float
+    latency_p90_ms: float
+    latency_p99_ms: float
+    throughput_qps: float
+    model_size_mb: float
+    params: int
+    peak_memory_mb: float | None
+    energy_mj: float
+    power_w: float                       # energy per inference x rate_per_s
+    rate_per_s: float
+    cost_usd_per_day: float
+    accuracy_drop_pts: float = 0.0       # vs the baseline given to profile (0 for the baseline itself)
+    kinds: dict[str, str] = field(default_factory=dict)
+    steps: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def metric(self, name: str) -> float | None:
+        return getattr(self, name)
+
+
+def _runner(v: Variant, batch: int, threads: int, shape: tuple[int, ...]):
+    from . import runtimes
+
+    return runtimes.load(v.path, v.runtime, batch=batch, threads=threads, input_shape=shape, precision="fp32")
+
+
+_MEMORY_SCRIPT = r"""
+import json, sys
+import numpy as np
+import torch  # noqa: F401  (the kit's processes always have it; it is not the model's memory)
+path, runtime, shape, threads = sys.argv[1], sys.argv[2], tuple(json.loads(sys.argv[3])), int(sys.argv[4])
+__import__({"onnxruntime": "onnxruntime", "openvino": "openvino"}[runtime])
+from mclab import runtimes
+
+def status(key):
+    return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith(key + ":"))
+
+x = np.zeros((1, *shape), np.float32)
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")  # reset the high-water mark (VmHWM) to the current RSS: imports' transient peaks do not count
+before = status("VmRSS")
+r = runtimes.load(path, runtime, batch=1, threads=threads, input_shape=shape, precision="fp32")
+for _ in range(3):
+    r.run(x)
+print(json.dumps({"before_kb": before, "after_kb": status("VmHWM")}))
+"""
+
+
+def _peak_memory_mb(v: Variant, shape: tuple[int, ...], threads: int) -> float:
+    """Peak resident memory (MB) that loading and running ``v`` adds to a fresh process that already has
+    torch and the runtime imported: the model's weights, the runtime's copies and its activation arena."""
+    r = subprocess.run([sys.executable, "-c", _MEMORY_SCRIPT, v.path, v.runtime, json.dumps(list(shape)), str(threads)],
+                       capture_output=True, text=True, timeout=300)
+    if r.returncode != 0:
+        raise RuntimeError(f"the memory probe for {v.name} failed: {r.stderr.strip().splitlines()[-1:]}")
+    d = json.loads(r.stdout.strip().splitlines()[-1])
+    return max(0.0, (d["after_kb"] - d["before_kb"]) / 1024)
+
+
+def profile(variant: Variant, config: ProfileConfig | None = None, *, baseline: Report | None = None,
+            shape: tuple[int, ...] = (1, 32, 32)) -> Report:
+    """Measure ``variant`` on this machine: accuracy with a 95 % CI on the digits' test split, batch-1 latency
+    percentiles (ms), throughput at ``config.batch`` (items/s), file size (MB), peak memory (MB, a fresh
+    process), energy per inference (mJ; measured with RAPL/NVML, otherwise an estimate labelled as such),
+    power at the load, and cost per day. ``baseline`` sets the accuracy drop. Returns a :class:`Report`."""
+    import numpy as np
+
+    from . import bench, energy, models
+    from .data import digits
+    from .quant import batched
+
+    cfg = config or ProfileConfig()
+    if not isinstance(variant, Variant):
+        raise TypeError(f"variant must be a mclab.deploy.Variant, got {type(variant).__name__}")
+    if not os.path.isfile(variant.path):
+        raise ValueError(f"variant {variant.name!r}: file {variant.path!r} does not exist")
+    test = digits(cfg.eval_split, size=shape[-1])
+    big = _runner(variant, 128, cfg.threads, shape)
+    acc = models.evaluate(batched(big), test)
+    one = _runner(variant, 1, cfg.threads, shape)
+    x1 = test.x[:1].numpy()
+    lat = bench.measure(one.run, x1, config=bench.BenchConfig(warmup=5, min_iters=50, min_time_s=cfg.latency_min_time_s,
+                                                               max_time_s=30, n_boot=200))
+    thr_runner = _runner(variant, cfg.batch, cfg.threads, shape)
+    xb = np.ascontiguousarray(test.x[:cfg.batch].numpy())
+    if len(xb) < cfg.batch:
+        xb = np.resize(xb, (cfg.batch, *xb.shape[1:]))
+    thr = bench.throughput(thr_runner.run, xb, batch=cfg.batch, duration_s=cfg.throughput_s)
+    en = energy.measure_energy(one.run, x1, min_window_s=cfg.energy_s, idle_s=0.5, chunks=5)
+    cost = energy.cloud_cost(thr.items_per_s, cfg.price_per_hour, qps=cfg.rate_per_s)
+    mem = _peak_memory_mb(variant, shape, cfg.threads) if cfg.memory else None
+    pct = lat.summary()
+    kinds = {"accuracy": "measured", "latency": "measured", "throughput": "measured", "size": "measured",
+             "memory": "measured" if cfg.memory else "not measured", "energy": en.kind,
+             "power": f"{en.kind} (energy per inference x {cfg.rate_per_s:g}/s, above idle)",
+             "cost": f"estimated (instances at {cost.price_per_hour:g} USD/h serving at this machine's throughput)"}
+    drop = 0.0 if baseline is None else 100 * (baseline.accuracy - acc.accuracy)
+    return Report(variant=variant.name, runtime=variant.runtime, precision=variant.precision if variant.precision == "int8" else one.precision,
+                  accuracy=acc.accuracy, ci95=tuple(acc.ci95), n_test=acc.n,
+                  latency_p50_ms=pct["p50_ms"], latency_p90_ms=pct["p90_ms"], latency_p99_ms=pct["p99_ms"],
+                  throughput_qps=thr.items_per_s, model_size_mb=variant.size_bytes / 1e6,
+                  params=sum(p.numel() for p in variant.module.parameters()), peak_memory_mb=mem,
+                  energy_mj=en.millijoules, power_w=en.joules_per_inference * cfg.rate_per_s, rate_per_s=cfg.rate_per_s,
+                  cost_usd_per_day=float(cost.usd_per_day_for_qps), accuracy_drop_pts=drop, kinds=kinds,
+                  steps=variant.steps)
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+@dataclass(frozen=True)
+class Check:
+    constraint: str
+    limit: float
+    measured: float | None
+    bound: str            # "max" or "min"
+    hard: bool
+    ok: bool | None       # None: not measured
+    margin: float | None  # how far inside (+) or outside (-) the limit, in the metric's unit
+    unit: str
+
+
+@dataclass
+class Validation:
+    """One :class:`Check` per constraint; ``passed`` when every hard one holds."""
+
+    constraints: str
+    variant: str
+    checks: list[Check]
+
+    @property
+    def passed(self) -> bool:
+        return all(c.ok for c in self.checks if c.hard)
+
+    @property
+    def failed(self) -> list[Check]:
+        return [c for c in self.checks if c.hard and not c.ok]
+
+    def summary(self) -> str:
+        if self.passed:
+            soft = [c.constraint for c in self.checks if not c.hard and c.ok is False]
+            return (f"{self.variant} meets every hard constraint of {self.constraints}"
+                    + (f" (soft limits missed: {', '.join(soft)})" if soft else ""))
+        misses = "; ".join(f"{c.constraint} is {c.measured:.4g} {c.unit}, {abs(c.margin):.3g} {c.unit} "
+                           f"{'over' if c.bound == 'max' else 'under'} the limit {c.limit:g}"
+                           if c.measured is not None else f"{c.constraint} was not measured" for c in self.failed)
+        return f"{self.variant} fails {len(self.failed)} hard constraint(s) of {self.constraints}: {misses}"
+
+    def table(self) -> "pd.DataFrame":
+        import pandas as pd
+
+        return pd.DataFrame([asdict(c) for c in self.checks]).set_index("constraint")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"constraints": self.constraints, "variant": self.variant, "passed": self.passed,
+                "summary": self.summary(), "checks": [asdict(c) for c in self.checks]}
+
+
+def validate(report: Report, limits: Constraints) -> Validation:
+    """Check ``report`` against every limit in ``limits``: pass/fail, margin (positive = inside) and whether
+    the limit is hard. Returns a :class:`Validation`."""
+    if not isinstance(report, Report):
+        raise TypeError(f"report must be a mclab.deploy.Report, got {type(report).__name__}")
+    if not isinstance(limits, Constraints):
+        raise TypeError(f"limits must be a mclab.deploy.Constraints, got {type(limits).__name__}")
+    checks = []
+    for k, limit in limits.limits().items():
+        metric, bound, unit = _LIMITS[k]
+        v = report.metric(metric)
+        margin = None if v is None else (limit - v if bound == "max" else v - limit)
+        ok = None if v is None else margin >= 0
+        checks.append(Check(k, limit, v, bound, k not in limits.soft, ok, margin, unit))
+    return Validation(limits.name, report.variant, checks)
+
+
+# ----------------------------------------------------------------------------- the loop
+
+
+@dataclass(frozen=True)
+class OptimiseConfig:
+    """The pipeline's knobs. ``fast`` trains briefly (CI)."""
+
+    steps: tuple[str, ...] = ("quantise", "prune", "distil", "runtime")
+    prune_amount: float = 0.5            # share of channels removed from every safe convolution
+    finetune_epochs: int = 3             # after pruning
+    student_width: int = 16              # mclab.models.small_cnn width for distillation
+    distil_epochs: int = 12
+    temperature: float = 4.0
+    alpha: float = 0.7
+    calib_batches: int = 4               # of 32 images, for static INT8
+    profile: ProfileConfig = ProfileConfig()
+    work_dir: str | None = None          # where artifacts go; None: a new temporary directory
+
+    def __post_init__(self) -> None:
+        unknown = [s for s in self.steps if s not in STEPS]
+        if unknown or len(set(self.steps)) != len(self.steps):
+            raise ValueError(f"steps={self.steps} must be distinct names from {list(STEPS)}")
+        if not 0 < self.prune_amount < 1:
+            raise ValueError(f"prune_amount={self.prune_amount} must be in (0, 1)")
+        for name in ("finetune_epochs", "student_width", "distil_epochs", "calib_batches"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name}={v!r} must be an int >= 1")
+
+
+@dataclass
+class Step:
+    """One step of the trail: what was done, the variant it produced, its profile and validation."""
+
+    step: str
+    variant: Variant
+    report: Report
+    validation: Validation
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"step": self.step, "variant": self.variant.as_dict(), "report": self.report.as_dict(),
+                "validation": self.validation.as_dict()}
+
+
+@dataclass
+class Trail:
+    """The loop's history. ``final`` is the first step that passed, or the last one tried."""
+
+    constraints: Constraints
+    steps: list[Step]
+
+    @property
+    def passed(self) -> bool:
+        return self.final.validation.passed
+
+    @property
+    def final(self) -> Step:
+        return next((s for s in self.steps if s.validation.passed), self.steps[-1])
+
+    def summary(self) -> str:
+        head = " -> ".join(f"{s.step} ({'PASS' if s.validation.passed else 'fail'})" for s in self.steps)
+        return f"{self.constraints.name}: {head}\n{self.final.validation.summary()}"
+
+    def table(self) -> "pd.DataFrame":
+        import pandas as pd
+
+        rows = []
+        for s in self.steps:
+            r = s.report
+            rows.append({"step": s.step, "variant": r.variant, "accuracy": r.accuracy, "drop [pts]": r.accuracy_drop_pts,
+                         "P99 [ms]": r.latency_p99_ms, "throughput [/s]": r.throughput_qps, "size [MB]": r.model_size_mb,
+                         "memory [MB]": r.peak_memory_mb, "power [W]": r.power_w, "passes": s.validation.passed})
+        return pd.DataFrame(rows).set_index("step")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"constraints": self.constraints.as_dict(), "passed": self.passed, "final": self.final.step,
+                "summary": self.summary(), "steps": [s.as_dict() for s in self.steps]}
+
+
+# Each step: (the current variant, the baseline variant, config, context) -> the next variant
+StepFn = Callable[[Variant, Variant, OptimiseConfig, dict[str, Any]], Variant]
+
+
+def _export(module: "torch.nn.Module", path: str, shape: tuple[int, ...]) -> str:
+    from .quant import prepare_onnx
+
+    return prepare_onnx(module, path, shape)
+
+
+def _int8(module: "torch.nn.Module", name: str, cfg: OptimiseConfig, ctx: dict[str, Any]) -> str:
+    from .data import calibration_batches
+    from .quant import calibrate, quantize_static
+
+    shape = ctx["shape"]
+    fp32 = _export(module, os.path.join(ctx["dir"], f"{name}.onnx"), shape)
+    cal = calibrate(fp32, calibration_batches(cfg.calib_batches, batch_size=32, size=shape[-1], seed=1))
+    return quantize_static(fp32, os.path.join(ctx["dir"], f"{name}-int8.onnx"), cal)
+
+
+def _step_quantise(cur: Variant, base: Variant, cfg: OptimiseConfig, ctx: dict[str, Any]) -> Variant:
+    return Variant("INT8", cur.module, _int8(cur.module, "quantised", cfg, ctx), cur.runtime, "int8", (*cur.steps, "quantise"))
+
+
+def _step_prune(cur: Variant, base: Variant, cfg: OptimiseConfig, ctx: dict[str, Any]) -> Variant:
+    from . import prune
+    from .models import TrainConfig
+
+    pruned = _cached_train(ctx, "pruned", prune.prune_channels(cur.module, prune.ChannelConfig(amount=cfg.prune_amount)),
+                           TrainConfig(epochs=cfg.finetune_epochs, lr=1e-3, size=ctx["shape"][-1]))
+    name = f"pruned {int(100 * cfg.prune_amount)}% ch"
+    return Variant(name + " + INT8", pruned, _int8(pruned, "pruned", cfg, ctx), cur.runtime, "int8", (*cur.steps, "prune"))
+
+
+def _step_distil(cur: Variant, base: Variant, cfg: OptimiseConfig, ctx: dict[str, Any]) -> Variant:
+    from . import distill
+    from .models import TrainConfig, small_cnn
+
+    student = small_cnn(cfg.student_width)
+    loss = distill.distillation_loss_fn(base.module, distill.DistillConfig(temperature=cfg.temperature, alpha=cfg.alpha))
+    student = _cached_train(ctx, f"student-w{cfg.student_width}", student,
+                            TrainConfig(epochs=cfg.distil_epochs, size=ctx["shape"][-1]), loss_fn=loss,
+                            extra={"T": cfg.temperature, "alpha": cfg.alpha})
+    return Variant(f"distilled small CNN w{cfg.student_width} + INT8", student, _int8(student, "student", cfg, ctx),
+                   cur.runtime, "int8", (*cur.steps, "distil"))
+
+
+def _step_runtime(cur: Variant, base: Variant, cfg: OptimiseConfig, ctx: dict[str, Any]) -> Variant:
+    """Run the current file on every CPU runtime that takes it; keep the one with the lower median latency
+    (an interleaved A/B at batch 1)."""
+    from . import bench, runtimes
+
+    x = ctx["x1"]
+    best, best_ms = cur.runtime, None
+    timings = {}
+    for rt in ("onnxruntime", "openvino"):
+        if not runtimes.available(rt)[0]:
+            continue
+        r = _runner(replace(cur, runtime=rt), 1, cfg.profile.threads, ctx["shape"])
+        timings[rt] = bench.measure(r.run, x, config=bench.BenchConfig(warmup=5, min_iters=50, min_time_s=0.5,
+                                                                       n_boot=100)).summary()["p50_ms"]
+        if best_ms is None or timings[rt] < best_ms:
+            best, best_ms = rt, timings[rt]
+    ctx.setdefault("runtime_timings", []).append(timings)
+    return replace(cur, name=f"{cur.name} on {best}", runtime=best, steps=(*cur.steps, f"runtime:{best}"))
+
+
+STEPS: dict[str, StepFn] = {"quantise": _step_quantise, "prune": _step_prune, "distil": _step_distil,
+                            "runtime": _step_runtime}
+
+
+def _cached_train(ctx: dict[str, Any], tag: str, model: "torch.nn.Module", train_cfg: Any, *,
+                  loss_fn: Any = None, extra: dict[str, Any] | None = None) -> "torch.nn.Module":
+    """Train ``model`` with :func:`mclab.models.train` unless a checkpoint of the same recipe (architecture
+    shapes, parent weights, training config) is cached; returns the trained model in eval mode."""
+    import hashlib
+
+    import torch
+
+    from .models import cache_dir, train
+
+    shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    blob = json.dumps({"tag": tag, "parent": ctx["parent_key"], "shapes": str(shapes), "train": train_cfg.key(),
+                       "extra": extra or {}}, sort_keys=True)
+    path = cache_dir() / f"deploy-{tag}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}.pt"
+    if path.is_file():
+        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        return model.eval()
+    train(model, replace(train_cfg, progress=ctx.get("progress", False)), loss_fn=loss_fn)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    torch.save(model.state_dict(), tmp)
+    os.replace(tmp, path)
+    return model.eval()
+
+
+def _smallest_possible_mb(cfg: OptimiseConfig) -> float:
+    """Size of the smallest file the steps can make: the INT8 student's weights (1 byte each) plus scales,
+    estimated from its parameter count without training it."""
+    from .models import small_cnn
+
+    if "distil" not in cfg.steps:
+        return 0.0
+    return sum(p.numel() for p in small_cnn(cfg.student_width).parameters()) / 1e6
+
+
+def optimise(model: "torch.nn.Module", limits: Constraints, config: OptimiseConfig | None = None, *,
+             baseline: tuple[Variant, Report] | None = None, progress: bool = False,
+             reports: dict[tuple[str, ...], tuple[Variant, Report]] | None = None) -> Trail:
+    """Run the source material's loop on ``model`` (a trained digits classifier): profile the FP32 baseline,
+    then apply ``config.steps`` in order (quantise → prune → distil → runtime), re-profiling and validating
+    after each, and stop at the first variant that meets every hard constraint. ``reports`` caches variants
+    by their step history so several scenarios share the work. Raises ``ValueError`` for constraints that no
+    variant can meet by construction. Returns the :class:`Trail`."""
+    import torch
+
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if not isinstance(limits, Constraints):
+        raise TypeError(f"limits must be a mclab.deploy.Constraints (see mclab.deploy.constraints), got {type(limits).__name__}")
+    cfg = config or OptimiseConfig()
+    pcfg = replace(cfg.profile, rate_per_s=limits.rate_per_s)
+    cache = reports if reports is not None else {}
+    work = cfg.work_dir or tempfile.mkdtemp(prefix="mclab-deploy-")
+    Path(work).mkdir(parents=True, exist_ok=True)
+    shape = (1, 32, 32)
+    from .data import digits
+
+    ctx: dict[str, Any] = {"dir": work, "shape": shape, "x1": digits("test", size=32).x[:1].numpy(), "progress": progress,
+                           "parent_key": _weights_key(model)}
+
+    def measured(v: Variant, base_report: Report | None) -> tuple[Variant, Report]:
+        key = v.steps
+        if key not in cache or cache[key][1].rate_per_s != pcfg.rate_per_s:
+            cache[key] = (v, profile(v, pcfg, baseline=base_report, shape=shape))
+        return cache[key]
+
+    if baseline is None:
+        base_v = Variant("FP32 baseline", model.eval(), _export(model, os.path.join(work, "baseline.onnx"), shape))
+        base_v, base_r = measured(base_v, None)
+    else:
+        base_v, base_r = baseline
+    _contradictions(limits, base_r, cfg)
+    trail = [Step("baseline", base_v, base_r, validate(base_r, limits))]
+    cur = base_v
+    for name in cfg.steps:
+        if trail[-1].validation.passed:
+            break
+        key = (*cur.steps, name)
+        nxt = cache[key][0] if key in cache else STEPS[name](cur, base_v, cfg, ctx)
+        nxt, rep = measured(nxt, base_r)
+        trail.append(Step(name, nxt, rep, validate(rep, limits)))
+        cur = nxt
+    return Trail(limits, trail)
+
+
+def _weights_key(model: "torch.nn.Module") -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    for k, v in sorted(model.state_dict().items()):
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes()[:4096])
+    return h.hexdigest()[:12]
+
+
+def _contradictions(limits: Constraints, base: Report, cfg: OptimiseConfig) -> None:
+    """Raise when no step can meet the limits: every step trades accuracy for cost, so a minimum accuracy above
+    the baseline's CI cannot be reached; a size below the smallest file the steps make cannot either."""
+    problems = []
+    if limits.min_accuracy is not None and limits.min_accuracy > base.ci95[1]:
+        problems.append(f"min_accuracy={limits.min_accuracy:g} is above the baseline's accuracy {base.accuracy:.4f} "
+                        f"(95% CI up to {base.ci95[1]:.4f}), and no step raises accuracy")
+    floor = _smallest_possible_mb(cfg)
+    if limits.model_size_mb is not None and limits.model_size_mb < 0.5 * floor:
+        problems.append(f"model_size_mb={limits.model_size_mb:g} is far below the smallest variant the steps "
+                        f"{list(cfg.steps)} can make (about {floor:.3g} MB: the INT8 student)")
+    if problems:
+        raise ValueError(f"contradictory constraints {limits.name!r}: " + "; ".join(problems))
+
+
+# ----------------------------------------------------------------------------- the frontier
+
+
+def pareto(reports: Sequence[Report], objectives: dict[str, str]) -> list[int]:
+    """Indices of the reports no other report beats on every objective ({metric: "min" or "max"}, two or
+    three metrics of :class:`Report`): each one is the best at some trade-off."""
+    if not 2 <= len(objectives) <= 3:
+        raise ValueError(f"objectives must name 2 or 3 metrics, got {list(objectives)}")
+    names = {f.name for f in fields(Report)}
+    for k, d in objectives.items():
+        if k not in names:
+            raise ValueError(f"objective {k!r} is not a Report metric; choose from {sorted(names)}")
+        if d not in ("min", "max"):
+            raise ValueError(f"objective {k}={d!r}; allowed: 'min' or 'max'")
+    pts = [tuple((1 if d == "min" else -1) * getattr(r, k) for k, d in objectives.items()) for r in reports]
+    return [i for i, p in enumerate(pts)
+            if not any(all(a <= b for a, b in zip(q, p)) and any(a < b for a, b in zip(q, p)) for q in pts)]
