@@ -3,6 +3,7 @@
 :func:`draw_bits` is the pure figure (usable without widgets, e.g. in a FAST notebook run);
 :func:`bit_width_slider` puts a bit-width slider (2–16) and scheme toggles in front of it.
 Introduced in notebook 04.
+:func:`draw_sparsity` and :func:`sparsity_slider` do the same for pruning (notebook 06).
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ if TYPE_CHECKING:
     import torch
     from matplotlib.figure import Figure
 
-__all__ = ["draw_bits", "bit_width_slider"]
+__all__ = ["draw_bits", "bit_width_slider", "draw_sparsity", "sparsity_slider"]
 
 _SCHEMES = ("asymmetric", "symmetric")
 _GRANULARITIES = ("per-tensor", "per-channel")
@@ -94,3 +95,149 @@ def bit_width_slider(x: "torch.Tensor", bits: int = 8) -> Any:
         c.observe(redraw, names="value")
     redraw()
     return w.VBox([w.HBox([slider]), scheme, gran, out])
+
+
+_PRUNE_KINDS = ("unstructured", "structured")
+
+
+def _sparsity_baseline(model: "torch.nn.Module", data: Any, example: "torch.Tensor") -> dict[str, Any]:
+    from . import flops, models, prune
+
+    return {"accuracy": models.evaluate(model, data).accuracy, "params": prune.sparsity(model).nonzero_params,
+            "macs": flops.count(model, example).macs}
+
+
+def draw_sparsity(model: "torch.nn.Module", amount: float = 0.5, kind: str = "unstructured", *, data: Any,
+                  example: "torch.Tensor", bn_data: Any = None, baseline: dict[str, Any] | None = None,
+                  rounds: int = 4, fig: "Figure | None" = None) -> dict[str, Any]:
+    """Prune a copy of ``model`` to ``amount`` and draw two panels: the weights (unstructured: histogram of every
+    prunable weight, the removed band shaded; structured: histogram of the channels' mean |w|, removed ones
+    apart) and accuracy, non-zero parameters, MACs a dense kernel executes and measured latency, each as % of
+    the dense model. ``kind`` is "unstructured" (one global magnitude threshold, ``prune.prune_``) or
+    "structured" (``prune.prune_channels``, then BatchNorm recalibrated on ``bn_data`` if given). Accuracy is
+    ``mclab.models.evaluate`` on ``data``; latency is ``mclab.bench.compare`` of dense vs pruned on ``example``,
+    interleaved for ``rounds`` rounds. ``baseline`` (this function's earlier ``"baseline"``) skips re-measuring
+    the dense model. Returns {"amount", "kind", "accuracy", "params", "macs", "nonzero_macs", "latency_ms",
+    "dense_latency_ms", "speedup", "baseline", "fig"}."""
+    import copy
+
+    import matplotlib.pyplot as plt
+    import numpy as np
+    import torch
+
+    from . import bench, flops, models, plots, prune
+
+    if kind not in _PRUNE_KINDS:
+        raise ValueError(f"kind={kind!r}; allowed: {_PRUNE_KINDS}")
+    amount = prune._check_amount(amount)
+    base = baseline or _sparsity_baseline(model, data, example)
+    layers = prune.prunable_layers(model)
+    if kind == "unstructured":
+        small = copy.deepcopy(model)
+        prune.prune_(small, prune.PruneConfig(amount, scope="global", permanent=True))
+    else:
+        small = prune.prune_channels(model, prune.ChannelConfig(amount))
+        if bn_data is not None:
+            prune.recalibrate_bn_(small, bn_data)
+    acc = models.evaluate(small, data).accuracy
+    params = prune.sparsity(small).nonzero_params
+    macs = flops.count(small, example).macs
+    nz_macs = prune.nonzero_macs(small, example)
+
+    def runner(m: "torch.nn.Module"):
+        def run(x: "torch.Tensor") -> "torch.Tensor":
+            with torch.inference_mode():
+                return m(x)
+        return run
+
+    ab = bench.compare(runner(model.eval()), runner(small.eval()), (example,), rounds=rounds, calls_per_round=10,
+                       warmup=3, label_a="dense", label_b=f"{kind} {amount:.0%}")
+
+    plots.use_style()
+    fig = fig or plt.figure(figsize=(13, 3.8))
+    fig.clf()
+    ax1, ax2 = fig.subplots(1, 2)
+    if kind == "unstructured":
+        w = torch.cat([m.weight.detach().reshape(-1) for m in layers.values()])
+        k = prune._k(amount, w.numel())
+        thr = float(w.abs().kthvalue(k).values) if k else 0.0
+        v = w.numpy()
+        ax1.hist(v, bins=200, range=(-4 * v.std(), 4 * v.std()), color="C0", log=True)
+        if thr > 0:
+            ax1.axvspan(-thr, thr, color="C3", alpha=0.25, label=f"set to 0: |w| ≤ {thr:.3g} ({amount:.0%})")
+            ax1.legend(fontsize=8, loc="upper right")
+        ax1.set_xlabel(plots.axis_label("weight value (all Conv2d / Linear)", "-"))
+        ax1.set_title("global magnitude threshold")
+    else:
+        plan = prune.plan_channels(model, prune.ChannelConfig(amount))
+        kept, gone = [], []
+        for g in plan.groups:
+            score = prune.channel_scores(layers[g.producer].weight).numpy() / layers[g.producer].weight[0].numel()
+            keep = np.zeros(score.size, bool)
+            keep[plan.keep[g.producer]] = True
+            kept += score[keep].tolist()
+            gone += score[~keep].tolist()
+        bins = np.linspace(0, max(kept + gone), 40)
+        ax1.hist([kept, gone], bins=bins, stacked=True, color=["C0", "C3"],
+                 label=[f"kept ({len(kept)})", f"removed ({len(gone)})"])
+        ax1.legend(fontsize=8)
+        ax1.set_xlabel(plots.axis_label("channel mean |w| (inner block convolutions)", "-"))
+        ax1.set_title(f"{len(plan.groups)} prunable convolutions, {amount:.0%} of channels each")
+    ax1.set_ylabel(plots.axis_label("count", "weights" if kind == "unstructured" else "channels"))
+    names = ["accuracy", "non-zero params", "MACs (dense kernel)", "latency p50"]
+    rel = [acc / base["accuracy"], params / base["params"], macs / base["macs"], ab.ratio]
+    bars = ax2.barh(names[::-1], [100 * r for r in rel[::-1]], color=["C2", "C1", "C4", "C0"])
+    labels = [f"{100 * acc:.1f} %", f"{params / 1e6:.2f} M", f"{macs / 1e6:.0f} M", f"{ab.b.p50_ms:.2f} ms"][::-1]
+    for b, text in zip(bars, labels):
+        ax2.text(b.get_width() + 1, b.get_y() + b.get_height() / 2, text, va="center", fontsize=9)
+    ax2.axvline(100, color="k", lw=1)
+    ax2.set_xlim(0, 135)
+    ax2.set_xlabel(plots.axis_label("share of the dense model", "%"))
+    ax2.set_title(f"{kind} {amount:.0%}: {ab.speedup:.2f}x the dense speed")
+    return {"amount": amount, "kind": kind, "accuracy": acc, "params": params, "macs": macs, "nonzero_macs": nz_macs,
+            "latency_ms": ab.b.p50_ms, "dense_latency_ms": ab.a.p50_ms, "speedup": ab.speedup, "baseline": base,
+            "fig": fig}
+
+
+def sparsity_slider(model: "torch.nn.Module", *, data: Any, example: "torch.Tensor", bn_data: Any = None,
+                    amount: float = 0.5, kind: str = "unstructured", rounds: int = 4,
+                    initial: dict[str, Any] | None = None) -> Any:
+    """A sparsity slider (0–95 %, steps of 5 %, recomputed when released) and an unstructured / structured
+    toggle over :func:`draw_sparsity`; the dense model is measured once. ``initial`` (a :func:`draw_sparsity`
+    result for the same ``amount`` and ``kind``) is shown at first instead of being recomputed. Returns the
+    ipywidgets container. Widgets need a running kernel: a static copy keeps no widget output, so draw the
+    default figure with :func:`draw_sparsity` in an ordinary cell beside it."""
+    import ipywidgets as w
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    if kind not in _PRUNE_KINDS:
+        raise ValueError(f"kind={kind!r}; allowed: {_PRUNE_KINDS}")
+    from .prune import _check_amount
+
+    _check_amount(amount)
+    if initial is not None and (initial.get("amount") != amount or initial.get("kind") != kind):
+        raise ValueError(f"initial was drawn for {initial.get('kind')} {initial.get('amount')}, "
+                         f"the slider starts at {kind} {amount}")
+    base = initial["baseline"] if initial is not None else _sparsity_baseline(model, data, example)
+    out = w.Output()
+    slider = w.FloatSlider(value=amount, min=0.0, max=0.95, step=0.05, description="sparsity",
+                           readout_format=".0%", continuous_update=False)
+    toggle = w.ToggleButtons(options=_PRUNE_KINDS, value=kind, description="pruning")
+
+    def redraw(*_: Any) -> None:
+        with out:
+            out.clear_output(wait=True)
+            fig = draw_sparsity(model, slider.value, toggle.value, data=data, example=example, bn_data=bn_data,
+                                baseline=base, rounds=rounds)["fig"]
+            display(fig)
+            plt.close(fig)
+
+    for c in (slider, toggle):
+        c.observe(redraw, names="value")
+    if initial is None:
+        redraw()
+    else:
+        with out:
+            display(initial["fig"])
+    return w.VBox([w.HBox([slider]), toggle, out])

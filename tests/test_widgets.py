@@ -31,3 +31,39 @@ def test_slider_redraws_on_change():
 def test_bad_choices(kw, match):
     with pytest.raises(ValueError, match=match):
         widgets.draw_bits(torch.randn(2, 8), **kw)
+
+
+def _sparsity_setup():
+    from mclab import data, models
+
+    model = models.small_cnn(8).eval()
+    return model, data.digits("val", size=16), torch.randn(1, 1, 16, 16)
+
+
+def test_draw_sparsity_reports_what_it_measured():
+    from mclab import flops
+
+    model, ds, x = _sparsity_setup()
+    un = widgets.draw_sparsity(model, 0.5, "unstructured", data=ds, example=x, rounds=2)
+    dense_macs = flops.count(model, x).macs
+    assert un["macs"] == dense_macs == un["baseline"]["macs"] and un["nonzero_macs"] < 0.6 * dense_macs
+    assert 0.45 < un["params"] / un["baseline"]["params"] < 0.6 and len(un["fig"].axes) == 2
+    st = widgets.draw_sparsity(model, 0.5, "structured", data=ds, example=x, bn_data=ds, baseline=un["baseline"], rounds=2)
+    assert st["macs"] < 0.5 * dense_macs and st["params"] < 0.6 * un["baseline"]["params"]
+    assert st["latency_ms"] > 0 and st["dense_latency_ms"] > 0 and st["speedup"] > 0  # measured, not asserted on
+    with pytest.raises(ValueError, match="kind='channel'"):
+        widgets.draw_sparsity(model, 0.5, "channel", data=ds, example=x)
+    with pytest.raises(ValueError, match=r"amount=1.0 is outside \[0, 1\)"):
+        widgets.draw_sparsity(model, 1.0, data=ds, example=x)
+
+
+def test_sparsity_slider_reuses_the_static_figure_and_redraws_on_change():
+    model, ds, x = _sparsity_setup()
+    first = widgets.draw_sparsity(model, 0.5, data=ds, example=x, rounds=2)
+    box = widgets.sparsity_slider(model, data=ds, example=x, initial=first, rounds=2)
+    slider, toggle = box.children[0].children[0], box.children[1]
+    assert (slider.min, slider.max, slider.value, slider.continuous_update) == (0.0, 0.95, 0.5, False)
+    slider.value = 0.8  # recomputes into the Output widget
+    toggle.value = "structured"
+    with pytest.raises(ValueError, match="initial was drawn for unstructured 0.5"):
+        widgets.sparsity_slider(model, data=ds, example=x, amount=0.3, initial=first)
