@@ -2,21 +2,35 @@
 
 :func:`draw_bits` is the pure figure (usable without widgets, e.g. in a FAST notebook run);
 :func:`bit_width_slider` puts a bit-width slider (2–16) and scheme toggles in front of it.
-Introduced in notebook 04.
-:func:`draw_sparsity` and :func:`sparsity_slider` do the same for pruning (notebook 06).
+:func:`live` puts sliders in front of any function that prints or displays a readout.
+Introduced in notebook 04. :func:`draw_sparsity` and :func:`sparsity_slider` do the same for pruning
+(notebook 06).
+
+Widgets need a running kernel. A static copy of a notebook (the HTML report of ``mclab report``,
+a notebook viewer) keeps ordinary outputs but not what a widget drew, so every front end here
+also leaves an ordinary output for the default values and a note (:func:`kernel_note`) saying so.
 """
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import torch
     from matplotlib.figure import Figure
 
-__all__ = ["draw_bits", "bit_width_slider", "draw_sparsity", "sparsity_slider"]
+__all__ = ["draw_bits", "bit_width_slider", "live", "kernel_note", "draw_sparsity", "sparsity_slider"]
 
 _SCHEMES = ("asymmetric", "symmetric")
 _GRANULARITIES = ("per-tensor", "per-channel")
+
+
+def _check_choices(scheme: str, granularity: str) -> None:
+    if scheme not in _SCHEMES:
+        raise ValueError(f"scheme={scheme!r}; allowed: {_SCHEMES}")
+    if granularity not in _GRANULARITIES:
+        raise ValueError(f"granularity={granularity!r}; allowed: {_GRANULARITIES}")
 
 
 def draw_bits(x: "torch.Tensor", bits: int = 8, scheme: str = "asymmetric", granularity: str = "per-tensor", *,
@@ -29,10 +43,7 @@ def draw_bits(x: "torch.Tensor", bits: int = 8, scheme: str = "asymmetric", gran
 
     from . import plots, quant
 
-    if scheme not in _SCHEMES:
-        raise ValueError(f"scheme={scheme!r}; allowed: {_SCHEMES}")
-    if granularity not in _GRANULARITIES:
-        raise ValueError(f"granularity={granularity!r}; allowed: {_GRANULARITIES}")
+    _check_choices(scheme, granularity)
     sym, axis = scheme == "symmetric", (0 if granularity == "per-channel" else None)
     qp = quant.qparams(x, bits, symmetric=sym, axis=axis)
     x_hat = quant.dequantize(quant.quantize(x, qp), qp)
@@ -72,17 +83,22 @@ def draw_bits(x: "torch.Tensor", bits: int = 8, scheme: str = "asymmetric", gran
     return {"sqnr_db": sq, "scale": s0, "levels": qp.qmax - qp.qmin + 1, "fig": fig}
 
 
-def bit_width_slider(x: "torch.Tensor", bits: int = 8) -> Any:
-    """A bit-width slider (2–16) with scheme and granularity toggles over :func:`draw_bits` for ``x``;
-    returns the ipywidgets container (display it, or let the notebook show it as a cell's value)."""
+def bit_width_slider(x: "torch.Tensor", bits: int = 8, scheme: str = "asymmetric",
+                     granularity: str = "per-tensor") -> Any:
+    """A bit-width slider (2–16) with scheme and granularity toggles over :func:`draw_bits` for ``x``,
+    starting at ``bits``/``scheme``/``granularity``; displays :func:`kernel_note` and returns the ipywidgets
+    container (display it, or let the notebook show it as a cell's value). A static copy of the notebook
+    keeps no widget output: draw the default figure with :func:`draw_bits` in an ordinary cell beside it."""
     import ipywidgets as w
     import matplotlib.pyplot as plt
     from IPython.display import display
 
     out = w.Output()
     slider = w.IntSlider(value=bits, min=2, max=16, description="bits", continuous_update=False)
-    scheme = w.ToggleButtons(options=_SCHEMES, description="scheme")
-    gran = w.ToggleButtons(options=_GRANULARITIES, description="scales")
+    _check_choices(scheme, granularity)
+    start = (bits, scheme, granularity)
+    scheme = w.ToggleButtons(options=_SCHEMES, value=scheme, description="scheme")
+    gran = w.ToggleButtons(options=_GRANULARITIES, value=granularity, description="scales")
 
     def redraw(*_: Any) -> None:
         with out:
@@ -94,7 +110,76 @@ def bit_width_slider(x: "torch.Tensor", bits: int = 8) -> Any:
     for c in (slider, scheme, gran):
         c.observe(redraw, names="value")
     redraw()
+    display(kernel_note("bits={}, {}, {}".format(*start)))
     return w.VBox([w.HBox([slider]), scheme, gran, out])
+
+
+class _Note:
+    """A plain output (HTML and text) that a static page keeps, unlike a widget."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def _repr_html_(self) -> str:
+        import html
+
+        return f'<p class="mclab-kernel-note" style="color:#555;font-style:italic">ⓘ {html.escape(self.text)}</p>'
+
+    def __repr__(self) -> str:
+        return f"(i) {self.text}"
+
+
+def kernel_note(defaults: str) -> _Note:
+    """The note shown beside every widget: the controls need a running Jupyter kernel, and a static copy
+    shows the output for ``defaults`` (e.g. ``"bits=8"``). Returns a displayable object."""
+    if not defaults:
+        raise ValueError("defaults='' ; name the default values the static output shows, e.g. 'bits=8'")
+    return _Note(f"The controls need a running Jupyter kernel (JupyterLab: move one and the output below them "
+                 f"is recomputed). A static copy of this notebook, such as the HTML report, shows only the "
+                 f"output for the defaults ({defaults}).")
+
+
+def live(update: "Callable[..., Any]", controls: "dict[str, Any]", *, button: str | None = None) -> Any:
+    """Controls (ipywidgets value widgets, keyed by ``update``'s argument names) in front of ``update``,
+    which prints or displays a readout. Shows ``update(**defaults)`` as an ordinary output first (what a
+    static copy keeps), then :func:`kernel_note`, then the controls over an Output widget that ``update``
+    redraws into when a control moves — or, with ``button`` (its label), only when the button is pressed.
+    Returns the displayed ipywidgets container. Nothing is recomputed while a notebook runs headless:
+    the callbacks fire only on a change made in a live front end. Introduced in notebook 02."""
+    import ipywidgets as w
+    from IPython.display import display
+
+    if not callable(update):
+        raise TypeError(f"update={update!r} must be callable")
+    if not controls or not all(isinstance(c, w.ValueWidget) for c in controls.values()):
+        raise TypeError(f"controls={controls!r}: need a non-empty dict of argument name -> ipywidgets value widget")
+
+    def values() -> dict[str, Any]:
+        return {k: c.value for k, c in controls.items()}
+
+    result = update(**values())  # the static readout for the defaults
+    if result is not None:
+        display(result)
+    display(kernel_note(", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in values().items())))
+    out = w.Output()
+
+    def redraw(*_: Any) -> None:
+        with out:
+            out.clear_output(wait=True)
+            shown = update(**values())
+            if shown is not None:
+                display(shown)
+
+    if button is None:
+        for c in controls.values():
+            c.observe(redraw, names="value")
+        box = w.VBox([*controls.values(), out])
+    else:
+        run = w.Button(description=button)
+        run.on_click(redraw)
+        box = w.VBox([*controls.values(), run, out])
+    display(box)
+    return box
 
 
 _PRUNE_KINDS = ("unstructured", "structured")
@@ -240,4 +325,5 @@ def sparsity_slider(model: "torch.nn.Module", *, data: Any, example: "torch.Tens
     else:
         with out:
             display(initial["fig"])
+    display(kernel_note(f"sparsity {amount:.0%}, {kind}"))
     return w.VBox([w.HBox([slider]), toggle, out])

@@ -6,7 +6,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import time
 import urllib.request
@@ -15,22 +14,12 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _port_open(port: int) -> bool:
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
+from e2e.lab import free_port, port_open
 
 
 @pytest.mark.skipif(not (REPO / ".venv" / "bin" / "jupyter").exists(), reason="needs the kit's .venv (run `make test`)")
 def test_make_lab_serves_the_notebooks(tmp_path):
-    port, token = _free_port(), secrets.token_hex(16)
+    port, token = free_port(), secrets.token_hex(16)
     env = {**os.environ, "JUPYTER_DATA_DIR": str(tmp_path / "data"), "JUPYTER_CONFIG_DIR": str(tmp_path / "config"),
            "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime")}
     log = tmp_path / "lab.log"
@@ -62,7 +51,7 @@ def test_make_lab_serves_the_notebooks(tmp_path):
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
     for _ in range(50):
-        if not _port_open(port):
+        if not port_open(port):
             break
         time.sleep(0.2)
-    assert not _port_open(port), "JupyterLab still listening after stop"
+    assert not port_open(port), "JupyterLab still listening after stop"

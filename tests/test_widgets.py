@@ -33,6 +33,37 @@ def test_bad_choices(kw, match):
         widgets.draw_bits(torch.randn(2, 8), **kw)
 
 
+def test_slider_starts_where_asked_and_notes_the_kernel(capsys):
+    box = widgets.bit_width_slider(torch.randn(4, 50), bits=4, scheme="symmetric", granularity="per-channel")
+    assert (box.children[1].value, box.children[2].value) == ("symmetric", "per-channel")
+    assert "running Jupyter kernel" in capsys.readouterr().out and "bits=4, symmetric, per-channel" in str(
+        widgets.kernel_note("bits=4, symmetric, per-channel"))
+
+
+def test_live_shows_the_defaults_statically_then_recomputes_on_change(capsys):
+    import ipywidgets as w
+
+    seen = []
+    box = widgets.live(lambda n, scale: seen.append((n, scale)), {"n": w.IntSlider(3, 0, 10), "scale": w.FloatSlider(0.5)})
+    shown = capsys.readouterr().out
+    assert seen == [(3, 0.5)] and "n=3, scale=0.5" in shown and "running Jupyter kernel" in shown
+    box.children[0].value = 7
+    assert seen[-1] == (7, 0.5)
+    seen.clear()
+    manual = widgets.live(lambda n: seen.append(n), {"n": w.IntSlider(1, 0, 5)}, button="Recompute")
+    manual.children[0].value = 4
+    assert seen == [1], "with a button, moving the slider alone recomputes nothing"
+    manual.children[1].click()
+    assert seen == [1, 4]
+
+
+@pytest.mark.parametrize("update, controls, match", [(None, {"n": None}, "callable"), (print, {}, "non-empty"),
+                                                     (print, {"n": 3}, "value widget")])
+def test_live_bad_arguments(update, controls, match):
+    with pytest.raises(TypeError, match=match):
+        widgets.live(update, controls)
+
+
 def _sparsity_setup():
     from mclab import data, models
 
