@@ -212,22 +212,27 @@ ARCHITECTURES: dict[str, Callable[..., Any]] = {"resnet18": resnet18_digits, "sm
 
 
 def train(model: "torch.nn.Module", config: TrainConfig | None = None, *,
-          loss_fn: Callable[["torch.nn.Module", "torch.Tensor", "torch.Tensor"], "torch.Tensor"] | None = None) -> TrainResult:
+          loss_fn: Callable[["torch.nn.Module", "torch.Tensor", "torch.Tensor"], "torch.Tensor"] | None = None,
+          data: Any = None) -> TrainResult:
     """Train ``model`` in place on the digits' training split (AdamW, one-cycle schedule, seeded
     shuffling and augmentation); validation accuracy after each epoch. ``loss_fn(model, x, y)``
-    replaces cross-entropy (distillation passes its own). Returns a :class:`TrainResult`."""
+    replaces cross-entropy (distillation passes its own); ``data`` (a :class:`mclab.data.DigitsDataset`
+    at ``config.size`` pixels, e.g. a subset of the training split) replaces the training split.
+    Returns a :class:`TrainResult`."""
     import torch
     import torch.nn.functional as F
     from tqdm.auto import tqdm
 
-    from .data import augment, digits
+    from .data import DigitsDataset, augment, digits
 
     cfg = config or TrainConfig()
     if not isinstance(cfg, TrainConfig):
         raise TypeError(f"config must be a TrainConfig, got {type(cfg).__name__}")
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    ds, val = digits("train", size=cfg.size), digits("val", size=cfg.size)
+    if data is not None and not (isinstance(data, DigitsDataset) and data.size == cfg.size and len(data) > 0):
+        raise ValueError(f"data must be a non-empty DigitsDataset at size={cfg.size} (config.size), got {data!r:.80}")
+    ds, val = (data if data is not None else digits("train", size=cfg.size)), digits("val", size=cfg.size)
     g = torch.Generator().manual_seed(cfg.seed)
     steps = cfg.epochs * math.ceil(len(ds) / cfg.batch_size)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
