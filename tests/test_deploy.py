@@ -26,8 +26,10 @@ def test_presets_map_the_scenarios_onto_measurable_limits():
     assert [k for k, _ in v.not_measurable] == ["map"]
     c = deploy.constraints("cloud")
     assert c.min_accuracy == 0.95 and c.min_throughput_qps == 500 and c.soft == ("cost_usd_per_day",)
-    assert deploy.constraints("iot").limits() == {"model_size_mb": 1, "peak_memory_mb": 100, "max_accuracy_drop_pts": 2.0,
-                                                  "power_w": 1}
+    iot = deploy.constraints("iot")
+    assert iot.limits() == {"model_size_mb": 1, "peak_memory_mb": 100, "min_accuracy": 0.7, "max_accuracy_drop_pts": 2.0,
+                            "power_w": 1}
+    assert iot.soft == ("max_accuracy_drop_pts",)  # the source expects a TinyML model at 70-80 %
     assert deploy.constraints("edge", power_w=5).power_w == 5  # overrides
     assert "not measurable" in deploy.constraints("realtime_video").table().loc["map", "kind"]
 

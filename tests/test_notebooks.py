@@ -469,6 +469,48 @@ def check_17(m):
     assert plans[("Llama-2-70B", "fp16")]["weights GB"] == pytest.approx(137.96)
 
 
+@checks("16_tradeoffs_deployment.ipynb")
+def check_16(m):
+    from mclab import deploy
+
+    trails = m["trails"]
+    assert set(trails) == set(m["scenarios"]) and len(trails) >= 2
+    assert sum(t["passed"] for t in trails.values()) >= 1
+    for name, t in trails.items():
+        assert t["steps"][0] == "baseline" and t["final"] in t["steps"]
+        hard = [c for c in t["checks"] if c["hard"]]
+        assert t["passed"] == all(c["ok"] for c in hard)
+        for c in t["checks"]:  # margins are signed distances to the limit
+            assert c["ok"] == (c["margin"] >= 0), (name, c)
+        if not t["passed"]:  # it says exactly which limit failed and by how much
+            assert t["failed"] and all(f in t["summary"] for f in t["failed"]) and "the limit" in t["summary"]
+        else:
+            assert t["steps"][-1] == t["final"]  # the loop stops at the first passing variant
+    v = m["variants"]
+    base, int8 = v["FP32 baseline"], v["INT8"]
+    assert 3.5 < base["model_size_mb"] / int8["model_size_mb"] < 4.1 and base["params"] == int8["params"]
+    for r in v.values():
+        lo, hi = r["ci95"]
+        assert lo <= r["accuracy"] <= hi and 0 < r["latency_p50_ms"] <= r["latency_p99_ms"] and r["throughput_qps"] > 0
+        assert r["peak_memory_mb"] is not None and r["energy_mj"] > 0 and r["kinds"]["energy"] in ("measured", "estimated")
+    assert set(m["pareto_2d"]) <= set(m["pareto_3d"]) <= set(v) and m["pareto_2d"]
+    assert m["matrix_rows"] == list(deploy.CLAIMS)
+    mx = m["matrix"]
+    assert 3.5 < mx["INT8 quantisation"]["compression"] < 4.1 and abs(mx["INT8 quantisation"]["accuracy_pts"]) < 3
+    assert 1.9 < mx["FP16"]["compression"] < 2.05 and abs(mx["FP16"]["accuracy_pts"]) <= 1
+    assert 1.5 < mx["50% pruning"]["compression"] < 2.6
+    assert mx["operator fusion"]["compression"] == 1 and mx["operator fusion"]["speedup"] > 0
+    assert mx["lightweight architecture"]["compression"] > 100
+    for k, row in mx.items():
+        if isinstance(row, dict) and row.get("speedup") is not None:
+            lo, hi = row["speedup_ci"]
+            assert 0 < lo <= row["speedup"] <= hi, k
+    if not hw.gpus():
+        assert "TensorRT" in m["not_measurable"] and "GPU" in mx["TensorRT"]
+    if not m["fast"]:
+        assert not isinstance(mx["knowledge distillation"], str)  # full mode reaches the distil step
+
+
 @pytest.mark.notebooks
 @pytest.mark.parametrize("path", PATHS, ids=lambda p: p.name)
 def test_notebook_runs_fast_and_records(path):
