@@ -182,6 +182,7 @@ class IterativeConfig:
     scope: str = "global"                 # as PruneConfig.scope
     layers: tuple[str, ...] | None = None  # as PruneConfig.layers
     epochs: int = 1                       # fine-tuning epochs after each pruning step
+    train_images: int | None = None       # fine-tune on the first n training digits only (None: all 1,078)
     lr: float = 1e-3                      # peak fine-tuning learning rate (a third of training's: the weights are close)
     size: int = 32                        # input pixels the model was trained at (mclab.models.TrainConfig.size)
     seed: int = 0                         # batch order of the fine-tuning (step i uses seed + i)
@@ -191,6 +192,8 @@ class IterativeConfig:
         _check_amount(self.final_amount, "final_amount")
         _check_int(self.steps, "steps", 1)
         _check_int(self.epochs, "epochs", 0)
+        if self.train_images is not None:
+            _check_int(self.train_images, "train_images", 1)
         _check_choice(self.schedule, "schedule", _SCHEDULES)
         _check_choice(self.scope, "scope", _SCOPES)
         object.__setattr__(self, "layers", _check_layers(self.layers))
@@ -709,13 +712,16 @@ def prune_channels(model: "torch.nn.Module", config: ChannelConfig | None = None
     return apply_channels_(copy.deepcopy(model), plan)
 
 
-def recalibrate_bn_(model: "torch.nn.Module", data: Any, *, max_images: int | None = None, batch_size: int = 128) -> int:
+def recalibrate_bn_(model: "torch.nn.Module", data: Any, *, max_images: int | None = None, batch_size: int = 128,
+                    augment: float = 0.0, seed: int = 0) -> int:
     """Re-estimate every BatchNorm's running mean and variance from ``data`` (a dataset of (x, y) pairs such
     as ``mclab.data.digits("train")``, or a list of input batches), in place, without gradients.
 
     Removing channels changes what every later BatchNorm sees, so its stored statistics go stale and accuracy
     can collapse although the remaining weights are fine; one forward pass over training images (no labels, no
-    training) puts the statistics right. Uses at most ``max_images`` images. Returns how many BatchNorm layers
+    training) puts the statistics right. Uses at most ``max_images`` images. ``augment`` distorts them first
+    (``mclab.data.augment`` at that strength, seeded by ``seed``): a model trained on augmented batches holds
+    the statistics of augmented images, so pass its ``TrainConfig.augment``. Returns how many BatchNorm layers
     were recalibrated."""
     import torch
     from torch import nn
@@ -731,6 +737,11 @@ def recalibrate_bn_(model: "torch.nn.Module", data: Any, *, max_images: int | No
         batches = list(x.split(batch_size))
     else:
         raise TypeError(f"data must be a dataset of (x, y) pairs or a list of input batches, got {type(data).__name__}")
+    if augment:
+        from .data import augment as distort
+
+        g = torch.Generator().manual_seed(seed)
+        batches = [distort(b, generator=g, strength=augment) for b in batches]
     if max_images is not None:
         kept, n = [], 0
         for b in batches:
@@ -861,10 +872,15 @@ def iterative_prune_(model: "torch.nn.Module", data: Any, config: IterativeConfi
     """Prune ``model`` in place in ``config.steps`` rounds towards ``config.final_amount`` sparsity, fine-tuning
     on the digits' training split after each (``mclab.models.train``, masks held) and evaluating on ``data``
     before and after; the masks are folded in at the end. Returns an :class:`IterativeResult`."""
+    from .data import DigitsDataset, digits
     from .models import TrainConfig, evaluate, train
 
     cfg = _config(model, config, IterativeConfig)
     t0 = time.perf_counter()
+    subset = None
+    if cfg.train_images is not None:
+        full = digits("train", size=cfg.size)
+        subset = DigitsDataset(full.x[:cfg.train_images], full.y[:cfg.train_images], "train", cfg.size)
     base = evaluate(model, data).accuracy
     steps = []
     for i, target in enumerate(cfg.targets()):
@@ -873,7 +889,7 @@ def iterative_prune_(model: "torch.nn.Module", data: Any, config: IterativeConfi
         secs = 0.0
         if cfg.epochs:
             secs = train(model, TrainConfig(epochs=cfg.epochs, lr=cfg.lr, size=cfg.size, seed=cfg.seed + i,
-                                            progress=cfg.progress)).seconds
+                                            progress=cfg.progress), data=subset).seconds
         steps.append({"step": i + 1, "target": target, "sparsity": rep.sparsity, "accuracy_pruned": pruned,
                       "accuracy_finetuned": evaluate(model, data).accuracy, "train_s": secs})
     make_permanent_(model)

@@ -255,6 +255,8 @@ def test_recalibrate_bn_matches_batch_statistics():
     torch.testing.assert_close(bn.running_var, h.var((0, 2, 3), unbiased=True), atol=1e-5, rtol=1e-4)
     assert not m.training and bn.momentum == 0.1
     assert prune.recalibrate_bn_(m, [ds.x[:10]], max_images=4) == 1 and int(bn.num_batches_tracked) == 1
+    prune.recalibrate_bn_(m, ds, batch_size=len(ds), augment=1.0)
+    assert not torch.allclose(bn.running_var, h.var((0, 2, 3), unbiased=True), rtol=1e-2)  # distorted images, other statistics
 
 
 # ----------------------------------------------------------------------------- scans and schedules
@@ -279,7 +281,7 @@ def test_iterative_schedule_reaches_its_target():
     assert prune.IterativeConfig(0.6, steps=3, schedule="linear").targets() == pytest.approx([0.2, 0.4, 0.6])
     model = models.small_cnn(4)
     res = prune.iterative_prune_(model, data.digits("val", size=16),
-                                 prune.IterativeConfig(0.75, steps=2, epochs=1, size=16, lr=3e-3))
+                                 prune.IterativeConfig(0.75, steps=2, epochs=1, size=16, lr=3e-3, train_images=200))
     assert [s["step"] for s in res.steps] == [1, 2] and res.steps[-1]["sparsity"] == pytest.approx(0.75, abs=1e-3)
     assert prune.sparsity(model).sparsity == pytest.approx(0.75, abs=1e-3)
     assert not any(hasattr(m, "weight_mask") for m in model.modules())
