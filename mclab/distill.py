@@ -32,7 +32,7 @@ __all__ = [
     # configuration and results
     "DistillConfig", "FeatureConfig", "DistillResult", "PairedInterval", "SeedComparison",
     # primitives
-    "soften", "distillation_loss", "feature_loss", "paired_t_interval",
+    "soften", "distillation_loss", "feature_loss", "paired_t_interval", "training_subset",
     # verbs
     "distill", "compare",
 ]
@@ -260,8 +260,9 @@ def _module(model: "torch.nn.Module", name: str, role: str) -> "torch.nn.Module"
     return modules[name]
 
 
-def _training_subset(n_per_class: int | None, size: int):
-    """The first ``n_per_class`` training digits of each class (all of them for None)."""
+def training_subset(n_per_class: int | None, size: int = 32) -> Any:
+    """The first ``n_per_class`` training digits of each class (every one for None, or where a class has
+    fewer) as a :class:`mclab.data.DigitsDataset` at ``size`` pixels: the limited-data setting of notebook 07."""
     import torch
 
     from .data import DigitsDataset, digits
@@ -305,7 +306,7 @@ def distill(student: "torch.nn.Module", teacher: "torch.nn.Module", config: Dist
         s_layer, t_layer = _module(student, f.student_layer, "student"), _module(teacher, f.teacher_layer, "teacher")
         hooks += [s_layer.register_forward_hook(lambda m, i, o: captured.__setitem__("s", o)),
                   t_layer.register_forward_hook(lambda m, i, o: captured.__setitem__("t", o))]
-        x0 = _training_subset(cfg.n_per_class, cfg.train.size).x[:2]
+        x0 = training_subset(cfg.n_per_class, cfg.train.size).x[:2]
         with torch.no_grad():
             student.eval()(x0)
             teacher(x0)
@@ -324,7 +325,7 @@ def distill(student: "torch.nn.Module", teacher: "torch.nn.Module", config: Dist
 
     t0 = time.perf_counter()
     try:
-        result = train(model, cfg.train, loss_fn=loss_fn, data=_training_subset(cfg.n_per_class, cfg.train.size))
+        result = train(model, cfg.train, loss_fn=loss_fn, data=training_subset(cfg.n_per_class, cfg.train.size))
     finally:
         for h in hooks:
             h.remove()
@@ -377,7 +378,7 @@ def compare(make_student: Callable[[int], "torch.nn.Module"], teacher: "torch.nn
         raise TypeError("make_student must be a callable taking a seed and returning a fresh student")
     data = data if data is not None else digits("test_aug", size=cfg.train.size)
     t0 = time.perf_counter()
-    subset = _training_subset(cfg.n_per_class, cfg.train.size)
+    subset = training_subset(cfg.n_per_class, cfg.train.size)
     scratch, distilled = [], []
     quiet = replace(cfg.train, progress=False)
     for seed in tqdm(seeds, desc="seeds (scratch + distilled)", disable=not progress, leave=False):

@@ -20,13 +20,14 @@ Introduced in notebook 08.
 """
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Sequence
 
 if TYPE_CHECKING:
     import numpy as np
     import torch
+
+    from . import models
 
 __all__ = [
     # configuration and results
@@ -340,11 +341,14 @@ def spectra(model: "torch.nn.Module", layers: Sequence[str] | None = None) -> di
 
 
 def rank_sweep(model: "torch.nn.Module", layer: str, ranks: Sequence[int], *, data: Any = None,
-               example_inputs: "torch.Tensor | None" = None, latency_iters: int = 30) -> RankSweep:
+               example_inputs: "torch.Tensor | None" = None, latency_iters: int = 30,
+               finetune: "models.TrainConfig | None" = None, train_data: Any = None) -> RankSweep:
     """Factorise ``layer`` of a copy of ``model`` at each rank and measure it: relative error, kept energy,
     parameters and MACs of the whole model (:func:`mclab.flops.count`), P50 latency of one call on
     ``example_inputs`` (:func:`mclab.bench.measure`, ``latency_iters`` timed calls; skipped when None) and
-    accuracy on ``data`` (:func:`mclab.models.evaluate`; skipped when None). Returns a :class:`RankSweep`.
+    accuracy on ``data`` (:func:`mclab.models.evaluate`; skipped when None). With ``finetune`` (a
+    :class:`mclab.models.TrainConfig`) each factorised copy is then trained by :func:`mclab.models.train`
+    (on ``train_data`` if given) and ``accuracy_finetuned`` added. Returns a :class:`RankSweep`.
     """
     import copy
 
@@ -360,6 +364,8 @@ def rank_sweep(model: "torch.nn.Module", layer: str, ranks: Sequence[int], *, da
         raise ValueError("ranks is empty; give at least one rank")
     for r in ranks:
         _check_rank(r, min(m, n), layer)
+    if finetune is not None and not isinstance(finetune, models.TrainConfig):
+        raise TypeError(f"finetune must be a mclab.models.TrainConfig or None, got {type(finetune).__name__}")
     if latency_iters < 1:
         raise ValueError(f"latency_iters={latency_iters} must be >= 1")
     cfg = bench.BenchConfig(warmup=3, min_iters=latency_iters, max_iters=latency_iters, min_time_s=0)
@@ -381,6 +387,10 @@ def rank_sweep(model: "torch.nn.Module", layer: str, ranks: Sequence[int], *, da
     for r in ranks:
         copy_ = copy.deepcopy(model)
         info = factorize_(copy_, LowRankConfig((layer,), rank=r)).layers[0]
-        rows.append({"rank": r, "rel_error": info.rel_error, "energy_kept": info.energy_kept,
-                     "layer_params": info.params_after, **measure(copy_)})
+        row = {"rank": r, "rel_error": info.rel_error, "energy_kept": info.energy_kept,
+               "layer_params": info.params_after, **measure(copy_)}
+        if finetune is not None:
+            models.train(copy_, finetune, data=train_data)
+            row["accuracy_finetuned"] = models.evaluate(copy_, data).accuracy if data is not None else None
+        rows.append(row)
     return RankSweep(layer, m, n, break_even_rank(m, n), singular_values(target).tolist(), rows, dense)

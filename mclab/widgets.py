@@ -4,7 +4,9 @@
 :func:`bit_width_slider` puts a bit-width slider (2–16) and scheme toggles in front of it.
 :func:`live` puts sliders in front of any function that prints or displays a readout.
 Introduced in notebook 04. :func:`draw_sparsity` and :func:`sparsity_slider` do the same for pruning
-(notebook 06).
+(notebook 06); :func:`draw_soft_labels` / :func:`soft_label_sliders` show a teacher's soft labels at a
+temperature and alpha (notebook 07); :func:`draw_rank` / :func:`rank_slider` walk a measured rank sweep
+(notebook 08).
 
 Widgets need a running kernel. A static copy of a notebook (the HTML report of ``mclab report``,
 a notebook viewer) keeps ordinary outputs but not what a widget drew, so every front end here
@@ -20,7 +22,8 @@ if TYPE_CHECKING:
     import torch
     from matplotlib.figure import Figure
 
-__all__ = ["draw_bits", "bit_width_slider", "live", "kernel_note", "draw_sparsity", "sparsity_slider"]
+__all__ = ["draw_bits", "bit_width_slider", "live", "kernel_note", "draw_sparsity", "sparsity_slider",
+           "draw_soft_labels", "soft_label_sliders", "draw_rank", "rank_slider"]
 
 _SCHEMES = ("asymmetric", "symmetric")
 _GRANULARITIES = ("per-tensor", "per-channel")
@@ -327,3 +330,195 @@ def sparsity_slider(model: "torch.nn.Module", *, data: Any, example: "torch.Tens
             display(initial["fig"])
     display(kernel_note(f"sparsity {amount:.0%}, {kind}"))
     return w.VBox([w.HBox([slider]), toggle, out])
+
+
+# ----------------------------------------------------------------------------- distillation (notebook 07)
+
+
+def draw_soft_labels(teacher_logits: "torch.Tensor", labels: "torch.Tensor", images: "torch.Tensor | None" = None, *,
+                     temperature: float = 4.0, alpha: float = 0.9, fig: "Figure | None" = None) -> dict[str, Any]:
+    """The teacher's softened outputs ("dark knowledge") for a few digits at ``temperature``: one bar chart per
+    digit (its image inset when ``images`` is given) with the target the distillation loss pulls towards,
+    ``alpha · softmax(t / T) + (1 − alpha) · one-hot``, and a panel of mean entropy against temperature.
+    ``teacher_logits`` is (N, classes), ``labels`` (N,); up to 6 digits are drawn. Returns {"temperature",
+    "alpha", "entropy_nats" (mean over the N digits), "top_prob" (mean), "dark_mass" (mean probability on
+    the wrong classes), "fig"}."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from . import distill, plots
+
+    distill._check_temperature(temperature)
+    distill._check_alpha(alpha)
+    if teacher_logits.dim() != 2 or labels.shape != teacher_logits.shape[:1]:
+        raise ValueError(f"teacher_logits {tuple(teacher_logits.shape)} must be (N, classes) and labels "
+                         f"{tuple(labels.shape)} must be (N,)")
+    t = teacher_logits.detach().float()
+    k = t.shape[1]
+
+    def stats(T: float) -> tuple[float, float, float]:
+        p = distill.soften(t, T)
+        ent = float(-(p * p.clamp_min(1e-12).log()).sum(1).mean())
+        wrong = 1 - p.gather(1, labels[:, None]).squeeze(1)
+        return ent, float(p.max(1).values.mean()), float(wrong.mean())
+
+    ent, top, dark = stats(temperature)
+    p = distill.soften(t, temperature).numpy()
+    target = alpha * p + (1 - alpha) * np.eye(k)[labels.numpy()]
+    show = min(6, t.shape[0])
+    plots.use_style()
+    fig = fig or plt.figure(figsize=(14, 3.6))
+    fig.clf()
+    axes = fig.subplots(1, show + 1, gridspec_kw={"width_ratios": [1] * show + [1.6]})
+    for i, ax in enumerate(axes[:show]):
+        y = int(labels[i])
+        ax.bar(range(k), p[i], color=["C3" if c == y else "C0" for c in range(k)], label=f"teacher, T={temperature:g}")
+        ax.step(np.arange(k + 1) - 0.5, np.append(target[i], target[i][-1]), where="post", color="k", lw=1,
+                label=f"loss target, α={alpha:g}")
+        ax.set_ylim(0, 1.05)
+        ax.set_xticks(range(k))
+        ax.tick_params(labelsize=7)
+        ax.set_title(f"digit {y}: {100 * (1 - p[i][y]):.0f} % elsewhere", fontsize=9)
+        if images is not None:
+            inset = ax.inset_axes([0.55, 0.55, 0.42, 0.42])
+            inset.imshow(images[i, 0].numpy(), cmap="gray_r")
+            inset.set_xticks([])
+            inset.set_yticks([])
+        if i == 0:
+            ax.set_ylabel(plots.axis_label("probability", "-"))
+            ax.legend(fontsize=7, loc="center right")
+    temps = np.geomspace(0.5, 20, 40)
+    axes[-1].plot(temps, [stats(T)[0] for T in temps], color="C0", label="mean entropy of the soft labels")
+    axes[-1].axhline(float(np.log(k)), color="0.5", ls="--", lw=1, label=f"uniform: ln {k} = {np.log(k):.2f}")
+    axes[-1].scatter([temperature], [ent], s=80, color="C3", zorder=3, label=f"T={temperature:g}: {ent:.2f} nats")
+    axes[-1].set_xscale("log")
+    axes[-1].set_xlabel(plots.axis_label("temperature T", "-"))
+    axes[-1].set_ylabel(plots.axis_label("entropy", "nats"))
+    axes[-1].legend(fontsize=7)
+    axes[-1].set_title("higher T spreads the teacher's belief", fontsize=9)
+    return {"temperature": float(temperature), "alpha": float(alpha), "entropy_nats": ent, "top_prob": top,
+            "dark_mass": dark, "fig": fig}
+
+
+def soft_label_sliders(teacher_logits: "torch.Tensor", labels: "torch.Tensor", images: "torch.Tensor | None" = None, *,
+                       temperature: float = 4.0, alpha: float = 0.9) -> Any:
+    """Temperature (0.5–10) and alpha (0–1) sliders over :func:`draw_soft_labels`, recomputed when released;
+    displays :func:`kernel_note` and returns the ipywidgets container. A static copy keeps no widget output:
+    draw the default figure with :func:`draw_soft_labels` in an ordinary cell beside it."""
+    import ipywidgets as w
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    from . import distill
+
+    distill._check_temperature(temperature)
+    distill._check_alpha(alpha)
+    out = w.Output()
+    t_slider = w.FloatSlider(value=temperature, min=0.5, max=10.0, step=0.5, description="temperature",
+                             continuous_update=False)
+    a_slider = w.FloatSlider(value=alpha, min=0.0, max=1.0, step=0.05, description="alpha", continuous_update=False)
+
+    def redraw(*_: Any) -> None:
+        with out:
+            out.clear_output(wait=True)
+            fig = draw_soft_labels(teacher_logits, labels, images, temperature=t_slider.value, alpha=a_slider.value)["fig"]
+            display(fig)
+            plt.close(fig)
+
+    for c in (t_slider, a_slider):
+        c.observe(redraw, names="value")
+    redraw()
+    display(kernel_note(f"temperature={temperature:g}, alpha={alpha:g}"))
+    return w.VBox([w.HBox([t_slider, a_slider]), out])
+
+
+# ----------------------------------------------------------------------------- low-rank (notebook 08)
+
+
+def draw_rank(sweep: Any, rank: int, *, fig: "Figure | None" = None) -> dict[str, Any]:
+    """Four panels for one layer of a :class:`mclab.lowrank.RankSweep` at ``rank`` (one of the swept ranks):
+    the singular values with the kept ones marked, relative reconstruction error, parameters and MACs of the
+    whole model as % of the dense model with the break-even rank, and accuracy (before and, where the sweep
+    has it, after fine-tuning) with P50 latency. Returns the sweep's row at ``rank`` plus "break_even" and
+    "fig"."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from . import plots
+
+    row = sweep.row(rank)  # ValueError for a rank that was not swept
+    rows, dense = sweep.rows, sweep.dense
+    ranks = np.array([r["rank"] for r in rows])
+    plots.use_style()
+    fig = fig or plt.figure(figsize=(15, 3.8))
+    fig.clf()
+    ax1, ax2, ax3, ax4 = fig.subplots(1, 4)
+    s = np.asarray(sweep.singular_values)
+    ax1.semilogy(np.arange(1, s.size + 1), s, color="0.6", label="discarded")
+    ax1.semilogy(np.arange(1, rank + 1), s[:rank], color="C0", lw=2, label=f"kept (r={rank})")
+    ax1.axvline(sweep.break_even, color="C3", ls="--", lw=1, label=f"break-even {sweep.break_even:.0f}")
+    ax1.set_xlabel(plots.axis_label("index", "-"))
+    ax1.set_ylabel(plots.axis_label("singular value", "-"))
+    ax1.set_title(f"{sweep.layer}: {sweep.m}×{sweep.n}", fontsize=10)
+    ax1.legend(fontsize=7)
+    ax2.plot(ranks, [100 * r["rel_error"] for r in rows], "o-", color="C1")
+    ax2.scatter([rank], [100 * row["rel_error"]], s=90, color="C3", zorder=3)
+    ax2.set_xscale("log", base=2)
+    ax2.set_xlabel(plots.axis_label("rank r", "-"))
+    ax2.set_ylabel(plots.axis_label("‖W − AB‖ / ‖W‖", "%"))
+    ax2.set_title(f"error {100 * row['rel_error']:.1f} %", fontsize=10)
+    for key, label, color in (("params", "parameters", "C0"), ("macs", "MACs", "C4")):
+        if dense.get(key):
+            ax3.plot(ranks, [100 * r[key] / dense[key] for r in rows], "o-", color=color, label=label)
+    ax3.axhline(100, color="k", lw=1, label="dense model")
+    ax3.axvline(sweep.break_even, color="C3", ls="--", lw=1, label="break-even rank")
+    ax3.set_xscale("log", base=2)
+    ax3.set_xlabel(plots.axis_label("rank r", "-"))
+    ax3.set_ylabel(plots.axis_label("share of the dense model", "%"))
+    ax3.set_title(f"params {100 * row['params'] / dense['params']:.0f} % of dense", fontsize=10)
+    ax3.legend(fontsize=7)
+    if row.get("accuracy") is not None:
+        ax4.plot(ranks, [100 * r["accuracy"] for r in rows], "o-", color="C2", label="factorised")
+        if all(r.get("accuracy_finetuned") is not None for r in rows):
+            ax4.plot(ranks, [100 * r["accuracy_finetuned"] for r in rows], "s--", color="C2", label="after fine-tuning")
+        ax4.axhline(100 * dense["accuracy"], color="k", lw=1, label="dense")
+        ax4.scatter([rank], [100 * row["accuracy"]], s=90, color="C3", zorder=3)
+        ax4.set_ylabel(plots.axis_label("accuracy", "%"))
+        ax4.legend(fontsize=7, loc="lower right")
+    ax4.set_xscale("log", base=2)
+    ax4.set_xlabel(plots.axis_label("rank r", "-"))
+    if row.get("p50_ms") is not None:
+        lat = ax4.twinx()
+        lat.plot(ranks, [r["p50_ms"] for r in rows], ":", color="C0")
+        lat.axhline(dense["p50_ms"], color="C0", lw=0.8, ls="-.")
+        lat.set_ylabel(plots.axis_label("latency p50 (dotted; dense dash-dot)", "ms"), color="C0", fontsize=8)
+        ax4.set_title(f"{row['p50_ms']:.3f} ms vs dense {dense['p50_ms']:.3f} ms", fontsize=10)
+    fig.tight_layout()
+    return {**row, "break_even": sweep.break_even, "fig": fig}
+
+
+def rank_slider(sweep: Any, rank: int | None = None) -> Any:
+    """A rank slider over the ranks of a :class:`mclab.lowrank.RankSweep` (recomputed when released) in front of
+    :func:`draw_rank`; every value it offers was measured by the sweep. Displays :func:`kernel_note` and returns
+    the ipywidgets container; draw the default with :func:`draw_rank` in an ordinary cell beside it."""
+    import ipywidgets as w
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    ranks = [r["rank"] for r in sweep.rows]
+    rank = ranks[len(ranks) // 2] if rank is None else rank
+    sweep.row(rank)  # ValueError for a rank that was not swept
+    out = w.Output()
+    slider = w.SelectionSlider(options=ranks, value=rank, description="rank", continuous_update=False)
+
+    def redraw(*_: Any) -> None:
+        with out:
+            out.clear_output(wait=True)
+            fig = draw_rank(sweep, slider.value)["fig"]
+            display(fig)
+            plt.close(fig)
+
+    slider.observe(redraw, names="value")
+    redraw()
+    display(kernel_note(f"rank={rank}"))
+    return w.VBox([w.HBox([slider]), out])

@@ -130,7 +130,7 @@ def test_alpha_zero_is_training_from_scratch():
     tc = models.TrainConfig(epochs=1, batch_size=32, progress=False, seed=3)
     a, b = models.small_cnn(4, seed=1), models.small_cnn(4, seed=1)
     distill.distill(a, _tiny_teacher(), distill.DistillConfig(alpha=0.0, train=tc, n_per_class=6))
-    models.train(b, tc, data=distill._training_subset(6, 32))
+    models.train(b, tc, data=distill.training_subset(6, 32))
     for (k, va), vb in zip(a.state_dict().items(), b.state_dict().values()):
         assert torch.allclose(va.float(), vb.float(), atol=1e-6), k
 
@@ -165,3 +165,24 @@ def test_compare_pairs_seeds_and_reports_a_verdict():
     assert table.loc["distilled student", "accuracy mean [%]"] == pytest.approx(100 * np.mean(cmp.distilled))
     with pytest.raises(ValueError, match="at least 2 distinct seeds"):
         distill.compare(lambda s: models.small_cnn(4, seed=s), _tiny_teacher(), cfg, seeds=(0,))
+
+
+def test_soft_label_figure_and_sliders():
+    import matplotlib
+
+    from mclab import widgets
+
+    matplotlib.use("Agg")
+    t = _logits(5, n=8)
+    y = t.argmax(1)  # the teacher is right: its wrong-class mass grows with T
+    lo, hi = (widgets.draw_soft_labels(t, y, temperature=T, alpha=0.5) for T in (1.0, 8.0))
+    assert lo["entropy_nats"] < hi["entropy_nats"] < math.log(10) and lo["dark_mass"] < hi["dark_mass"]
+    assert lo["top_prob"] == pytest.approx(float(distill.soften(t, 1.0).max(1).values.mean()))
+    box = widgets.soft_label_sliders(t, y, torch.zeros(8, 1, 8, 8), temperature=2.0, alpha=0.3)
+    t_slider, a_slider = box.children[0].children
+    assert (t_slider.value, a_slider.value) == pytest.approx((2.0, 0.3)) and not t_slider.continuous_update
+    t_slider.value = 5.0  # redraws into the Output widget
+    with pytest.raises(ValueError, match="temperature=0"):
+        widgets.draw_soft_labels(t, y, temperature=0)
+    with pytest.raises(ValueError, match="alpha=2"):
+        widgets.soft_label_sliders(t, y, alpha=2)

@@ -151,3 +151,22 @@ def test_wrong_layer_type():
         lowrank.factorize_(_mlp(), lowrank.LowRankConfig(layers=("2",), rank=4))
     with pytest.raises(TypeError, match="groups=4"):
         lowrank.factorize_layer(nn.Conv2d(4, 4, 3, groups=4), rank=1)
+
+
+def test_rank_slider_draws_the_swept_values():
+    import matplotlib
+
+    from mclab import widgets
+
+    matplotlib.use("Agg")
+    model = _mlp().eval()
+    data = [(torch.randn(1, 8, 8), torch.tensor(i % 10)) for i in range(10)]
+    sweep = lowrank.rank_sweep(model, "1", [4, 16], data=data, example_inputs=example_inputs(1), latency_iters=2)
+    r = widgets.draw_rank(sweep, 4)
+    assert r["rank"] == 4 and r["rel_error"] == sweep.row(4)["rel_error"] and len(r["fig"].axes) >= 4
+    box = widgets.rank_slider(sweep, 16)
+    slider = box.children[0].children[0]
+    assert list(slider.options) == [4, 16] and slider.value == 16 and not slider.continuous_update
+    slider.value = 4  # redraws into the Output widget
+    with pytest.raises(ValueError, match="rank=5 was not swept"):
+        widgets.draw_rank(sweep, 5)
