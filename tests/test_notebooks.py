@@ -444,6 +444,49 @@ def check_05(m):
     assert 0 < slo <= m["static_speedup"] <= shi and m["dynamic_speedup"] > 0 and m["openvino_int8_speedup"] > 0
 
 
+@checks("06_pruning.ipynb")
+def check_06(m):
+    dense, amount = m["dense_accuracy"], m["amount"]
+    assert dense > 0.9 and m["torch_masks_identical"] and m["torch_channels_agree"]  # same masks, same channels as torch
+    assert m["global_sparsity"] == pytest.approx(amount, abs=1e-4)
+    assert m["layer_sparsity_min"] < amount - 0.2 and m["layer_sparsity_max"] > amount  # one threshold, unequal layers
+    # unstructured: zeros are still multiplied; a sparse kernel would skip about half the MACs
+    assert m["unstructured_macs"] == m["dense_macs"] and 0.3 < m["unstructured_nonzero_macs"] / m["dense_macs"] < 0.8
+    assert m["unstructured_nonzero_params"] == pytest.approx((1 - amount) * m["dense_params"], rel=0.01)
+    assert m["file_bytes"]["unstructured"] == pytest.approx(m["file_bytes"]["dense"], rel=0.001)  # a state_dict stores zeros
+    assert dense - m["unstructured_accuracy"]["global"] <= 0.04  # the source's "-2 to -5 %" at most; global 50 % costs little
+    assert m["unstructured_accuracy"]["global"] >= m["unstructured_accuracy"]["layer-wise"] - 1 / m["n_test"]
+    st = m["storage_bytes"]  # 50 % zeros: CSR (4-byte values + 4-byte indices) is larger than dense, a bitmask ~53 %
+    assert st["csr"] > st["dense"] and 0.5 < st["bitmask"] / st["dense"] < 0.56
+    # structured: 8 inner convolutions lose half their channels; a smaller dense model, counted the same in ONNX
+    assert m["pruned_convolutions"] == 8 and m["channels_removed"] == (64 + 128 + 256 + 512)
+    assert 0.45 < m["structured_macs"] / m["dense_macs"] < 0.56 and m["structured_onnx_macs"] == m["structured_macs"]
+    assert 0.45 < m["structured_params"] / m["dense_params"] < 0.56 and m["onnx_max_abs_err"] < 1e-4
+    assert m["file_bytes"]["structured"] < 0.56 * m["file_bytes"]["dense"]
+    acc = m["structured_accuracy"]  # removed -> BatchNorm recalibrated [-> fine-tuned] (recorded keys come back sorted)
+    recal = acc["+ BatchNorm recalibrated"]
+    assert recal > acc["channels removed"] + 0.2, "recalibrating BatchNorm must repair the collapse after removing channels"
+    final = acc.get(f"+ fine-tuned {m['finetune_epochs']} epoch(s)", recal)
+    assert m["structured_drop_points"] == pytest.approx(100 * (dense - final))
+    assert m["structured_drop_points"] <= (3 if m["finetune_epochs"] else 7)  # FAST: recalibration only, no fine-tuning
+    for k in ("unstructured", "structured"):  # timings are reported, not asserted: the estimate sits in its own CI
+        lo, hi = m[f"speedup_{k}_ci"]
+        assert 0 < lo <= m[f"speedup_{k}"] <= hi
+    assert all(v > 0 for v in m["sparse_kernel_speedup"].values())
+    s = m["slider"]  # the slider's default view is section 1's global model, measured again
+    assert s["amount"] == amount and s["accuracy"] == m["unstructured_accuracy"]["global"] and s["macs"] == m["dense_macs"]
+    assert s["nonzero_macs"] == m["unstructured_nonzero_macs"] and s["params"] == m["unstructured_nonzero_params"]
+    sens = m["sensitivity_drop_points"]
+    lo_a, hi_a = min(sens, key=float), max(sens, key=float)
+    assert sum(sens[hi_a].values()) >= sum(sens[lo_a].values()) - 1  # more sparsity, more damage
+    assert m["most_sensitive_layer"] == max(sens[hi_a], key=sens[hi_a].get) and sens[hi_a][m["most_sensitive_layer"]] > 5
+    steps = m["iterative_steps"]
+    assert m["iterative_final_sparsity"] == pytest.approx(m["iter_final"], abs=1e-3)
+    assert [s["sparsity"] for s in steps] == sorted(s["sparsity"] for s in steps)
+    assert steps[-1]["accuracy_finetuned"] >= steps[-1]["accuracy_pruned"] - 0.02  # fine-tuning does not hurt
+    assert m["iterative_test_accuracy"] >= m["oneshot_final_test_accuracy"] - 0.02  # iterative + fine-tuning vs one-shot
+
+
 @checks("17_distributed_inference.ipynb")
 def check_17(m):
     assert set(m["exact"]) >= {"1", "2"} and all(m["exact"].values())  # bit-identical to one process, in order
