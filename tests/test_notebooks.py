@@ -554,6 +554,55 @@ def check_16(m):
         assert not isinstance(mx["knowledge distillation"], str)  # full mode reaches the distil step
 
 
+@checks("07_distillation.ipynb")
+def check_07(m):
+    import numpy as np
+
+    n = m["n_seeds"]
+    assert n >= 3 and len(m["scratch_accuracy"]) == len(m["distilled_accuracy"]) == n
+    gain = np.subtract(m["distilled_accuracy"], m["scratch_accuracy"])
+    # issue 6, done means: the distilled student beats the student from scratch, averaged over >= 3 seeds
+    assert gain.mean() > 0, (m["scratch_accuracy"], m["distilled_accuracy"])
+    assert m["gain_mean"] == pytest.approx(gain.mean())
+    lo, hi = m["gain_ci95"]
+    assert lo <= m["gain_mean"] <= hi and m["gain_significant"] == (lo > 0 or hi < 0)
+    assert m["verdict"].startswith("significant" if m["gain_significant"] else "not significant")
+    assert 0 <= m["gain_p_value"] <= 1 and (m["gain_p_value"] < 0.05) == m["gain_significant"]
+    assert m["teacher_accuracy"] > max(m["distilled_accuracy"]) and min(m["scratch_accuracy"]) > 0.3
+    assert m["loss_vs_kldivloss_err"] < 1e-5  # the loss is KLDivLoss(batchmean) x T^2 plus cross-entropy
+    # T^2 keeps the soft gradient's size; without it the gradient falls ~T^2-fold (16x from T=2 to T=8)
+    assert 0.5 < m["grad_ratio_t8_over_t2_with_t2"] < 2 and m["grad_ratio_t8_over_t2_without"] < 0.1
+    ent = [m["entropy_nats_by_t"][t] for t in ("1.0", "2.0", "4.0", "8.0")]
+    assert ent == sorted(ent) and ent[-1] < np.log(10)
+    assert 0.8 < m["teacher_top_prob_t1"] < 1
+    assert m["teacher_params"] == 11_175_370 and m["student_params"] == 61_706  # ResNet-18 (1-channel stem), LeNet-5
+    assert m["param_ratio"] == pytest.approx(m["teacher_params"] / m["student_params"]) and m["mac_ratio"] > 10
+    lo, hi = m["speedup_time_ratio_ci"]
+    assert lo <= m["time_ratio"] <= hi and m["speedup"] > 1  # 85x fewer MACs: the student is faster even on a busy machine
+
+
+@checks("08_lowrank.ipynb")
+def check_08(m):
+    assert m["eckart_young_max_err"] < 1e-5  # ||W - AB||_F == sqrt(sum of discarded sigma^2)
+    be = m["break_even_rank"]
+    assert be == pytest.approx(m["m"] * m["n"] / (m["m"] + m["n"]))
+    ranks, dense = m["ranks"], m["dense"]
+    assert ranks == sorted(ranks) and ranks[-1] == min(m["m"], m["n"])
+    for r, p, macs in zip(ranks, m["params"], m["macs"]):  # smaller and cheaper exactly below the break-even rank
+        assert (p < dense["params"]) == (r < be) and (macs < dense["macs"]) == (r < be), r
+    err = m["rel_error"]
+    assert all(a > b for a, b in zip(err, err[1:])) and err[-1] < 1e-5
+    acc, ft, n = m["accuracy"], m["accuracy_finetuned"], m["n_test"]
+    assert abs(acc[-1] - m["dense_accuracy"]) <= 2 / n  # full rank is the same layer up to float rounding
+    assert acc[0] < m["dense_accuracy"] - 0.05 and ft[0] > acc[0] + 0.05  # the smallest rank hurts; fine-tuning wins part back
+    assert m["compression"] is not None and m["compression"] > 1.5  # some rank below break-even keeps accuracy
+    assert m["slider_rel_error"] == err[ranks.index(m["slider_rank"])]
+    assert m["energy_rank_99"]["ResNet-18 trained layer4.1.conv2"] > 0.8 * 512  # 3x3 convs: flat spectra
+    assert m["conv_param_ratio"] > 2 and min(m["conv_accuracy"]) > 0.5
+    lo, hi = m["conv_time_ratio_ci"]
+    assert lo <= m["conv_time_ratio"] <= hi and all(t > 0 for t in m["p50_ms"])
+
+
 @pytest.mark.notebooks
 @pytest.mark.parametrize("path", PATHS, ids=lambda p: p.name)
 def test_notebook_runs_fast_and_records(path):
