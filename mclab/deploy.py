@@ -100,9 +100,6 @@ class Constraints:
         """The limits that are set: {field name: value}."""
         return {k: getattr(self, k) for k in _LIMITS if getattr(self, k) is not None}
 
-    def hard(self) -> dict[str, float]:
-        return {k: v for k, v in self.limits().items() if k not in self.soft}
-
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -281,14 +278,16 @@ def _peak_memory_mb(v: Variant, shape: tuple[int, ...], threads: int) -> float:
     return max(0.0, (d["after_kb"] - d["before_kb"]) / 1024)
 
 
-def evaluate(variant: Variant, *, split: str = "test", threads: int = 2, shape: tuple[int, ...] = (1, 32, 32)) -> Any:
-    """Top-1 accuracy of ``variant``'s file, run by its runtime, on a digits split: a
-    :class:`mclab.models.EvalResult` (accuracy, 95 % CI, n)."""
+def evaluate(variant: Variant, *, split: str = "test", threads: int = 2, shape: tuple[int, ...] = (1, 32, 32),
+             data: Any = None) -> Any:
+    """Top-1 accuracy of ``variant``'s file, run by its runtime, on a digits split (or ``data``, a dataset of
+    (x, y) pairs): a :class:`mclab.models.EvalResult` (accuracy, 95 % CI, n)."""
     from .data import digits
     from .models import evaluate as evaluate_model
     from .quant import batched
 
-    return evaluate_model(batched(_runner(variant, 128, threads, shape)), digits(split, size=shape[-1]))
+    data = digits(split, size=shape[-1]) if data is None else data
+    return evaluate_model(batched(_runner(variant, 128, threads, shape)), data)
 
 
 def from_module(name: str, module: "torch.nn.Module", work_dir: str | os.PathLike, *,
@@ -317,7 +316,7 @@ def profile(variant: Variant, config: ProfileConfig | None = None, *, baseline: 
     if not os.path.isfile(variant.path):
         raise ValueError(f"variant {variant.name!r}: file {variant.path!r} does not exist")
     test = digits(cfg.eval_split, size=shape[-1])
-    acc = evaluate(variant, split=cfg.eval_split, threads=cfg.threads, shape=shape)
+    acc = evaluate(variant, threads=cfg.threads, shape=shape, data=test)
     one = _runner(variant, 1, cfg.threads, shape)
     x1 = test.x[:1].numpy()
     lat = bench.measure(one.run, x1, config=bench.BenchConfig(warmup=5, min_iters=50, min_time_s=cfg.latency_min_time_s,
@@ -519,40 +518,26 @@ def _step_quantise(cur: Variant, base: Variant, cfg: OptimiseConfig, ctx: dict[s
 
 def _step_prune(cur: Variant, base: Variant, cfg: OptimiseConfig, ctx: dict[str, Any]) -> Variant:
     from . import prune
-    from .models import TrainConfig
+    from .models import TrainConfig, train
 
-    pruned = _cached_train(ctx, "pruned", prune.prune_channels(cur.module, prune.ChannelConfig(amount=cfg.prune_amount)),
-                           TrainConfig(epochs=cfg.finetune_epochs, lr=1e-3, size=ctx["shape"][-1]))
+    tcfg = TrainConfig(epochs=cfg.finetune_epochs, lr=1e-3, size=ctx["shape"][-1], progress=ctx["progress"])
+    pruned = _cached_fit(ctx, "pruned", prune.prune_channels(cur.module, prune.ChannelConfig(amount=cfg.prune_amount)),
+                         tcfg.key(), lambda m: train(m, tcfg))
     name = f"pruned {int(100 * cfg.prune_amount)}% ch"
     return Variant(name + " + INT8", pruned, _int8(pruned, "pruned", cfg, ctx), cur.runtime, "int8", (*cur.steps, "prune"))
 
 
 def _step_distil(cur: Variant, base: Variant, cfg: OptimiseConfig, ctx: dict[str, Any]) -> Variant:
+    from . import distill
     from .models import TrainConfig, small_cnn
 
-    teacher = base.module.eval()
-    for p in teacher.parameters():
-        p.requires_grad_(False)
-    student = _cached_train(ctx, f"student-w{cfg.student_width}", small_cnn(cfg.student_width),
-                            TrainConfig(epochs=cfg.distil_epochs, lr=1e-2, size=ctx["shape"][-1]),
-                            loss_fn=_kd_loss(teacher, cfg.temperature, cfg.alpha),
-                            extra={"T": cfg.temperature, "alpha": cfg.alpha})
+    dcfg = distill.DistillConfig(temperature=cfg.temperature, alpha=cfg.alpha,
+                                 train=TrainConfig(epochs=cfg.distil_epochs, lr=1e-2, size=ctx["shape"][-1],
+                                                   progress=ctx["progress"]))
+    student = _cached_fit(ctx, f"student-w{cfg.student_width}", small_cnn(cfg.student_width), dcfg.as_dict(),
+                          lambda m: distill.distill(m, base.module, dcfg))
     return Variant(f"distilled small CNN w{cfg.student_width} + INT8", student, _int8(student, "student", cfg, ctx),
                    cur.runtime, "int8", (*cur.steps, "distil"))
-
-
-def _kd_loss(teacher: "torch.nn.Module", temperature: float, alpha: float) -> Callable[..., "torch.Tensor"]:
-    """:func:`mclab.distill.distillation_loss` as a ``models.train`` loss, the frozen teacher run per batch."""
-    import torch
-
-    from .distill import distillation_loss
-
-    def loss(student: "torch.nn.Module", x: "torch.Tensor", y: "torch.Tensor") -> "torch.Tensor":
-        with torch.no_grad():
-            t = teacher(x)
-        return distillation_loss(student(x), t, y, temperature=temperature, alpha=alpha)
-
-    return loss
 
 
 def _step_runtime(cur: Variant, base: Variant, cfg: OptimiseConfig, ctx: dict[str, Any]) -> Variant:
@@ -562,16 +547,14 @@ def _step_runtime(cur: Variant, base: Variant, cfg: OptimiseConfig, ctx: dict[st
 
     x = ctx["x1"]
     best, best_ms = cur.runtime, None
-    timings = {}
     for rt in ("onnxruntime", "openvino"):
         if not runtimes.available(rt)[0]:
             continue
         r = _runner(replace(cur, runtime=rt), 1, cfg.profile.threads, ctx["shape"])
-        timings[rt] = bench.measure(r.run, x, config=bench.BenchConfig(warmup=5, min_iters=50, min_time_s=0.5,
-                                                                       n_boot=100)).summary()["p50_ms"]
-        if best_ms is None or timings[rt] < best_ms:
-            best, best_ms = rt, timings[rt]
-    ctx.setdefault("runtime_timings", []).append(timings)
+        ms = bench.measure(r.run, x, config=bench.BenchConfig(warmup=5, min_iters=50, min_time_s=0.5,
+                                                              n_boot=100)).summary()["p50_ms"]
+        if best_ms is None or ms < best_ms:
+            best, best_ms = rt, ms
     return replace(cur, name=f"{cur.name} on {best}", runtime=best, steps=(*cur.steps, f"runtime:{best}"))
 
 
@@ -579,27 +562,27 @@ STEPS: dict[str, StepFn] = {"quantise": _step_quantise, "prune": _step_prune, "d
                             "runtime": _step_runtime}
 
 
-def _cached_train(ctx: dict[str, Any], tag: str, model: "torch.nn.Module", train_cfg: Any, *,
-                  loss_fn: Any = None, extra: dict[str, Any] | None = None) -> "torch.nn.Module":
-    """Train ``model`` with :func:`mclab.models.train` unless a checkpoint of the same recipe (architecture
-    shapes, parent weights, training config) is cached; returns the trained model in eval mode."""
+def _cached_fit(ctx: dict[str, Any], tag: str, model: "torch.nn.Module", recipe: dict[str, Any],
+               fit: Callable[["torch.nn.Module"], Any]) -> "torch.nn.Module":
+    """``fit(model)`` (training in place) unless a checkpoint of the same recipe (architecture shapes, parent
+    weights, ``recipe``) is cached in :func:`mclab.models.cache_dir`; returns the trained model in eval mode."""
     import hashlib
 
     import torch
 
-    from .models import cache_dir, train
+    from .models import cache_dir
 
     shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    blob = json.dumps({"tag": tag, "parent": ctx["parent_key"], "shapes": str(shapes), "train": train_cfg.key(),
-                       "extra": extra or {}}, sort_keys=True)
+    blob = json.dumps({"tag": tag, "parent": ctx["parent_key"], "shapes": str(shapes), "recipe": recipe}, sort_keys=True,
+                      default=str)
     path = cache_dir() / f"deploy-{tag}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}.pt"
     if path.is_file():
         model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
         return model.eval()
-    train(model, replace(train_cfg, progress=ctx.get("progress", False)), loss_fn=loss_fn)
+    fit(model)
     tmp = path.with_suffix(f".tmp{os.getpid()}")
     torch.save(model.state_dict(), tmp)
-    os.replace(tmp, path)
+    os.replace(tmp, path)  # atomic: concurrent runs never read half a file
     return model.eval()
 
 
@@ -668,7 +651,7 @@ def _weights_key(model: "torch.nn.Module") -> str:
     h = hashlib.sha256()
     for k, v in sorted(model.state_dict().items()):
         h.update(k.encode())
-        h.update(v.detach().cpu().contiguous().numpy().tobytes()[:4096])
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()[:12]
 
 

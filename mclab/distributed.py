@@ -165,7 +165,8 @@ def _worker(rank: int, world: int, model: "torch.nn.Module", x: "torch.Tensor", 
     device = torch.device(f"cuda:{rank}") if backend == "nccl" else torch.device("cpu")
     t_init = time.time()
     try:
-        start, stop = shard_ranges(len(x), batch_size, world)[rank]
+        shards = shard_ranges(len(x), batch_size, world)
+        start, stop = shards[rank]
         model = model.to(device).eval()
         with torch.inference_mode():
             mine = [model(x[i:i + batch_size].to(device)) for i in range(start, stop, batch_size)]
@@ -173,7 +174,7 @@ def _worker(rank: int, world: int, model: "torch.nn.Module", x: "torch.Tensor", 
         local = torch.cat(mine) if mine else probe[:0]
         t_compute = time.time()
         # all_gather needs equal shapes: pad every block to the largest one, trim afterwards
-        rows = max(b - a for a, b in shard_ranges(len(x), batch_size, world))
+        rows = max(b - a for a, b in shards)
         padded = torch.zeros((rows, *probe.shape[1:]), dtype=probe.dtype, device=device)
         padded[:len(local)] = local
         gathered = [torch.empty_like(padded) for _ in range(world)]
@@ -183,7 +184,7 @@ def _worker(rank: int, world: int, model: "torch.nn.Module", x: "torch.Tensor", 
         timings = [torch.empty_like(timing) for _ in range(world)]
         dist.all_gather(timings, timing)  # nccl moves only GPU tensors, so the timings live on `device` too
         if rank == 0:
-            blocks = [g[:b - a].cpu() for g, (a, b) in zip(gathered, shard_ranges(len(x), batch_size, world))]
+            blocks = [g[:b - a].cpu() for g, (a, b) in zip(gathered, shards)]
             torch.save({"outputs": torch.cat(blocks), "timings": torch.stack([t.cpu() for t in timings])}, out_path)
     finally:
         dist.destroy_process_group()
