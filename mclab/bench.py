@@ -26,7 +26,7 @@ __all__ = [
     # threads
     "set_threads", "ort_session_options", "openvino_config",
     # verbs
-    "measure", "throughput", "batch_sweep", "compare", "simulate_batcher",
+    "measure", "throughput", "batch_sweep", "compare", "simulate_batcher", "inference_fn",
 ]
 
 PCTS = (50, 90, 95, 99)
@@ -348,6 +348,18 @@ def _call(fn: Callable[..., Any], args: tuple, label: str, phase: str, i: int) -
         fn(*args)
     except Exception as e:  # re-raised with context, never swallowed
         raise BenchError(f"{label} raised during {phase} call {i}: {type(e).__name__}: {e}") from e
+
+
+def inference_fn(module: Any) -> Callable[[Any], Any]:
+    """``module`` as a callable to time: ``module(x)`` under ``torch.inference_mode()``, so no autograd
+    bookkeeping is counted. Introduced in notebook 06."""
+    import torch
+
+    def run(x: Any) -> Any:
+        with torch.inference_mode():
+            return module(x)
+
+    return run
 
 
 def measure(fn: Callable[..., Any], *args: Any, config: BenchConfig | None = None, label: str = "") -> LatencyResult:

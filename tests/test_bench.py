@@ -138,3 +138,13 @@ def test_cuda_sync_counts_async_work():
     a = torch.randn(4096, 4096, device="cuda")
     r = bench.measure(torch.mm, a, a, config=BenchConfig(device="cuda", min_iters=20, min_time_s=0))
     assert r.p50_ms > 0.1  # without sync an async launch would time at a few microseconds
+
+
+def test_inference_fn_runs_the_module_without_autograd():
+    import torch
+
+    from mclab import bench
+
+    lin = torch.nn.Linear(3, 2)
+    out = bench.inference_fn(lin)(torch.ones(1, 3))
+    assert torch.equal(out, lin(torch.ones(1, 3)).detach()) and not out.requires_grad and out.is_inference()
