@@ -264,9 +264,15 @@ class ABResult:
         """How many times faster B is than A (A time / B time)."""
         return 1.0 / self.ratio
 
+    @property
+    def speedup_ci(self) -> tuple[float, float]:
+        """95 % CI of :attr:`speedup`: the time ratio's interval, inverted."""
+        lo, hi = self.ratio_ci
+        return 1.0 / hi, 1.0 / lo
+
     def as_dict(self) -> dict[str, Any]:
         return {"a": self.label_a, "b": self.label_b, "ratio_b_over_a": self.ratio, "ratio_ci95": list(self.ratio_ci),
-                "speedup_b_vs_a": self.speedup, "rounds": len(self.ratios), "ratios": self.ratios,
+                "speedup_b_vs_a": self.speedup, "speedup_ci95": list(self.speedup_ci), "rounds": len(self.ratios), "ratios": self.ratios,
                 "a_p50_ms": self.a.p50_ms, "b_p50_ms": self.b.p50_ms}
 
     def __str__(self) -> str:

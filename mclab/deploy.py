@@ -715,7 +715,7 @@ def speedup(ref: Variant, var: Variant, *, threads: int = 2, rounds: int = 20, s
     x = np.random.default_rng(0).standard_normal((1, *shape), dtype=np.float32)
     a, b = _runner(ref, 1, threads, shape), _runner(var, 1, threads, shape)
     ab = bench.compare(a.run, b.run, (x,), rounds=rounds, calls_per_round=10, label_a=ref.name, label_b=var.name)
-    return ab.speedup, (1 / ab.ratio_ci[1], 1 / ab.ratio_ci[0])
+    return ab.speedup, ab.speedup_ci
 
 
 def _verdict(value: float | None, lo: float, hi: float | None, below: str, above: str) -> str:

@@ -107,6 +107,8 @@ def test_compare_interleaves_and_finds_the_faster():
     firsts = [order[i] for i in range(len(order)) if i == 0 or order[i] != order[i - 1]]
     assert firsts[:4] == ["a", "b", "a", "b"] or firsts[:3] == ["a", "b", "a"]
     assert "faster" in str(res)
+    lo, hi = res.ratio_ci
+    assert res.speedup_ci == (1 / hi, 1 / lo) and res.speedup_ci[0] <= res.speedup <= res.speedup_ci[1]
 
 
 def test_set_threads_restores_and_sessions():
