@@ -245,3 +245,15 @@ def test_torch_compile_counts_each_compile_on_its_own():
     _, third = rtc.compile_module(nn.ReLU(), x)
     assert first.graphs == third.graphs == 1 and first.graph_breaks == 0
     assert second.graph_breaks >= 1 and second.graphs >= 1
+
+
+def test_tflite_imported_first_does_not_crash_torchvision_later():
+    """`mclab bench resnet18 --runtime tflite` checks the runtime (importing TensorFlow) before it builds the
+    torchvision model, whose import loads Triton; Triton loaded after TensorFlow crashed the process."""
+    import subprocess
+    import sys
+
+    code = ("from mclab import runtimes; ok, why = runtimes.available('tflite'); assert ok, why; "
+            "import torchvision.models, torch._dynamo; print('alive')")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and "alive" in r.stdout, f"rc={r.returncode}: {r.stderr[-500:]}"

@@ -6,6 +6,7 @@ the model file it read. Each runtime lives in its own module (``mclab/runtimes/<
 
     build(model, *, batch, threads, input_shape, precision) -> Runner
     available() -> tuple[bool, str]        # optional: checks beyond "the package imports" (e.g. a GPU)
+    import_framework() -> module           # optional: how to import its framework (tflite: after Triton)
 
 and imports its framework only inside those functions. :data:`RUNTIMES` maps a runtime's name to a
 :class:`Spec` (one line per runtime). Introduced in notebook 01 (``mclab bench``); notebooks 09–12
@@ -110,11 +111,11 @@ def available(runtime: str) -> tuple[bool, str]:
     if runtime not in RUNTIMES:
         return False, f"unknown runtime; known: {sorted(RUNTIMES)}"
     spec = RUNTIMES[runtime]
-    try:
-        mod = importlib.import_module(spec.requires)
+    impl = importlib.import_module(f".{spec.module}", __name__)
+    try:  # a runtime module may say how its framework must be imported (tflite: after Triton)
+        mod = getattr(impl, "import_framework", lambda: importlib.import_module(spec.requires))()
     except ImportError as e:
         return False, f"{spec.requires} is not installed ({e})"
-    impl = importlib.import_module(f".{spec.module}", __name__)
     if hasattr(impl, "available"):
         ok, why = impl.available()
         if not ok:

@@ -52,6 +52,18 @@ class TFLiteConfig:
 # ----------------------------------------------------------------------------- PyTorch -> Keras
 
 
+
+def import_framework() -> Any:
+    """``tensorflow``, imported after Triton when Triton is installed (torch's wheel brings it): Triton's native
+    library crashes the process if it is loaded *after* TensorFlow's (both carry LLVM), and torchvision and
+    ``torch.compile`` load it on demand. The registry's :func:`mclab.runtimes.available` imports through here."""
+    with contextlib.suppress(ImportError):
+        import triton  # noqa: F401
+    import tensorflow as tf
+
+    return tf
+
+
 def _pair(v: Any) -> tuple[int, int]:
     return (v, v) if isinstance(v, int) else tuple(v)
 
@@ -73,6 +85,7 @@ def to_keras(module: Any, input_shape: tuple[int, ...]) -> Any:
     (plain, grouped, depthwise), BatchNorm2d, ReLU/ReLU6, MaxPool2d, AvgPool2d, global average pooling,
     ``+``, flatten, Linear, Dropout. Anything else raises ``ValueError`` naming the operator.
     """
+    import_framework()
     import keras
     import torch
     import torch.fx as fx
@@ -178,8 +191,8 @@ def to_keras(module: Any, input_shape: tuple[int, ...]) -> Any:
 def convert(keras_model: Any, path: str | os.PathLike, config: TFLiteConfig | None = None) -> str:
     """Convert ``keras_model`` to a ``.tflite`` file at ``path`` in ``config.mode``; returns the path."""
     import numpy as np
-    import tensorflow as tf
 
+    tf = import_framework()
     cfg = config or TFLiteConfig()
     conv = tf.lite.TFLiteConverter.from_keras_model(keras_model)  # freezes the weights into the file
     if cfg.mode != "fp32":
@@ -210,6 +223,7 @@ def verify_file(path: str | os.PathLike) -> None:
     loader does not bounds-check every table, and a truncated file can crash the Python process."""
     import struct
 
+    import_framework()
     from tensorflow.lite.python import schema_py_generated as fb
 
     path = os.fspath(path)
@@ -246,8 +260,7 @@ def verify_file(path: str | os.PathLike) -> None:
 def interpreter(path: str, *, threads: int | None = None, xnnpack: bool = True) -> Any:
     """A ``tf.lite.Interpreter`` for ``path`` with tensors allocated. ``xnnpack=False`` uses TFLite's
     built-in kernels only (XNNPACK is the default CPU delegate). Raises ``ValueError`` on a corrupt file."""
-    import tensorflow as tf
-
+    tf = import_framework()
     verify_file(path)
     resolver = (tf.lite.experimental.OpResolverType.AUTO if xnnpack
                 else tf.lite.experimental.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
