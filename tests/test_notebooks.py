@@ -52,6 +52,11 @@ def test_notebook_contract(path):
     for line in params[0].source.splitlines():
         if line.strip() and not line.startswith("#"):
             assert re.match(r"^[A-Z][A-Z0-9_]*: \w+.* = .+#", line), f"parameter line needs UPPER_CASE: type = value  # why: {line!r}"
+    from papermill.translators import PythonTranslator  # what `papermill --help-notebook` lists
+
+    parsed = [p.name for p in PythonTranslator.inspect(params[0])]
+    declared = re.findall(r"^([A-Z][A-Z0-9_]*):", params[0].source, re.M)
+    assert parsed == declared, f"papermill cannot parse {sorted(set(declared) - set(parsed))} (an '=' in the comment?)"
     first = nb.cells[0]
     assert first.cell_type == "markdown" and first.source.startswith("# "), "first cell must be the title"
     assert "learning objectives" in first.source.lower() and "time to run" in first.source.lower()
