@@ -51,6 +51,8 @@ def test_config_rejects_bad_bits_group_and_method():
         Q.quantize_(m, Q.WeightQuantConfig(method="gptq"))
     with pytest.raises(ValueError, match="bits=2"):
         Q.qparams(torch.randn(4, 32), 2, 32)
+    with pytest.raises(ValueError, match="awq_clip_grid=-1 must be an int >= 0"):
+        Q.WeightQuantConfig(awq_clip_grid=-1)
 
 
 def test_quant_linear_matches_its_dequantised_weight_and_counts_bytes():
@@ -118,3 +120,28 @@ def test_cast_keeps_rope_tables_float32():
     assert Q.linear_weight_bytes(b) * 2 == Q.linear_weight_bytes(m)
     with pytest.raises(ValueError, match="floating-point"):
         Q.cast(m, torch.int8)
+
+
+def test_awq_clipping_search_narrows_ranges_and_lowers_the_layer_error():
+    w, x = _synthetic_layer()
+    scale, _ = Q.qparams(w, 4, 32)
+    narrow, _ = Q.qparams(w, 4, 32, clip=torch.full(scale.shape, 0.5))
+    assert torch.allclose(narrow, scale * 0.5, rtol=2e-3)  # half the range, half the step (fp16-stored)
+
+    def layer_err(clip_grid):
+        q, sc, z, s, _ = Q._awq(w, x, Q.WeightQuantConfig(bits=4, group_size=32, method="awq", awq_clip_grid=clip_grid))
+        return float((x @ (Q.dequantize(q, sc, z, 32) / s - w).T).pow(2).mean())
+    assert layer_err(10) < layer_err(0)  # ratio 1 is in the grid, so the search can only keep or lower the error
+
+
+def test_compare_formats_scores_match_perplexity_and_kl_divergence():
+    torch.manual_seed(0)
+    m = llm.TinyLlama(TINY).eval()
+    val = llm.corpus().val[:1500]
+    cfg = Q.WeightQuantConfig(bits=4, group_size=32)
+    table = llm.compare_formats(m, ["fp16", cfg], val, decode_tokens=4)
+    assert [r.name for r in table.rows] == ["fp32", "fp16", cfg.label]
+    assert table["fp32"].perplexity == pytest.approx(llm.perplexity(m, val, seq_len=96), rel=1e-6) and table["fp32"].kld == 0
+    qm, _ = Q.quantized(m, cfg)
+    assert table[cfg.label].perplexity == pytest.approx(llm.perplexity(qm, val, seq_len=96), rel=1e-6)
+    assert table[cfg.label].kld == pytest.approx(llm.kl_divergence(qm, m, val, seq_len=96), rel=1e-4) and table[cfg.label].kld > 0

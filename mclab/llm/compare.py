@@ -6,16 +6,18 @@ returns a :class:`FormatTable` (``to_frame()`` for a DataFrame). Used by noteboo
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
 
 import torch
+import torch.nn.functional as F
 
 from .generate import GenerateConfig, generate
 from .quant import Calibration, WeightQuantConfig, calibrate, cast, linear_weight_bytes, quantized
 from .tokenizer import ByteTokenizer
-from .train import kl_divergence, perplexity
+from .train import _windows
 
 __all__ = ["FormatResult", "FormatTable", "compare_formats", "FLOAT_FORMATS"]
 
@@ -66,6 +68,26 @@ def _name(v: str | WeightQuantConfig) -> str:
     return v if isinstance(v, str) else v.label
 
 
+@torch.inference_mode()
+def _scores(m: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, ref: list[torch.Tensor] | None,
+            batch_size: int = 16) -> tuple[float, float, list[torch.Tensor]]:
+    """(perplexity, KL(reference || m) per token, m's log-probabilities) from one pass over the windows ``x``.
+
+    The same numbers as :func:`~mclab.llm.train.perplexity` and :func:`~mclab.llm.train.kl_divergence`, but each
+    variant runs once and the reference's log-probabilities ``ref`` are computed once for the whole table.
+    """
+    nll = kl = 0.0
+    logps = []
+    for j, i in enumerate(range(0, len(x), batch_size)):
+        logp = F.log_softmax(m(x[i:i + batch_size]).float(), -1)
+        nll += F.nll_loss(logp.reshape(-1, logp.size(-1)), y[i:i + batch_size].reshape(-1), reduction="sum").item()
+        if ref is None:
+            logps.append(logp)
+        else:
+            kl += F.kl_div(logp, ref[j], log_target=True, reduction="sum").item()
+    return math.exp(nll / y.numel()), kl / x.numel(), logps
+
+
 def compare_formats(model: torch.nn.Module, formats: Sequence[str | WeightQuantConfig], val_tokens,
                     calib: Calibration | None = None, calib_tokens=None, eval_tokens: int | None = None,
                     prompt: str = "The for statement", decode_tokens: int = 48) -> FormatTable:
@@ -90,6 +112,8 @@ def compare_formats(model: torch.nn.Module, formats: Sequence[str | WeightQuantC
     fp32_bytes = linear_weight_bytes(model)
     table = FormatTable()
     ordered = ["fp32"] + [f for f in formats if f != "fp32"]
+    x, y = _windows(val_tokens, min(256, model.cfg.max_seq_len), eval_tokens, "perplexity")  # perplexity()'s windows
+    ref: list[torch.Tensor] | None = None  # FP32's log-probabilities, the KL reference
     for f in ordered:
         t = time.perf_counter()
         if isinstance(f, str):
@@ -99,8 +123,8 @@ def compare_formats(model: torch.nn.Module, formats: Sequence[str | WeightQuantC
             m, _ = quantized(model, f, calib)
             method, bits, group = f.method, f.bits, f.group_size
         prep = time.perf_counter() - t
-        ppl = perplexity(m, val_tokens, max_tokens=eval_tokens)
-        kld = 0.0 if m is model else kl_divergence(m, model, val_tokens, max_tokens=eval_tokens)
+        ppl, kld, logps = _scores(m, x, y, ref)
+        ref = logps if ref is None else ref
         generate(m, ids, GenerateConfig(max_new_tokens=4))  # warm-up
         g = generate(m, ids, GenerateConfig(max_new_tokens=decode_tokens))
         base = table.rows[0].perplexity if table.rows else ppl
