@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from .generate import GenerateConfig, generate
 from .quant import Calibration, WeightQuantConfig, calibrate, cast, linear_weight_bytes, quantized
 from .tokenizer import ByteTokenizer
-from .train import _windows
+from .train import _log_probs, _nll, _windows
 
 __all__ = ["FormatResult", "FormatTable", "compare_formats", "FLOAT_FORMATS"]
 
@@ -73,14 +73,13 @@ def _scores(m: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, ref: list[torc
             batch_size: int = 16) -> tuple[float, float, list[torch.Tensor]]:
     """(perplexity, KL(reference || m) per token, m's log-probabilities) from one pass over the windows ``x``.
 
-    The same numbers as :func:`~mclab.llm.train.perplexity` and :func:`~mclab.llm.train.kl_divergence`, but each
+    The numbers :func:`~mclab.llm.train.perplexity` and :func:`~mclab.llm.train.kl_divergence` give, but each
     variant runs once and the reference's log-probabilities ``ref`` are computed once for the whole table.
     """
     nll = kl = 0.0
     logps = []
-    for j, i in enumerate(range(0, len(x), batch_size)):
-        logp = F.log_softmax(m(x[i:i + batch_size]).float(), -1)
-        nll += F.nll_loss(logp.reshape(-1, logp.size(-1)), y[i:i + batch_size].reshape(-1), reduction="sum").item()
+    for j, (logp, yb) in enumerate(zip(_log_probs(m, x, batch_size), y.split(batch_size))):
+        nll += _nll(logp, yb)
         if ref is None:
             logps.append(logp)
         else:

@@ -253,17 +253,14 @@ def _awq_clip(w: torch.Tensor, x: torch.Tensor, cfg: WeightQuantConfig, max_toke
     """Per (output, group) range factor in {1, ..., 0.5} minimising that group's error on the outputs x @ w.T."""
     g = cfg.group_size
     x = x[:: max(1, len(x) // max_tokens)].unflatten(-1, (-1, g))  # (n, groups, g)
-    best_err = best = None
+    best = torch.ones(w.shape[0], w.shape[1] // g)
+    best_err = torch.full_like(best, float("inf"))
     for r in torch.linspace(1.0, 0.5, cfg.awq_clip_grid + 1).tolist():
-        clip = torch.full((w.shape[0], w.shape[1] // g), r)
-        scale, zero = qparams(w, cfg.bits, g, clip)
+        scale, zero = qparams(w, cfg.bits, g, torch.full_like(best, r))
         d = (w - dequantize(quantize(w, scale, zero, cfg.bits, g), scale, zero, g)).unflatten(-1, (-1, g))
         err = torch.einsum("nGk,oGk->nGo", x, d).pow(2).mean(0).T  # (out, groups)
-        if best is None:
-            best_err, best = err, clip
-        else:
-            better = err < best_err
-            best_err, best = torch.where(better, err, best_err), torch.where(better, clip, best)
+        better = err < best_err
+        best_err, best = torch.where(better, err, best_err), torch.where(better, r, best)
     return best
 
 

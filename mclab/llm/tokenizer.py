@@ -61,14 +61,14 @@ def corpus(val_fraction: float = 0.1) -> Corpus:
         raise ValueError(f"val_fraction={val_fraction} must be between 0 and 1 (exclusive)")
     from pydoc_data.topics import topics
 
+    docs = [topics[k].encode("utf-8") for k in sorted(topics)]
     parts: dict[str, list[bytes]] = {"train": [], "val": []}
     seen = held = 0
-    for k in sorted(topics):
-        doc = topics[k].encode("utf-8")
+    for doc in docs:
         seen += len(doc)
         to_val = abs(held + len(doc) - val_fraction * seen) < abs(held - val_fraction * seen)
         held += len(doc) if to_val else 0
         parts["val" if to_val else "train"].append(doc)
-    whole = b"\n\n".join(topics[k].encode("utf-8") for k in sorted(topics))
+    whole = b"\n\n".join(docs)
     train, val = (np.frombuffer(b"\n\n".join(parts[n]), dtype=np.uint8).copy() for n in ("train", "val"))
     return Corpus(train=train, val=val, sha256=hashlib.sha256(whole + f"|val {val_fraction}".encode()).hexdigest())

@@ -155,6 +155,17 @@ def _windows(tokens, seq_len: int, max_tokens: int | None, what: str) -> tuple[t
     return t[: n * seq_len].view(n, seq_len), t[1: n * seq_len + 1].view(n, seq_len)
 
 
+def _log_probs(model: torch.nn.Module, x: torch.Tensor, batch_size: int):
+    """``model``'s next-token log-probabilities on the windows ``x``, one batch of windows at a time."""
+    for i in range(0, len(x), batch_size):
+        yield F.log_softmax(model(x[i:i + batch_size]).float(), -1)
+
+
+def _nll(logp: torch.Tensor, y: torch.Tensor) -> float:
+    """Summed negative log-likelihood of the targets ``y`` under the log-probabilities ``logp``."""
+    return F.nll_loss(logp.reshape(-1, logp.size(-1)), y.reshape(-1), reduction="sum").item()
+
+
 @torch.inference_mode()
 def perplexity(model: torch.nn.Module, tokens, seq_len: int = 256, batch_size: int = 16,
                max_tokens: int | None = None) -> float:
@@ -163,11 +174,7 @@ def perplexity(model: torch.nn.Module, tokens, seq_len: int = 256, batch_size: i
     ``max_tokens`` caps how much of ``tokens`` is used (FAST runs). Lower is better; 256 is a uniform guess.
     """
     x, y = _windows(tokens, seq_len, max_tokens, "perplexity")
-    total = 0.0
-    for i in range(0, len(x), batch_size):
-        logits = model(x[i:i + batch_size]).float()
-        total += F.cross_entropy(logits.reshape(-1, logits.size(-1)), y[i:i + batch_size].reshape(-1),
-                                 reduction="sum").item()
+    total = sum(_nll(lp, yb) for lp, yb in zip(_log_probs(model, x, batch_size), y.split(batch_size)))
     return math.exp(total / y.numel())
 
 
@@ -180,9 +187,6 @@ def kl_divergence(model: torch.nn.Module, reference: torch.nn.Module, tokens, se
     whole distributions with the FP32 model's instead of one probability with the text. 0 = identical.
     """
     x, _ = _windows(tokens, seq_len, max_tokens, "KL divergence")
-    total = 0.0
-    for i in range(0, len(x), batch_size):
-        logp = F.log_softmax(model(x[i:i + batch_size]).float(), -1)
-        logq = F.log_softmax(reference(x[i:i + batch_size]).float(), -1)
-        total += F.kl_div(logp, logq, log_target=True, reduction="sum").item()
+    total = sum(F.kl_div(lp, lq, log_target=True, reduction="sum").item()
+                for lp, lq in zip(_log_probs(model, x, batch_size), _log_probs(reference, x, batch_size)))
     return total / x.numel()

@@ -49,10 +49,6 @@ class TFLiteConfig:
             raise ValueError("mode='int8' needs representative= batches of real inputs for calibration")
 
 
-# ----------------------------------------------------------------------------- PyTorch -> Keras
-
-
-
 def import_framework() -> Any:
     """``tensorflow``, imported after Triton when Triton is installed (torch's wheel brings it): Triton's native
     library crashes the process if it is loaded *after* TensorFlow's (both carry LLVM), and torchvision and
@@ -62,6 +58,9 @@ def import_framework() -> Any:
     import tensorflow as tf
 
     return tf
+
+
+# ----------------------------------------------------------------------------- PyTorch -> Keras
 
 
 def _pair(v: Any) -> tuple[int, int]:
