@@ -9,7 +9,8 @@ Measured in one run, batch 1, each pair interleaved round by round (mclab.bench.
    QAT recovers at least half of the loss).
 
 The targets assume AVX-512 VNNI or AMX (INT8 dot products in one instruction); the CPU's features are
-recorded beside the ratios, since without them INT8 kernels fall back to AVX2 and gain far less.
+recorded beside the ratios, and the OpenVINO pair is measured again with oneDNN's kernels capped at each older
+instruction set the CPU has (ONEDNN_MAX_CPU_ISA, a fresh process each): without VNNI, INT8 gains far less.
 
 Run: `.venv/bin/python benchmarks/quant.py [out.json] [--threads N] [--rounds R] [--fast]`
 (default build/bench/quant.json; --fast uses the fast reference model and fewer rounds).
@@ -25,6 +26,7 @@ from pathlib import Path
 import torch
 
 from mclab import bench, data, hw, models, quant, runtimes
+from mclab.runtimes import openvino as ovrt
 
 from _report import report  # benchmarks/_report.py, beside this script
 
@@ -64,6 +66,14 @@ def _resnet18_224(threads: int, rounds: int, tmp: str) -> dict:
     out["pairs"]["int8_vs_torch_eager_fp32"] = ab.as_dict()
     out["best_int8_runtime"] = best
     print(ab)
+    # why the targets need VNNI: the same pair on OpenVINO, each in a fresh process with oneDNN's kernels capped
+    out["openvino_isa_caps"] = {}
+    for cap in [c for c, feature in ovrt.ISA_CAPS.items() if hw.cpu_info().features.get(feature)]:
+        r = ovrt.ab_under_isa(pre, q, (3, 224, 224), isa=cap, threads=threads, rounds=rounds, calls=5)
+        out["openvino_isa_caps"][cap] = {k: r[k] for k in ("speedup_b_vs_a", "speedup_ci95", "a_p50_ms", "b_p50_ms", "kernels")}
+        lo, hi = r["speedup_ci95"]
+        print(f"OpenVINO with kernels capped at {cap:16s}: INT8 {r['speedup_b_vs_a']:.2f}x faster than FP32 (95% CI {lo:.2f}–{hi:.2f}; "
+              f"FP32 {r['a_p50_ms']:.2f} ms, INT8 {r['b_p50_ms']:.2f} ms; INT8 kernels {', '.join(r['kernels']['b'])})")
     return out
 
 

@@ -1,4 +1,4 @@
-"""The ``mclab`` command: ``doctor``, ``bench``, ``compare``, ``flops``, ``notebooks``, ``report``.
+"""The ``mclab`` command: ``doctor``, ``bench``, ``ab``, ``compare``, ``flops``, ``notebooks``, ``report``.
 
 Each subcommand is a thin layer over a library verb; bad input ends with a one-line
 message and exit status 2, a failing notebook with exit status 1.
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Sequence
 
@@ -47,6 +48,28 @@ def _bench(args: argparse.Namespace) -> int:
     else:
         print(f"{args.model} on {args.runtime} ({runner.precision}, asked {args.precision}), input {runner.input_shape}")
         print(result)
+    return 0
+
+
+def _ab(args: argparse.Namespace) -> int:
+    from . import bench, runtimes
+
+    a, b = (runtimes.load(m, args.runtime, batch=args.batch, threads=args.threads, input_shape=args.input_shape,
+                          precision="fp32") for m in (args.model_a, args.model_b))
+    if a.input_shape != b.input_shape:
+        raise ValueError(f"the models take different inputs: {a.input_shape} and {b.input_shape}")
+    x = a.example_input()
+    label_a, label_b = (os.path.basename(m) for m in (args.model_a, args.model_b))
+    ab = bench.compare(a.run, b.run, (x,), rounds=args.rounds, calls_per_round=args.calls, label_a=label_a, label_b=label_b)
+    if args.json:
+        out = {**ab.as_dict(), "runtime": a.runtime, "input_shape": list(a.input_shape), "precision": [a.precision, b.precision]}
+        if a.runtime == "openvino":
+            from .runtimes import openvino
+
+            out["kernels"] = {"a": openvino.kernels(a), "b": openvino.kernels(b)}
+        print(json.dumps(out))
+    else:
+        print(ab)
     return 0
 
 
@@ -138,6 +161,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=_bench)
 
+    p = sub.add_parser("ab", help="two models on one runtime, interleaved: which is faster, with a 95 %% CI")
+    p.add_argument("model_a", help="the baseline: a torchvision model name or a path to an .onnx file")
+    p.add_argument("model_b", help="the contender (e.g. the INT8 file of the same model)")
+    p.add_argument("--runtime", default=None, help=f"one of {', '.join(RUNTIMES)}; torch is the default for names, onnxruntime for .onnx")
+    p.add_argument("--batch", type=int, default=1, help="items per call (default 1)")
+    p.add_argument("--threads", type=int, default=None, help="intra-op threads for both")
+    p.add_argument("--input-shape", type=_shape, default=None, help="input shape without batch, e.g. 3,224,224")
+    p.add_argument("--rounds", type=int, default=10, help="interleaved rounds (default 10)")
+    p.add_argument("--calls", type=int, default=10, help="timed calls per model per round (default 10)")
+    p.add_argument("--json", action="store_true", help="print the result as one line of JSON")
+    p.set_defaults(func=_ab)
+
     p = sub.add_parser("flops", help="count a model's MACs, FLOPs and parameters")
     p.add_argument("model", help="a torchvision model name (resnet50) or a path to an .onnx file")
     p.add_argument("--input-shape", type=_shape, default=None, help="input shape without batch, e.g. 3,224,224")
@@ -171,8 +206,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command == "bench" and args.runtime is None:
-        args.runtime = "onnxruntime" if args.model.endswith(".onnx") else "torch"
+    if args.command in ("bench", "ab") and args.runtime is None:
+        first = args.model if args.command == "bench" else args.model_a
+        args.runtime = "onnxruntime" if first.endswith(".onnx") else "torch"
     try:
         return args.func(args)
     except ValueError as e:  # bad input named by the library: one line, no traceback

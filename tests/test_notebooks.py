@@ -449,6 +449,13 @@ def check_05(m):
     assert 3.8 < m["size_ratio_fp32_over_int8"] < 4.05 and 0.24 < m["int8_weight_bytes"] / m["fp32_weight_bytes"] < 0.26
     slo, shi = m["static_speedup_ci"]
     assert 0 < slo <= m["static_speedup"] <= shi and m["dynamic_speedup"] > 0 and m["openvino_int8_speedup"] > 0
+    # section 7: each ISA cap really changed the kernels (speed itself is benchmarks/quant.py's to judge)
+    rows, caps = m["isa_rows"], m["isa_caps"]
+    assert caps[-1] == "no cap" and len(rows) == 2 * len(caps) and {r["input"] for r in rows} == {"32x32", "224x224"}
+    for r in rows:
+        assert r["INT8 speed-up"] > 0 and "_I8" in r["INT8 kernels"] and "_f32" in r["FP32 kernels"], r
+        if r["kernels capped at"].startswith("AVX2"):
+            assert "avx512" not in r["INT8 kernels"] + r["FP32 kernels"], r
 
 
 @checks("06_pruning.ipynb")

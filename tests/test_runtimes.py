@@ -82,6 +82,37 @@ def test_cli_bench_errors_are_one_line(args, match):
     assert r.returncode == 2 and match in r.stderr and "Traceback" not in r.stderr
 
 
+def test_cli_ab_json_and_errors(tiny_onnx, tmp_path):
+    _, path = tiny_onnx
+    r = subprocess.run([sys.executable, "-m", "mclab", "ab", str(path), str(path), "--threads", "1", "--rounds", "3",
+                        "--calls", "2", "--json"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert d["runtime"] == "onnxruntime" and d["rounds"] == 3 and len(d["ratios"]) == 3 and d["input_shape"] == [1, 3, 32, 32]
+    assert d["speedup_b_vs_a"] == pytest.approx(1 / d["ratio_b_over_a"]) and "kernels" not in d
+    other = tmp_path / "other.onnx"
+    torch.onnx.export(torch.nn.Linear(5, 2).eval(), (torch.randn(1, 5),), str(other), dynamo=False)
+    r = _mclab("ab", str(path), str(other))
+    assert r.returncode == 2 and "different inputs" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_openvino_ab_under_an_isa_cap(tiny_onnx, tmp_path):
+    from mclab import hw
+    from mclab.runtimes import openvino as ovrt
+
+    _, path = tiny_onnx
+    with pytest.raises(ValueError, match="isa='SSE9'; allowed: None"):
+        ovrt.ab_under_isa(path, path, (3, 32, 32), isa="SSE9")
+    with pytest.raises(ValueError, match="path_b=.*does not exist"):
+        ovrt.ab_under_isa(path, tmp_path / "nope.onnx", (3, 32, 32))
+    if not hw.cpu_info().features.get("AVX2"):
+        pytest.skip("the AVX2 cap needs an x86 CPU with AVX2")
+    d = ovrt.ab_under_isa(path, path, (3, 32, 32), isa="AVX2", threads=1, rounds=2, calls=2)
+    kernels = {**d["kernels"]["a"], **d["kernels"]["b"]}
+    assert d["isa"] == "AVX2" and d["speedup_b_vs_a"] > 0 and kernels  # the convolution's kernel, read back
+    assert not any("avx512" in k or "amx" in k for k in kernels), kernels  # the cap took effect
+
+
 # ----------------------------------------------------------------------------- export, OpenVINO, compare
 
 def _tiny_module():

@@ -7,18 +7,32 @@ Introduced in notebook 10.
 """
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from . import Runner
 
-__all__ = ["build", "compile_model", "actual_precision", "to_ir", "async_throughput", "AsyncResult", "HINTS"]
+__all__ = ["build", "compile_model", "actual_precision", "to_ir", "async_throughput", "AsyncResult", "HINTS",
+           "kernels", "ab_under_isa", "ISA_CAPS"]
 
 _TO_OV = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
 _FROM_OV = {"f32": "fp32", "bf16": "bf16", "f16": "fp16", "i8": "int8", "u8": "int8"}
 HINTS = ("LATENCY", "THROUGHPUT", "CUMULATIVE_THROUGHPUT")
+# The CPU plugin's kernels come from oneDNN, which reads ONEDNN_MAX_CPU_ISA once, when the plugin loads. A cap only
+# lowers the instruction set the kernels may use, so one machine can show what an older CPU would do. Each cap
+# needs the CPU feature (as mclab.hw.cpu_info names it) beside it; on a CPU without it, the cap changes nothing.
+ISA_CAPS = {
+    "AVX2": "AVX2",                      # 256-bit; INT8 dot products take three instructions (no VNNI)
+    "AVX2_VNNI": "AVX-VNNI",             # 256-bit with VNNI: u8 x s8 -> s32 multiply-accumulate in one instruction
+    "AVX512_CORE": "AVX-512",            # 512-bit, no VNNI
+    "AVX512_CORE_VNNI": "AVX-512 VNNI",  # 512-bit with VNNI (Cascade Lake, Zen 4 and later)
+    "AVX512_CORE_AMX": "AMX-INT8",       # tile matrix units (Sapphire Rapids and later)
+}
 
 
 def actual_precision(compiled: Any) -> str:
@@ -26,6 +40,46 @@ def actual_precision(compiled: Any) -> str:
     hint = compiled.get_property("INFERENCE_PRECISION_HINT")
     hint = (hint.to_string() if hasattr(hint, "to_string") else str(hint)).lower()  # an openvino.Type
     return _FROM_OV.get(hint, hint)
+
+
+def kernels(compiled: Any, layer_type: str = "Convolution") -> dict[str, int]:
+    """How many ``layer_type`` layers of a compiled model (or a :class:`Runner` on OpenVINO) run with each
+    oneDNN kernel, e.g. ``{"brgconv_avx512_I8": 17, "brgconv_avx512_1x1_I8": 3}``: the ISA and precision in use."""
+    compiled = getattr(compiled, "handle", compiled)
+    if not hasattr(compiled, "get_runtime_model"):
+        raise TypeError(f"compiled must be an OpenVINO CompiledModel or a Runner built on OpenVINO, got {type(compiled).__name__}")
+    out: dict[str, int] = {}
+    for op in compiled.get_runtime_model().get_ordered_ops():
+        info = op.get_rt_info()
+        if info["layerType"].astype(str) == layer_type:
+            k = info["primitiveType"].astype(str)
+            out[k] = out.get(k, 0) + 1
+    return out
+
+
+def ab_under_isa(path_a: str | os.PathLike, path_b: str | os.PathLike, input_shape: tuple[int, ...], *,
+                 isa: str | None = None, threads: int | None = None, rounds: int = 10, calls: int = 5,
+                 timeout_s: float = 600) -> dict[str, Any]:
+    """Two model files on OpenVINO, interleaved (``mclab ab``), in a fresh process whose kernels are capped at
+    ``isa`` (a key of :data:`ISA_CAPS`; None: no cap). Returns ``ABResult.as_dict()`` plus ``kernels`` ({"a": ..., "b": ...},
+    convolution kernels per model, which show the cap took effect) and ``isa``."""
+    if isa is not None and isa not in ISA_CAPS:
+        raise ValueError(f"isa={isa!r}; allowed: None (no cap) or one of {list(ISA_CAPS)}")
+    for name, p in (("path_a", path_a), ("path_b", path_b)):
+        if not os.path.isfile(p):
+            raise ValueError(f"{name}={os.fspath(p)!r} does not exist")
+    cmd = [sys.executable, "-m", "mclab", "ab", os.fspath(path_a), os.fspath(path_b), "--runtime", "openvino",
+           "--input-shape", ",".join(map(str, input_shape)), "--rounds", str(rounds), "--calls", str(calls), "--json"]
+    if threads is not None:
+        cmd += ["--threads", str(threads)]
+    env = {k: v for k, v in os.environ.items() if k != "ONEDNN_MAX_CPU_ISA"}
+    if isa is not None:
+        env["ONEDNN_MAX_CPU_ISA"] = isa
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout_s)
+    if r.returncode != 0:
+        last = (r.stderr.strip().splitlines() or ["no message"])[-1]
+        raise RuntimeError(f"`mclab ab` under ONEDNN_MAX_CPU_ISA={isa} failed (exit {r.returncode}): {last}")
+    return {**json.loads(r.stdout), "isa": isa}
 
 
 def _read(path: str, batch: int, input_shape: tuple[int, ...]) -> Any:
