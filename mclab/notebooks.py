@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from .record import ENV_VAR, load
+from .widgets import HEADLESS_ENV
 
 __all__ = [
     # the map
@@ -214,7 +215,7 @@ def run_notebook(path: str | os.PathLike[str], out_dir: str | os.PathLike[str], 
            "--kernel", "python3", "--no-progress-bar", "--log-level", "ERROR"]
     for k, v in params.items():
         cmd += ["-y", json.dumps({k: v})]
-    env = {**os.environ, ENV_VAR: str(metrics_file.resolve()), "JUPYTER_PREFER_ENV_PATH": "1",
+    env = {**os.environ, ENV_VAR: str(metrics_file.resolve()), HEADLESS_ENV: "1", "JUPYTER_PREFER_ENV_PATH": "1",
            "PYTHONWARNINGS": "ignore", "TF_CPP_MIN_LOG_LEVEL": "3", "MPLBACKEND": "module://matplotlib_inline.backend_inline"}
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

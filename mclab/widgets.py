@@ -14,6 +14,7 @@ also leaves an ordinary output for the default values and a note (:func:`kernel_
 """
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -27,6 +28,19 @@ __all__ = ["draw_bits", "bit_width_slider", "live", "kernel_note", "draw_sparsit
 
 _SCHEMES = ("asymmetric", "symmetric")
 _GRANULARITIES = ("per-tensor", "per-channel")
+
+
+HEADLESS_ENV = "MCLAB_HEADLESS"  # set to "1" by mclab.notebooks.run_notebook for the kernels it starts
+
+
+def _first_draw(redraw: "Callable[[], Any]") -> None:
+    """Draw the starting values into a slider's Output widget — but not in a headless run (papermill, ``make test``,
+    ``make report``). There nbclient stands in for the front end and answers every output captured by an Output
+    widget with a comm message sent on the kernel's shell channel while it waits on that same channel for the
+    cell's reply; now and then the reply is never seen and the run hangs (jupyter/nbclient#312). A static copy
+    keeps no widget output anyway: each notebook draws the default in an ordinary cell beside the controls."""
+    if os.environ.get(HEADLESS_ENV) != "1":
+        redraw()
 
 
 def _check_choices(scheme: str, granularity: str) -> None:
@@ -112,7 +126,7 @@ def bit_width_slider(x: "torch.Tensor", bits: int = 8, scheme: str = "asymmetric
 
     for c in (slider, scheme, gran):
         c.observe(redraw, names="value")
-    redraw()
+    _first_draw(redraw)
     display(kernel_note("bits={}, {}, {}".format(*start)))
     return w.VBox([w.HBox([slider]), scheme, gran, out])
 
@@ -324,10 +338,13 @@ def sparsity_slider(model: "torch.nn.Module", *, data: Any, example: "torch.Tens
     for c in (slider, toggle):
         c.observe(redraw, names="value")
     if initial is None:
-        redraw()
+        _first_draw(redraw)
     else:
-        with out:
-            display(initial["fig"])
+        def shown() -> None:
+            with out:
+                display(initial["fig"])
+
+        _first_draw(shown)
     display(kernel_note(f"sparsity {amount:.0%}, {kind}"))
     return w.VBox([w.HBox([slider]), toggle, out])
 
@@ -427,7 +444,7 @@ def soft_label_sliders(teacher_logits: "torch.Tensor", labels: "torch.Tensor", i
 
     for c in (t_slider, a_slider):
         c.observe(redraw, names="value")
-    redraw()
+    _first_draw(redraw)
     display(kernel_note(f"temperature={temperature:g}, alpha={alpha:g}"))
     return w.VBox([w.HBox([t_slider, a_slider]), out])
 
@@ -519,6 +536,6 @@ def rank_slider(sweep: Any, rank: int | None = None) -> Any:
             plt.close(fig)
 
     slider.observe(redraw, names="value")
-    redraw()
+    _first_draw(redraw)
     display(kernel_note(f"rank={rank}"))
     return w.VBox([w.HBox([slider]), out])

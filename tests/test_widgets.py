@@ -26,6 +26,22 @@ def test_slider_redraws_on_change():
     assert out is not None
 
 
+@pytest.mark.parametrize("headless", [False, True])
+def test_headless_runs_draw_nothing_into_output_widgets_until_a_control_moves(monkeypatch, headless):
+    # papermill's stand-in front end can hang on output captured by an Output widget (jupyter/nbclient#312)
+    drawn = []
+    real = widgets.draw_bits
+    monkeypatch.setattr(widgets, "draw_bits", lambda *a, **k: drawn.append(a[1]) or real(*a, **k))
+    if headless:
+        monkeypatch.setenv(widgets.HEADLESS_ENV, "1")
+    else:
+        monkeypatch.delenv(widgets.HEADLESS_ENV, raising=False)
+    box = widgets.bit_width_slider(torch.randn(4, 50), bits=6)
+    assert drawn == ([] if headless else [6])
+    box.children[0].children[0].value = 3
+    assert drawn[-1] == 3
+
+
 @pytest.mark.parametrize("kw, match", [({"scheme": "log"}, "scheme='log'"), ({"granularity": "per-row"}, "granularity"),
                                        ({"bits": 1}, "bits=1")])
 def test_bad_choices(kw, match):
