@@ -8,7 +8,8 @@ Measured in one run:
    same group size), and each format's KL divergence from FP32's next-token distribution (the same ordering,
    measured with a resolution perplexity lacks on a model this small).
 
-Run: `.venv/bin/python benchmarks/llm.py [out.json] [--threads N]` (default build/bench/llm.json).
+Run: `.venv/bin/python benchmarks/llm.py [out.json] [--threads N] [--seeds 1,2]` (default build/bench/llm.json).
+``--seeds`` repeats the INT4 rows on models trained with other seeds: a ranking that flips between seeds is noise.
 The model is the cached checkpoint of `mclab.llm.pretrained()` (trained on first use, a few minutes).
 """
 from __future__ import annotations
@@ -26,7 +27,36 @@ from _report import report  # benchmarks/_report.py, beside this script
 GROUPS = (32, 64, 128)
 
 
-def main(out: Path = Path("build/bench/llm.json"), threads: int | None = None, rounds: int = 3) -> dict:
+def _int4_formats() -> list:
+    return [llm.WeightQuantConfig(bits=4, group_size=g, method=m) for g in GROUPS for m in ("rtn", "awq", "gptq")]
+
+
+def _other_seeds(seeds: list[int], data) -> dict:
+    """The INT4 rows for models trained with other seeds: does each quantiser's ranking against RTN hold?"""
+    out = {}
+    for seed in seeds:
+        model, trained = llm.pretrained(llm.TrainConfig(seed=seed))
+        calib = llm.calibrate(model, data.train[-8192:], n_tokens=4096)
+        table = llm.compare_formats(model, _int4_formats(), data.val, calib=calib, decode_tokens=8)
+        out[seed] = {r.name: {"ppl_change_pct": r.ppl_change_pct, "kld": r.kld} for r in table.rows if r.name != "fp32"}
+        out[seed]["fp32_perplexity"] = table["fp32"].perplexity
+    return out
+
+
+def _ranking(per_seed: dict) -> dict:
+    """Per method and group size: on how many seeds it is no worse than RTN, by perplexity and by KL divergence."""
+    rank = {}
+    for m in ("AWQ", "GPTQ"):
+        for g in GROUPS:
+            rows = [(s[f"INT4 {m} g{g}"], s[f"INT4 RTN g{g}"]) for s in per_seed.values()]
+            rank[f"{m} g{g}"] = {"seeds": len(rows),
+                                 "ppl_no_worse": sum(a["ppl_change_pct"] <= b["ppl_change_pct"] for a, b in rows),
+                                 "kld_no_worse": sum(a["kld"] <= b["kld"] for a, b in rows)}
+    return rank
+
+
+def main(out: Path = Path("build/bench/llm.json"), threads: int | None = None, rounds: int = 3,
+         seeds: tuple[int, ...] = ()) -> dict:
     start = time.perf_counter()
     with bench.set_threads(threads):
         model, trained = llm.pretrained()
@@ -41,10 +71,10 @@ def main(out: Path = Path("build/bench/llm.json"), threads: int | None = None, r
                            label_a="no cache", label_b="KV cache")
 
         # 2 + 3. weight formats
-        formats = ["fp16", "bf16"] + [llm.WeightQuantConfig(bits=8, group_size=g) for g in GROUPS] + [
-            llm.WeightQuantConfig(bits=4, group_size=g, method=m) for g in GROUPS for m in ("rtn", "awq", "gptq")]
+        formats = ["fp16", "bf16"] + [llm.WeightQuantConfig(bits=8, group_size=g) for g in GROUPS] + _int4_formats()
         calib = llm.calibrate(model, data.train[-8192:], n_tokens=4096)  # calibration text is training text
         table = llm.compare_formats(model, formats, data.val, calib=calib)
+        others = _other_seeds([s for s in seeds if s != llm.TrainConfig().seed], data)
 
     rows = {r.name: r for r in table.rows}
     fp32 = rows["fp32"].perplexity
@@ -67,8 +97,14 @@ def main(out: Path = Path("build/bench/llm.json"), threads: int | None = None, r
         "threads": torch.get_num_threads() if threads is None else threads,
         "greedy_tokens_identical": same,
         "kv_cache": ab.as_dict(), "kv_cache_speedup": ab.speedup,
-        "formats": table.as_dict()["rows"], "targets": targets, "wall_s": time.perf_counter() - start,
+        "formats": table.as_dict()["rows"], "targets": targets,
     }
+    if others:
+        per_seed = {llm.TrainConfig().seed: {r.name: {"ppl_change_pct": r.ppl_change_pct, "kld": r.kld} for r in table.rows},
+                    **others}
+        result["seeds"] = {str(k): v for k, v in per_seed.items()}
+        result["ranking_across_seeds"] = _ranking(per_seed)
+    result["wall_s"] = time.perf_counter() - start
     print(f"model: {trained.n_params / 1e6:.2f} M params, FP32 held-out perplexity {fp32:.3f} "
           f"({'cached' if trained.from_cache else f'trained in {trained.train_s:.0f} s'}), threads {result['threads']}")
     print(f"decode 256 tokens: no cache {ab.a.p50_ms / 1e3:.2f} s, KV cache {ab.b.p50_ms / 1e3:.2f} s -> "
@@ -78,6 +114,10 @@ def main(out: Path = Path("build/bench/llm.json"), threads: int | None = None, r
     for r in table.rows:
         print(f"{r.name:16s} {r.perplexity:10.4f} {r.ppl_change_pct:+7.2f}% {r.kld:9.2e} {r.linear_bytes:10d} "
               f"{r.bytes_vs_fp32:7.4f} {r.decode_tokens_per_s:7.1f} {r.prepare_s:7.2f}")
+    if others:
+        print(f"\nagainst INT4 RTN at the same group size, over {len(per_seed)} models (training seeds {', '.join(map(str, per_seed))}):")
+        for k, v in result["ranking_across_seeds"].items():
+            print(f"  {k:9s} no worse by perplexity on {v['ppl_no_worse']} of {v['seeds']}, by KL divergence on {v['kld_no_worse']} of {v['seeds']}")
     print()
     report(out, result, targets)
     return result
@@ -88,5 +128,8 @@ if __name__ == "__main__":
     p.add_argument("out", nargs="?", type=Path, default=Path("build/bench/llm.json"))
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's setting)")
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds for the KV-cache comparison")
+    p.add_argument("--seeds", type=lambda t: tuple(int(v) for v in t.split(",")), default=(),
+                   help="also train models with these seeds (e.g. 1,2; about 1.5 min each, then cached) and count on how "
+                        "many each quantiser is no worse than RTN, by perplexity and by KL divergence")
     a = p.parse_args()
-    main(a.out, a.threads, a.rounds)
+    main(a.out, a.threads, a.rounds, a.seeds)
