@@ -31,15 +31,18 @@ def _int4_formats() -> list:
     return [llm.WeightQuantConfig(bits=4, group_size=g, method=m) for g in GROUPS for m in ("rtn", "awq", "gptq")]
 
 
+def _scores(table) -> dict:
+    """Each row's perplexity change and KL divergence against FP32, by name."""
+    return {r.name: {"ppl_change_pct": r.ppl_change_pct, "kld": r.kld, "perplexity": r.perplexity} for r in table.rows}
+
+
 def _other_seeds(seeds: list[int], data) -> dict:
     """The INT4 rows for models trained with other seeds: does each quantiser's ranking against RTN hold?"""
     out = {}
     for seed in seeds:
         model, trained = llm.pretrained(llm.TrainConfig(seed=seed))
         calib = llm.calibrate(model, data.train[-8192:], n_tokens=4096)
-        table = llm.compare_formats(model, _int4_formats(), data.val, calib=calib, decode_tokens=8)
-        out[seed] = {r.name: {"ppl_change_pct": r.ppl_change_pct, "kld": r.kld} for r in table.rows if r.name != "fp32"}
-        out[seed]["fp32_perplexity"] = table["fp32"].perplexity
+        out[seed] = _scores(llm.compare_formats(model, _int4_formats(), data.val, calib=calib, decode_tokens=8))
     return out
 
 
@@ -100,8 +103,7 @@ def main(out: Path = Path("build/bench/llm.json"), threads: int | None = None, r
         "formats": table.as_dict()["rows"], "targets": targets,
     }
     if others:
-        per_seed = {llm.TrainConfig().seed: {r.name: {"ppl_change_pct": r.ppl_change_pct, "kld": r.kld} for r in table.rows},
-                    **others}
+        per_seed = {llm.TrainConfig().seed: _scores(table), **others}
         result["seeds"] = {str(k): v for k, v in per_seed.items()}
         result["ranking_across_seeds"] = _ranking(per_seed)
     result["wall_s"] = time.perf_counter() - start

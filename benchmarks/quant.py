@@ -68,7 +68,7 @@ def _resnet18_224(threads: int, rounds: int, tmp: str) -> dict:
     print(ab)
     # why the targets need VNNI: the same pair on OpenVINO, each in a fresh process with oneDNN's kernels capped
     out["openvino_isa_caps"] = {}
-    for cap in [c for c, feature in ovrt.ISA_CAPS.items() if hw.cpu_info().features.get(feature)]:
+    for cap in ovrt.isa_caps(hw.cpu_info().features):
         r = ovrt.ab_under_isa(pre, q, (3, 224, 224), isa=cap, threads=threads, rounds=rounds, calls=5)
         out["openvino_isa_caps"][cap] = {k: r[k] for k in ("speedup_b_vs_a", "speedup_ci95", "a_p50_ms", "b_p50_ms", "kernels")}
         lo, hi = r["speedup_ci95"]

@@ -137,6 +137,14 @@ def _add_run_options(p: argparse.ArgumentParser, out: str) -> None:
     p.add_argument("--timeout", type=float, default=600.0, help="seconds allowed per notebook (default 600)")
 
 
+def _add_runner_options(p: argparse.ArgumentParser, runtimes: Sequence[str]) -> None:
+    """The options of ``runtimes.load`` that ``bench`` and ``ab`` share."""
+    p.add_argument("--runtime", default=None, help=f"one of {', '.join(runtimes)}; torch is the default for names, onnxruntime for .onnx")
+    p.add_argument("--batch", type=int, default=1, help="items per call (default 1)")
+    p.add_argument("--threads", type=int, default=None, help="intra-op threads for the runtime")
+    p.add_argument("--input-shape", type=_shape, default=None, help="input shape without batch, e.g. 3,224,224")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .runtimes import PRECISIONS, RUNTIMES  # the registry module imports no framework
 
@@ -149,10 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="measure a model's latency percentiles on one runtime")
     p.add_argument("model", help="a torchvision model name (resnet18) or a path to an .onnx file")
-    p.add_argument("--runtime", default=None, help=f"one of {', '.join(RUNTIMES)}; torch is the default for names, onnxruntime for .onnx")
-    p.add_argument("--batch", type=int, default=1, help="items per call (default 1)")
-    p.add_argument("--threads", type=int, default=None, help="intra-op threads for the runtime")
-    p.add_argument("--input-shape", type=_shape, default=None, help="input shape without batch, e.g. 3,224,224")
+    _add_runner_options(p, RUNTIMES)
     p.add_argument("--precision", default="fp32", choices=PRECISIONS,
                    help="precision to ask the runtime for (default fp32; 'default' lets it choose)")
     p.add_argument("--warmup", type=int, default=10, help="untimed calls after the cold one (default 10)")
@@ -164,10 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ab", help="two models on one runtime, interleaved: which is faster, with a 95 %% CI")
     p.add_argument("model_a", help="the baseline: a torchvision model name or a path to an .onnx file")
     p.add_argument("model_b", help="the contender (e.g. the INT8 file of the same model)")
-    p.add_argument("--runtime", default=None, help=f"one of {', '.join(RUNTIMES)}; torch is the default for names, onnxruntime for .onnx")
-    p.add_argument("--batch", type=int, default=1, help="items per call (default 1)")
-    p.add_argument("--threads", type=int, default=None, help="intra-op threads for both")
-    p.add_argument("--input-shape", type=_shape, default=None, help="input shape without batch, e.g. 3,224,224")
+    _add_runner_options(p, RUNTIMES)
     p.add_argument("--rounds", type=int, default=10, help="interleaved rounds (default 10)")
     p.add_argument("--calls", type=int, default=10, help="timed calls per model per round (default 10)")
     p.add_argument("--json", action="store_true", help="print the result as one line of JSON")

@@ -711,12 +711,11 @@ def int8_op_counts(runner: Any) -> dict[str, int]:
     if not isinstance(runner, Runner):
         raise TypeError(f"runner must be a mclab.runtimes.Runner, got {type(runner).__name__}")
     if runner.runtime == "openvino":
-        cnt: collections.Counter = collections.Counter()
-        for op in runner.handle.get_runtime_model().get_ordered_ops():
-            info = op.get_rt_info()
-            kind = info["layerType"].astype(str)
-            if kind not in ("Const", "Input", "Output"):
-                cnt[f"{kind} {info['runtimePrecision'].astype(str)}"] += 1
+        from .runtimes.openvino import runtime_layers
+
+        cnt: collections.Counter = collections.Counter(
+            f"{info['layerType']} {info['runtimePrecision']}" for info in runtime_layers(runner)
+            if info["layerType"] not in ("Const", "Input", "Output"))
         return dict(cnt.most_common())
     if runner.runtime == "onnxruntime":
         import onnx

@@ -18,7 +18,7 @@ from typing import Any
 from . import Runner
 
 __all__ = ["build", "compile_model", "actual_precision", "to_ir", "async_throughput", "AsyncResult", "HINTS",
-           "kernels", "ab_under_isa", "ISA_CAPS"]
+           "runtime_layers", "kernels", "isa_caps", "ab_under_isa", "ISA_CAPS"]
 
 _TO_OV = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
 _FROM_OV = {"f32": "fp32", "bf16": "bf16", "f16": "fp16", "i8": "int8", "u8": "int8"}
@@ -42,19 +42,29 @@ def actual_precision(compiled: Any) -> str:
     return _FROM_OV.get(hint, hint)
 
 
-def kernels(compiled: Any, layer_type: str = "Convolution") -> dict[str, int]:
-    """How many ``layer_type`` layers of a compiled model (or a :class:`Runner` on OpenVINO) run with each
-    oneDNN kernel, e.g. ``{"brgconv_avx512_I8": 17, "brgconv_avx512_1x1_I8": 3}``: the ISA and precision in use."""
+def runtime_layers(compiled: Any) -> list[dict[str, str]]:
+    """The layers of a compiled model (or a :class:`Runner` on OpenVINO) as the CPU plugin runs them, in order:
+    ``{"layerType": "Convolution", "primitiveType": "brgconv_avx512_I8", "runtimePrecision": "u8", ...}`` each."""
     compiled = getattr(compiled, "handle", compiled)
     if not hasattr(compiled, "get_runtime_model"):
         raise TypeError(f"compiled must be an OpenVINO CompiledModel or a Runner built on OpenVINO, got {type(compiled).__name__}")
+    return [{k: v.astype(str) for k, v in op.get_rt_info().items()} for op in compiled.get_runtime_model().get_ordered_ops()]
+
+
+def kernels(compiled: Any, layer_type: str = "Convolution") -> dict[str, int]:
+    """How many ``layer_type`` layers of a compiled model (or a :class:`Runner` on OpenVINO) run with each
+    oneDNN kernel, e.g. ``{"brgconv_avx512_I8": 17, "brgconv_avx512_1x1_I8": 3}``: the ISA and precision in use."""
     out: dict[str, int] = {}
-    for op in compiled.get_runtime_model().get_ordered_ops():
-        info = op.get_rt_info()
-        if info["layerType"].astype(str) == layer_type:
-            k = info["primitiveType"].astype(str)
-            out[k] = out.get(k, 0) + 1
+    for info in runtime_layers(compiled):
+        if info["layerType"] == layer_type:
+            out[info["primitiveType"]] = out.get(info["primitiveType"], 0) + 1
     return out
+
+
+def isa_caps(features: dict[str, bool]) -> list[str]:
+    """The keys of :data:`ISA_CAPS` a CPU with ``features`` (``mclab.hw.cpu_info().features``) can show: a cap
+    above what the CPU has changes nothing."""
+    return [cap for cap, feature in ISA_CAPS.items() if features.get(feature)]
 
 
 def ab_under_isa(path_a: str | os.PathLike, path_b: str | os.PathLike, input_shape: tuple[int, ...], *,
