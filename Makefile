@@ -10,12 +10,13 @@ LAB_TOKEN ?=
 # jupyter refuses to run as root unless told; containers and CI boxes often are root.
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: help install kernel lab test unit e2e bench report clean
+.PHONY: help install kernel lab test unit lint e2e bench report clean
 
 help:
 	@echo "make lab     install everything and start JupyterLab on notebooks/ (LAB_IP, LAB_PORT, LAB_TOKEN)"
 	@echo "make test    install everything and run unit tests and every notebook (FAST mode)"
 	@echo "make unit    unit tests only (skips the notebook runs)"
+	@echo "make lint    ruff over the whole tree (rules in pyproject.toml)"
 	@echo "make e2e     the learner's path in headless Chromium: JupyterLab, every slider, the HTML report (needs Debian's chromium)"
 	@echo "make bench   benchmarks of the kit's own harness (reports ratios, never fails on speed)"
 	@echo "make report  execute every notebook into build/report and render HTML with an index (FAST=1 for quick)"
@@ -47,6 +48,9 @@ test: install
 
 unit: install
 	$(BIN)/python -m pytest -m "not notebooks"
+
+lint: install
+	$(BIN)/ruff check .
 
 # tests/e2e is left out of `make test`; screenshots, widgets.json and the report go to build/e2e/
 e2e: install

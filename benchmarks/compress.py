@@ -12,8 +12,9 @@ One run, batch 1, each pair interleaved round by round (mclab.bench.compare). Se
    structured 50 % after BatchNorm recalibration and fine-tuning. Target: the fine-tuned structured model within
    2 points of dense.
 
-Run: `.venv/bin/python benchmarks/compress.py [out.json] [--threads N] [--rounds R] [--epochs E] [--fast] [--only pruning]`
-(default build/bench/compress.json; --fast uses the fast reference model, 6 rounds and one fine-tuning epoch).
+Run: `.venv/bin/python benchmarks/compress.py [out.json] [--threads N] [--rounds R] [--epochs E] [--fast]
+[--only pruning]` (default build/bench/compress.json; --fast uses the fast reference model, 6 rounds and one
+fine-tuning epoch).
 """
 from __future__ import annotations
 
@@ -24,26 +25,19 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
+from _report import report  # benchmarks/_report.py, beside this script
 
 from mclab import bench, data, flops, hw, models, prune
 
-from _report import report  # benchmarks/_report.py, beside this script
-
 AMOUNT = 0.5  # the source material's "pruning 50 %"
-
-
-def _runner(m: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
-    def run(x: torch.Tensor) -> torch.Tensor:
-        with torch.inference_mode():
-            return m(x)
-    return run
 
 
 def _variants(model: torch.nn.Module) -> dict[str, torch.nn.Module]:
     """dense, structured (50 % of the inner block channels removed), unstructured (50 % global zeros)."""
     unstr = copy.deepcopy(model)
     prune.prune_(unstr, prune.PruneConfig(AMOUNT, scope="global", permanent=True))
-    return {"dense": model, "structured": prune.prune_channels(model, prune.ChannelConfig(AMOUNT)), "unstructured": unstr}
+    structured = prune.prune_channels(model, prune.ChannelConfig(AMOUNT))
+    return {"dense": model, "structured": structured, "unstructured": unstr}
 
 
 def _speed(variants: dict[str, torch.nn.Module], x: torch.Tensor, rounds: int, calls: int) -> dict[str, Any]:
@@ -51,8 +45,8 @@ def _speed(variants: dict[str, torch.nn.Module], x: torch.Tensor, rounds: int, c
                            "params": {k: prune.sparsity(m).nonzero_params for k, m in variants.items()},
                            "nonzero_macs": {k: prune.nonzero_macs(m, x) for k, m in variants.items()}}
     for k in ("structured", "unstructured"):
-        ab = bench.compare(_runner(variants["dense"]), _runner(variants[k]), (x,), rounds=rounds, calls_per_round=calls,
-                           label_a="dense", label_b=f"{k} {AMOUNT:.0%}")
+        ab = bench.compare(bench.inference_fn(variants["dense"]), bench.inference_fn(variants[k]), (x,), rounds=rounds,
+                           calls_per_round=calls, label_a="dense", label_b=f"{k} {AMOUNT:.0%}")
         out[f"{k}_vs_dense"] = ab.as_dict()
         print(ab)
     return out
@@ -96,11 +90,12 @@ def _pruning(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, bool]]
                             **r32, "accuracy": {k: r.as_dict() for k, r in acc.items()},
                             "finetune": {"epochs": args.epochs, "seconds": ft.seconds}, "structured_drop_points": drop}}
     print(f"speed-up vs dense: structured {s224:.2f}x / unstructured {u224:.2f}x at 224px; "
-          f"structured {s32:.2f}x / unstructured {u32:.2f}x on the 32px reference; fine-tuned structured drop {drop:.2f} points")
+          f"structured {s32:.2f}x / unstructured {u32:.2f}x on the 32px reference; "
+          f"fine-tuned structured drop {drop:.2f} points")
     return result, targets
 
 
-# name -> section; each returns (measurements, targets). Distillation and low-rank sections can be added here.
+# name -> section; each returns (measurements, targets).
 SECTIONS: dict[str, Callable[[argparse.Namespace], tuple[dict[str, Any], dict[str, bool]]]] = {
     "pruning": _pruning,
 }

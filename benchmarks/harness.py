@@ -43,13 +43,14 @@ def main(out: Path = Path("build/bench/harness.json"), rounds: int = 5) -> dict:
                     warmup=5, min_iters=50, min_time_s=1.0, n_boot=100)).p50_ms)
             else:
                 theirs.append(timer.blocked_autorange(min_run_time=1.0).median * 1e3)
-    ratio = statistics.median(o / t for o, t in zip(ours, theirs))
+    ratio = statistics.median(o / t for o, t in zip(ours, theirs, strict=True))
     result = {
         "harness_overhead_us_per_call": overhead_us, "harness_loop_us_per_call": loop_us,
         "overhead_target_us": 2.0, "overhead_target_met": overhead_us <= 2.0,
         "workload": f"torch.mm {n}x{n} fp32, {threads} threads",
         "mclab_median_ms": statistics.median(ours), "torch_benchmark_median_ms": statistics.median(theirs),
-        "ratio_mclab_over_torch_benchmark": ratio, "ratio_per_round": [o / t for o, t in zip(ours, theirs)],
+        "ratio_mclab_over_torch_benchmark": ratio,
+        "ratio_per_round": [o / t for o, t in zip(ours, theirs, strict=True)],
         "ratio_target": "within 5%", "ratio_target_met": abs(ratio - 1) <= 0.05, "rounds": rounds,
     }
     out.parent.mkdir(parents=True, exist_ok=True)

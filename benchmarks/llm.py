@@ -10,7 +10,7 @@ Measured in one run:
 
 Run: `.venv/bin/python benchmarks/llm.py [out.json] [--threads N] [--seeds 1,2]` (default build/bench/llm.json).
 ``--seeds`` repeats the INT4 rows on models trained with other seeds: a ranking that flips between seeds is noise.
-The model is the cached checkpoint of `mclab.llm.pretrained()` (trained on first use, a few minutes).
+The model is the cached checkpoint of `mclab.llm.pretrained().model` (trained on first use, a few minutes).
 """
 from __future__ import annotations
 
@@ -19,16 +19,15 @@ import time
 from pathlib import Path
 
 import torch
+from _report import report  # benchmarks/_report.py, beside this script
 
 from mclab import bench, llm
-
-from _report import report  # benchmarks/_report.py, beside this script
 
 GROUPS = (32, 64, 128)
 
 
 def _int4_formats() -> list:
-    return [llm.WeightQuantConfig(bits=4, group_size=g, method=m) for g in GROUPS for m in ("rtn", "awq", "gptq")]
+    return [llm.LLMQuantConfig(bits=4, group_size=g, algorithm=a) for g in GROUPS for a in ("rtn", "awq", "gptq")]
 
 
 def _scores(table) -> dict:
@@ -40,14 +39,14 @@ def _other_seeds(seeds: list[int], data) -> dict:
     """The INT4 rows for models trained with other seeds: does each quantiser's ranking against RTN hold?"""
     out = {}
     for seed in seeds:
-        model, trained = llm.pretrained(llm.TrainConfig(seed=seed))
-        calib = llm.calibrate(model, data.train[-8192:], n_tokens=4096)
-        out[seed] = _scores(llm.compare_formats(model, _int4_formats(), data.val, calib=calib, decode_tokens=8))
+        model = llm.pretrained(llm.TrainConfig(seed=seed)).model
+        inputs = llm.capture_inputs(model, data.train[-8192:], n_tokens=4096)
+        out[seed] = _scores(llm.compare_formats(model, _int4_formats(), data.val, inputs=inputs, decode_tokens=8))
     return out
 
 
 def _ranking(per_seed: dict) -> dict:
-    """Per method and group size: on how many seeds it is no worse than RTN, by perplexity and by KL divergence."""
+    """Per algorithm and group size: on how many seeds it is no worse than RTN, by perplexity and by KL divergence."""
     rank = {}
     for m in ("AWQ", "GPTQ"):
         for g in GROUPS:
@@ -62,7 +61,8 @@ def main(out: Path = Path("build/bench/llm.json"), threads: int | None = None, r
          seeds: tuple[int, ...] = ()) -> dict:
     start = time.perf_counter()
     with bench.set_threads(threads):
-        model, trained = llm.pretrained()
+        trained = llm.pretrained()
+        model = trained.model
         data = llm.corpus()
         prompt = data.val[:16].tolist()
 
@@ -74,9 +74,9 @@ def main(out: Path = Path("build/bench/llm.json"), threads: int | None = None, r
                            label_a="no cache", label_b="KV cache")
 
         # 2 + 3. weight formats
-        formats = ["fp16", "bf16"] + [llm.WeightQuantConfig(bits=8, group_size=g) for g in GROUPS] + _int4_formats()
-        calib = llm.calibrate(model, data.train[-8192:], n_tokens=4096)  # calibration text is training text
-        table = llm.compare_formats(model, formats, data.val, calib=calib)
+        formats = ["fp16", "bf16"] + [llm.LLMQuantConfig(bits=8, group_size=g) for g in GROUPS] + _int4_formats()
+        inputs = llm.capture_inputs(model, data.train[-8192:], n_tokens=4096)  # calibration text is training text
+        table = llm.compare_formats(model, formats, data.val, inputs=inputs)
         others = _other_seeds([s for s in seeds if s != llm.TrainConfig().seed], data)
 
     rows = {r.name: r for r in table.rows}
@@ -117,9 +117,11 @@ def main(out: Path = Path("build/bench/llm.json"), threads: int | None = None, r
         print(f"{r.name:16s} {r.perplexity:10.4f} {r.ppl_change_pct:+7.2f}% {r.kld:9.2e} {r.linear_bytes:10d} "
               f"{r.bytes_vs_fp32:7.4f} {r.decode_tokens_per_s:7.1f} {r.prepare_s:7.2f}")
     if others:
-        print(f"\nagainst INT4 RTN at the same group size, over {len(per_seed)} models (training seeds {', '.join(map(str, per_seed))}):")
+        print(f"\nagainst INT4 RTN at the same group size, over {len(per_seed)} models "
+              f"(training seeds {', '.join(map(str, per_seed))}):")
         for k, v in result["ranking_across_seeds"].items():
-            print(f"  {k:9s} no worse by perplexity on {v['ppl_no_worse']} of {v['seeds']}, by KL divergence on {v['kld_no_worse']} of {v['seeds']}")
+            print(f"  {k:9s} no worse by perplexity on {v['ppl_no_worse']} of {v['seeds']}, "
+                  f"by KL divergence on {v['kld_no_worse']} of {v['seeds']}")
     print()
     report(out, result, targets)
     return result
@@ -131,7 +133,7 @@ if __name__ == "__main__":
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's setting)")
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds for the KV-cache comparison")
     p.add_argument("--seeds", type=lambda t: tuple(int(v) for v in t.split(",")), default=(),
-                   help="also train models with these seeds (e.g. 1,2; about 1.5 min each, then cached) and count on how "
-                        "many each quantiser is no worse than RTN, by perplexity and by KL divergence")
+                   help="also train models with these seeds (e.g. 1,2; about 1.5 min each, then cached) and count on "
+                        "how many each quantiser is no worse than RTN, by perplexity and by KL divergence")
     a = p.parse_args()
     main(a.out, a.threads, a.rounds, a.seeds)

@@ -1,8 +1,9 @@
 """Benchmark of mclab.quant on this CPU (reports, never fails on speed).
 
 Measured in one run, batch 1, each pair interleaved round by round (mclab.bench.compare):
-1. ResNet-18 at 224x224 (random weights; speed does not depend on them), static INT8 (QDQ, per-channel
-   weights, calibrated on the two scikit-learn photographs) vs FP32 on the same runtime — ONNX Runtime and
+1. ResNet-18 at 224x224 (random weights; speed does not depend on them), static INT8 (QDQ from
+   mclab.quant.quantize_static: UINT8 activations, INT8 per-channel weights, calibrated on the two scikit-learn
+   photographs) vs FP32 on the same runtime — ONNX Runtime and
    OpenVINO (target: INT8 >= 3x faster on one of them), and the faster INT8 vs PyTorch eager FP32 (target: >= 5x);
 2. the trained reference model (mclab.models.reference): top-1 on the augmented test set of FP32, static INT8
    (ONNX Runtime, min-max calibration) and QAT -> INT8 (targets: static INT8 loses <= 1 point; if it loses more,
@@ -24,11 +25,10 @@ import time
 from pathlib import Path
 
 import torch
+from _report import report  # benchmarks/_report.py, beside this script
 
 from mclab import bench, data, hw, models, quant, runtimes
 from mclab.runtimes import openvino as ovrt
-
-from _report import report  # benchmarks/_report.py, beside this script
 
 
 def _resnet18_224(threads: int, rounds: int, tmp: str) -> dict:
@@ -45,9 +45,10 @@ def _resnet18_224(threads: int, rounds: int, tmp: str) -> dict:
     runners = {}
     for rt in ("onnxruntime", "openvino"):
         runners[f"{rt} fp32"] = runtimes.load(pre, rt, threads=threads, input_shape=(3, 224, 224), precision="fp32")
-        runners[f"{rt} int8"] = runtimes.load(q, rt, threads=threads, input_shape=(3, 224, 224), precision="fp32")  # the file is INT8 (QDQ); "fp32" = do not quantise again
+        # the file is INT8 (QDQ); "fp32" = do not quantise it again
+        runners[f"{rt} int8"] = runtimes.load(q, rt, threads=threads, input_shape=(3, 224, 224), precision="fp32")
     for name, r in runners.items():
-        out.setdefault("int8_ops", {})[name] = quant.int8_op_counts(r) if "int8" in name else None
+        out.setdefault("int8_ops", {})[name] = runtimes.int8_op_counts(r) if "int8" in name else None
     for rt in ("onnxruntime", "openvino"):
         ab = bench.compare(runners[f"{rt} fp32"].run, runners[f"{rt} int8"].run, (x,), rounds=rounds, calls_per_round=5,
                            label_a=f"{rt} FP32", label_b=f"{rt} INT8")
@@ -70,10 +71,12 @@ def _resnet18_224(threads: int, rounds: int, tmp: str) -> dict:
     out["openvino_isa_caps"] = {}
     for cap in ovrt.isa_caps(hw.cpu_info().features):
         r = ovrt.ab_under_isa(pre, q, (3, 224, 224), isa=cap, threads=threads, rounds=rounds, calls=5)
-        out["openvino_isa_caps"][cap] = {k: r[k] for k in ("speedup_b_vs_a", "speedup_ci95", "a_p50_ms", "b_p50_ms", "kernels")}
+        keep = ("speedup_b_vs_a", "speedup_ci95", "a_p50_ms", "b_p50_ms", "kernels")
+        out["openvino_isa_caps"][cap] = {k: r[k] for k in keep}
         lo, hi = r["speedup_ci95"]
-        print(f"OpenVINO with kernels capped at {cap:16s}: INT8 {r['speedup_b_vs_a']:.2f}x faster than FP32 (95% CI {lo:.2f}–{hi:.2f}; "
-              f"FP32 {r['a_p50_ms']:.2f} ms, INT8 {r['b_p50_ms']:.2f} ms; INT8 kernels {', '.join(r['kernels']['b'])})")
+        print(f"OpenVINO with kernels capped at {cap:16s}: INT8 {r['speedup_b_vs_a']:.2f}x faster than FP32 "
+              f"(95% CI {lo:.2f}–{hi:.2f}; FP32 {r['a_p50_ms']:.2f} ms, INT8 {r['b_p50_ms']:.2f} ms; "
+              f"INT8 kernels {', '.join(r['kernels']['b'])})")
     return out
 
 
@@ -87,7 +90,7 @@ def _reference(fast: bool, tmp: str) -> dict:
     def int8_accuracy(m: torch.nn.Module, name: str) -> models.EvalResult:
         pre = quant.prepare_onnx(m, os.path.join(tmp, f"{name}.onnx"), shape)
         q = quant.quantize_static(pre, os.path.join(tmp, f"{name}_int8.onnx"), quant.calibrate(pre, cal))
-        return models.evaluate(quant.batched(runtimes.load(q, "onnxruntime", input_shape=shape, batch=128)), test)
+        return models.evaluate(runtimes.batched(runtimes.load(q, "onnxruntime", input_shape=shape, batch=128)), test)
 
     fp32 = models.evaluate(model, test)
     static = int8_accuracy(model, "ref")
@@ -95,13 +98,15 @@ def _reference(fast: bool, tmp: str) -> dict:
     qat8 = int8_accuracy(q.float, "qat")
     loss_static = 100 * (fp32.accuracy - static.accuracy)
     loss_qat = 100 * (fp32.accuracy - qat8.accuracy)
-    print(f"reference ({spec.arch}, {spec.size}px, {'fast' if fast else 'full'}): FP32 {fp32}; static INT8 {static}; QAT INT8 {qat8}")
+    print(f"reference ({spec.arch}, {spec.size}px, {'fast' if fast else 'full'}): FP32 {fp32}; "
+          f"static INT8 {static}; QAT INT8 {qat8}")
     return {"spec": {"arch": spec.arch, "size": spec.size, "fast": fast, "key": spec.key()},
             "fp32": fp32.as_dict(), "static_int8": static.as_dict(), "qat_int8": qat8.as_dict(),
             "static_loss_points": loss_static, "qat_loss_points": loss_qat}
 
 
-def main(out: Path = Path("build/bench/quant.json"), threads: int | None = None, rounds: int = 20, fast: bool = False) -> dict:
+def main(out: Path = Path("build/bench/quant.json"), threads: int | None = None, rounds: int = 20,
+         fast: bool = False) -> dict:
     start = time.perf_counter()
     threads = threads or torch.get_num_threads()
     cpu = hw.cpu_info()

@@ -8,7 +8,8 @@ for every runtime, every output compared with PyTorch eager FP32 on the same inp
 Reduced precisions (OpenVINO's plugin default and BF16, ONNX Runtime INT8, PyTorch BF16 autocast) are in the
 same table with the precision each actually computed in and their own error.
 
-Run: `.venv/bin/python benchmarks/runtimes.py [out.json] [--threads N] [--rounds R]` (default build/bench/runtimes.json).
+Run: `.venv/bin/python benchmarks/runtimes.py [out.json] [--threads N] [--rounds R]`
+(default build/bench/runtimes.json).
 """
 from __future__ import annotations
 
@@ -16,9 +17,9 @@ import argparse
 import time
 from pathlib import Path
 
-from mclab import hw, runtimes
-
 from _report import report  # benchmarks/_report.py, beside this script
+
+from mclab import hw, runtimes
 
 TARGETS = ("onnxruntime", "openvino", "openvino:default", "openvino:bf16", "onnxruntime:int8", "torch:bf16")
 

@@ -18,15 +18,19 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
+from .hw import cpu_info
+
 __all__ = [
     # configuration and results
     "BenchConfig", "LatencyResult", "ThroughputResult", "SweepResult", "ABResult", "BatcherResult", "BenchError",
     # statistics
     "percentiles", "bootstrap_ci", "flags_for", "MIN_SAMPLES",
     # threads
-    "set_threads", "ort_session_options", "openvino_config",
+    "set_threads",
     # verbs
-    "measure", "throughput", "batch_sweep", "compare", "simulate_batcher", "inference_fn",
+    "measure", "throughput", "batch_sweep", "compare", "simulate_batcher",
+    # what every timer uses
+    "inference_fn", "sync_fn",
 ]
 
 PCTS = (50, 90, 95, 99)
@@ -80,7 +84,7 @@ def percentiles(samples: Sequence[float], qs: Sequence[float] = PCTS) -> dict[in
     x = np.asarray(samples, dtype=float)
     if x.size == 0:
         raise ValueError("samples is empty")
-    return {int(q): float(v) for q, v in zip(qs, np.percentile(x, qs))}
+    return {int(q): float(v) for q, v in zip(qs, np.percentile(x, qs), strict=True)}
 
 
 def bootstrap_ci(samples: Sequence[float], q: float, *, n_boot: int = 1000, level: float = 0.95,
@@ -139,13 +143,14 @@ class LatencyResult:
     def n(self) -> int:
         return len(self.samples_ms)
 
-    def _pct(self, q: int) -> float:
-        return percentiles(self.samples_ms, (q,))[q]
+    def percentile(self, q: float) -> float:
+        """The ``q``-th percentile (0–100) of the samples, ms (linear interpolation, as :func:`percentiles`)."""
+        return percentiles(self.samples_ms, (q,))[int(q)]
 
-    p50_ms = property(lambda self: self._pct(50))
-    p90_ms = property(lambda self: self._pct(90))
-    p95_ms = property(lambda self: self._pct(95))
-    p99_ms = property(lambda self: self._pct(99))
+    p50_ms = property(lambda self: self.percentile(50))
+    p90_ms = property(lambda self: self.percentile(90))
+    p95_ms = property(lambda self: self.percentile(95))
+    p99_ms = property(lambda self: self.percentile(99))
     mean_ms = property(lambda self: float(np.mean(self.samples_ms)))
     std_ms = property(lambda self: float(np.std(self.samples_ms, ddof=1)) if self.n > 1 else 0.0)
     min_ms = property(lambda self: float(np.min(self.samples_ms)))
@@ -174,7 +179,7 @@ class LatencyResult:
     def __str__(self) -> str:
         def p(q: int) -> str:
             lo, hi = self.ci_ms.get(q, (math.nan, math.nan))
-            return f"P{q} {self._pct(q):.3f} ms [{lo:.3f}, {hi:.3f}]"
+            return f"P{q} {self.percentile(q):.3f} ms [{lo:.3f}, {hi:.3f}]"
 
         lines = [
             f"{self.label or 'latency'}: n={self.n}, batch={self.batch}, threads={self.threads}, device={self.device}",
@@ -227,7 +232,7 @@ class SweepResult:
         """The largest batch whose ``percentile`` latency meets ``budget_ms`` (None if none does)."""
         if budget_ms <= 0:
             raise ValueError(f"budget_ms={budget_ms} must be > 0")
-        ok = [b for b, r in self.results.items() if r._pct(percentile) <= budget_ms]
+        ok = [b for b, r in self.results.items() if r.percentile(percentile) <= budget_ms]
         return max(ok) if ok else None
 
     def knee(self, fraction: float = 0.9) -> int:
@@ -272,7 +277,8 @@ class ABResult:
 
     def as_dict(self) -> dict[str, Any]:
         return {"a": self.label_a, "b": self.label_b, "ratio_b_over_a": self.ratio, "ratio_ci95": list(self.ratio_ci),
-                "speedup_b_vs_a": self.speedup, "speedup_ci95": list(self.speedup_ci), "rounds": len(self.ratios), "ratios": self.ratios,
+                "speedup_b_vs_a": self.speedup, "speedup_ci95": list(self.speedup_ci), "rounds": len(self.ratios),
+                "ratios": self.ratios,
                 "a_p50_ms": self.a.p50_ms, "b_p50_ms": self.b.p50_ms}
 
     def __str__(self) -> str:
@@ -288,8 +294,8 @@ class ABResult:
 @contextlib.contextmanager
 def set_threads(n: int | None) -> Iterator[int | None]:
     """Set torch's intra-op threads for the block, then restore them. ONNX Runtime and OpenVINO
-    take their thread count when a session is built: use :func:`ort_session_options` and
-    :func:`openvino_config` with the same ``n`` so comparisons are fair."""
+    take their thread count when a session is built: use :func:`mclab.runtimes.onnxrt.session_options`
+    and :func:`mclab.runtimes.openvino.config` with the same ``n`` so comparisons are fair."""
     if n is None:
         yield None
         return
@@ -305,44 +311,13 @@ def set_threads(n: int | None) -> Iterator[int | None]:
         torch.set_num_threads(before)
 
 
-def ort_session_options(threads: int):
-    """ONNX Runtime SessionOptions using ``threads`` intra-op threads (and one inter-op)."""
-    if threads < 1:
-        raise ValueError(f"threads={threads} must be >= 1")
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
-    return so
-
-
-def openvino_config(threads: int) -> dict[str, Any]:
-    """OpenVINO compile_model config using ``threads`` inference threads."""
-    if threads < 1:
-        raise ValueError(f"threads={threads} must be >= 1")
-    return {"INFERENCE_NUM_THREADS": threads}
-
-
 # ----------------------------------------------------------------------------- verbs
 
 
 def _machine() -> dict[str, Any]:
-    from .hw import cpu_info
-
     cpu = cpu_info()
     return {"cpu": cpu.model, "arch": cpu.arch, "cores": cpu.usable_cores,
             "features": sorted(k for k, v in cpu.features.items() if v), "python": platform.python_version()}
-
-
-def _sync_fn(device: str) -> Callable[[], None] | None:
-    if device.startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            raise ValueError(f"device={device!r} but torch sees no CUDA GPU; use device='cpu'")
-        return torch.cuda.synchronize
-    return None
 
 
 def _name(fn: Callable[..., Any]) -> str:
@@ -356,9 +331,31 @@ def _call(fn: Callable[..., Any], args: tuple, label: str, phase: str, i: int) -
         raise BenchError(f"{label} raised during {phase} call {i}: {type(e).__name__}: {e}") from e
 
 
+def sync_fn(device: Any) -> Callable[[], None] | None:
+    """What to call so that work queued on ``device`` has finished before a clock is read: a function that waits
+    for every kernel on that CUDA device, or ``None`` for the CPU, where a call returns when its work is done.
+
+    ``device`` is a string ("cpu", "cuda", "cuda:1") or a ``torch.device``. CUDA kernels launch asynchronously,
+    so a timer read without this wait measures the launch, not the work (notebook 01 shows by how much).
+    :func:`measure` calls it inside every timed call. Raises ``ValueError`` for a CUDA device when
+    torch sees no GPU, and for any other device type.
+    """
+    kind = str(device).split(":")[0]
+    if kind == "cpu":
+        return None
+    if kind != "cuda":
+        raise ValueError(f"device={str(device)!r}; allowed: 'cpu', 'cuda', 'cuda:N'")
+    import torch
+
+    if not torch.cuda.is_available():
+        raise ValueError(f"device={str(device)!r} but torch sees no CUDA GPU; use device='cpu'")
+    dev = torch.device(device)
+    return lambda: torch.cuda.synchronize(dev)
+
+
 def inference_fn(module: Any) -> Callable[[Any], Any]:
-    """``module`` as a callable to time: ``module(x)`` under ``torch.inference_mode()``, so no autograd
-    bookkeeping is counted. Introduced in notebook 06."""
+    """``module`` as a callable to time: ``run(x)`` returns ``module(x)`` computed under ``torch.inference_mode()``,
+    so no autograd bookkeeping is counted. Introduced in notebook 01."""
     import torch
 
     def run(x: Any) -> Any:
@@ -373,13 +370,14 @@ def measure(fn: Callable[..., Any], *args: Any, config: BenchConfig | None = Non
 
     The first call is timed alone as the cold start; ``warmup`` more calls are untimed; then calls
     are timed one by one with ``time.perf_counter_ns`` until the stop rule holds. On CUDA each call
-    is followed by ``torch.cuda.synchronize()`` inside the timed region; on CPU nothing is added.
+    is followed by ``torch.cuda.synchronize()`` inside the timed region (:func:`sync_fn`); on CPU nothing
+    is added.
     """
     if not callable(fn):
         raise TypeError(f"fn must be callable, got {type(fn).__name__}")
     cfg = config or BenchConfig()
     label = label or _name(fn)
-    sync = _sync_fn(cfg.device)
+    sync = sync_fn(cfg.device)
     clock = time.perf_counter_ns
     samples: list[int] = []
     with set_threads(cfg.threads):
@@ -495,13 +493,14 @@ def compare(fn_a: Callable[..., Any], fn_b: Callable[..., Any], args_a: tuple = 
         for key, fn, args, lab in (order if r % 2 == 0 else order[::-1]):
             runs[key].append(measure(fn, *args, config=cfg, label=lab))
             cfg.warmup = 0 if r else cfg.warmup
-    ratios = [b.p50_ms / a.p50_ms for a, b in zip(runs["a"], runs["b"])]
+    ratios = [b.p50_ms / a.p50_ms for a, b in zip(runs["a"], runs["b"], strict=True)]
 
     def pooled(rs: list[LatencyResult], lab: str) -> LatencyResult:
         ms = [s for r in rs for s in r.samples_ms]
         first = rs[0]
         return LatencyResult(lab, ms, first.cold_ms, warmup, 1, first.threads, device, first.machine,
-                             sum(r.wall_s for r in rs), {q: bootstrap_ci(ms, q, n_boot=200) for q in PCTS}, flags_for(ms))
+                             sum(r.wall_s for r in rs), {q: bootstrap_ci(ms, q, n_boot=200) for q in PCTS},
+                             flags_for(ms))
 
     return ABResult(label_a, label_b, ratios, pooled(runs["a"], label_a), pooled(runs["b"], label_b))
 

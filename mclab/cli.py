@@ -46,7 +46,8 @@ def _bench(args: argparse.Namespace) -> int:
                           "input_shape": list(runner.input_shape), "precision": runner.precision,
                           "requested_precision": args.precision}, indent=2))
     else:
-        print(f"{args.model} on {args.runtime} ({runner.precision}, asked {args.precision}), input {runner.input_shape}")
+        print(f"{args.model} on {args.runtime} ({runner.precision}, asked {args.precision}), "
+              f"input {runner.input_shape}")
         print(result)
     return 0
 
@@ -60,9 +61,11 @@ def _ab(args: argparse.Namespace) -> int:
         raise ValueError(f"the models take different inputs: {a.input_shape} and {b.input_shape}")
     x = a.example_input()
     label_a, label_b = (os.path.basename(m) for m in (args.model_a, args.model_b))
-    ab = bench.compare(a.run, b.run, (x,), rounds=args.rounds, calls_per_round=args.calls, label_a=label_a, label_b=label_b)
+    ab = bench.compare(a.run, b.run, (x,), rounds=args.rounds, calls_per_round=args.calls, label_a=label_a,
+                       label_b=label_b)
     if args.json:
-        out = {**ab.as_dict(), "runtime": a.runtime, "input_shape": list(a.input_shape), "precision": [a.precision, b.precision]}
+        out = {**ab.as_dict(), "runtime": a.runtime, "input_shape": list(a.input_shape),
+               "precision": [a.precision, b.precision]}
         if a.runtime == "openvino":
             from .runtimes import openvino
 
@@ -137,12 +140,23 @@ def _add_run_options(p: argparse.ArgumentParser, out: str) -> None:
     p.add_argument("--timeout", type=float, default=600.0, help="seconds allowed per notebook (default 600)")
 
 
+def _add_input_shape(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--input-shape", type=_shape, default=None, help="input shape without batch, e.g. 3,224,224")
+
+
 def _add_runner_options(p: argparse.ArgumentParser, runtimes: Sequence[str]) -> None:
     """The options of ``runtimes.load`` that ``bench`` and ``ab`` share."""
-    p.add_argument("--runtime", default=None, help=f"one of {', '.join(runtimes)}; torch is the default for names, onnxruntime for .onnx")
+    p.add_argument("--runtime", default=None,
+                   help=f"one of {', '.join(runtimes)}; torch is the default for names, onnxruntime for .onnx")
     p.add_argument("--batch", type=int, default=1, help="items per call (default 1)")
     p.add_argument("--threads", type=int, default=None, help="intra-op threads for the runtime")
-    p.add_argument("--input-shape", type=_shape, default=None, help="input shape without batch, e.g. 3,224,224")
+    _add_input_shape(p)
+
+
+def _add_interleave_options(p: argparse.ArgumentParser, each: str) -> None:
+    """How long ``ab`` and ``compare`` time: rounds that interleave the contenders, calls per round."""
+    p.add_argument("--rounds", type=int, default=10, help="interleaved rounds (default 10)")
+    p.add_argument("--calls", type=int, default=10, help=f"timed calls per {each} per round (default 10)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -170,14 +184,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model_a", help="the baseline: a torchvision model name or a path to an .onnx file")
     p.add_argument("model_b", help="the contender (e.g. the INT8 file of the same model)")
     _add_runner_options(p, RUNTIMES)
-    p.add_argument("--rounds", type=int, default=10, help="interleaved rounds (default 10)")
-    p.add_argument("--calls", type=int, default=10, help="timed calls per model per round (default 10)")
+    _add_interleave_options(p, "model")
     p.add_argument("--json", action="store_true", help="print the result as one line of JSON")
     p.set_defaults(func=_ab)
 
     p = sub.add_parser("flops", help="count a model's MACs, FLOPs and parameters")
     p.add_argument("model", help="a torchvision model name (resnet50) or a path to an .onnx file")
-    p.add_argument("--input-shape", type=_shape, default=None, help="input shape without batch, e.g. 3,224,224")
+    _add_input_shape(p)
     p.add_argument("--batch", type=int, default=1, help="batch size (default 1)")
     p.add_argument("--layers", action="store_true", help="include the per-layer table in --json output")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -189,9 +202,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="e.g. onnxruntime openvino:bf16 (default: every registered runtime at fp32)")
     p.add_argument("--batch", type=int, default=1, help="items per call (default 1)")
     p.add_argument("--threads", type=int, default=None, help="threads for every runtime (default: all usable cores)")
-    p.add_argument("--input-shape", type=_shape, default=None, help="input shape without batch, e.g. 3,224,224")
-    p.add_argument("--rounds", type=int, default=10, help="interleaved rounds (default 10)")
-    p.add_argument("--calls", type=int, default=10, help="timed calls per runtime per round (default 10)")
+    _add_input_shape(p)
+    _add_interleave_options(p, "runtime")
     p.add_argument("--json", action="store_true", help="print the table, manifest and warnings as JSON")
     p.set_defaults(func=_compare)
 

@@ -177,7 +177,7 @@ def sample_images() -> dict[str, np.ndarray]:
     from sklearn.datasets import load_sample_images
 
     bunch = load_sample_images()
-    return {Path(f).stem: img for f, img in zip(bunch.filenames, bunch.images)}
+    return {Path(f).stem: img for f, img in zip(bunch.filenames, bunch.images, strict=True)}
 
 
 def image_tensor(image: np.ndarray, size: int = 224) -> "torch.Tensor":

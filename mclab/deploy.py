@@ -5,15 +5,14 @@ prune → distil (→ pick a runtime) until the constraints hold, and validate b
 loop runs for real on the kit's reference classifier; every number in a :class:`Report` is measured on
 this machine or labelled as an estimate. Introduced in notebook 16.
 
-Layers: :class:`Constraints` and :func:`constraints` (the five scenario presets of
-:mod:`mclab.scenarios` turned into limits on measurable metrics) → :func:`profile` (one variant, every
-metric family) → :func:`validate` (pass/fail per constraint with its margin) → :func:`optimise` (the
-loop, returning its trail) and :func:`pareto` (the non-dominated variants).
+Layers: a :class:`mclab.scenarios.Scenario` (a preset of :data:`mclab.scenarios.SCENARIOS` or a custom one)
+states the limits in the metric keys a :class:`Report` measures → :func:`profile` (one variant, every metric
+family) → :func:`validate` (the scenario's check of the report's metrics: pass/fail per constraint with its
+margin) → :func:`optimise` (the loop, returning its trail) and :func:`pareto` (the non-dominated variants).
 """
 from __future__ import annotations
 
 import json
-import math
 import os
 import subprocess
 import sys
@@ -22,139 +21,22 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
+from . import scenarios
+
 if TYPE_CHECKING:
     import pandas as pd
     import torch
 
 __all__ = [
-    # constraints
-    "Constraints", "constraints", "PRESET_RATES",
     # variants and their profiles
     "Variant", "ProfileConfig", "Report", "profile", "evaluate", "from_module",
-    # validation
-    "Check", "Validation", "validate",
+    # validation against a scenario's constraints
+    "validate",
     # the loop and the frontier
     "OptimiseConfig", "Step", "Trail", "optimise", "STEPS", "pareto",
     # the source material's technique table, measured
     "CLAIMS", "speedup", "strategy_matrix",
 ]
-
-# ----------------------------------------------------------------------------- constraints
-
-# Limits on measurable metrics: field name -> (metric in a Report, "max" or "min", unit)
-_LIMITS: dict[str, tuple[str, str, str]] = {
-    "latency_p99_ms": ("latency_p99_ms", "max", "ms"),
-    "model_size_mb": ("model_size_mb", "max", "MB"),
-    "peak_memory_mb": ("peak_memory_mb", "max", "MB"),
-    "min_accuracy": ("accuracy", "min", "fraction"),
-    "max_accuracy_drop_pts": ("accuracy_drop_pts", "max", "points"),
-    "power_w": ("power_w", "max", "W"),
-    "min_throughput_qps": ("throughput_qps", "min", "1/s"),
-    "cost_usd_per_day": ("cost_usd_per_day", "max", "USD/day"),
-}
-
-# Requests per second each scenario serves: power = energy per inference x rate (the source gives the
-# limits in watts; a device drawing them must serve this rate). Real-time video runs at the source's
-# 15-30 fps, a cloud service at its > 500 QPS, the others at a rate that suits them.
-PRESET_RATES: dict[str, float] = {"mobile": 10.0, "realtime_video": 30.0, "cloud": 500.0, "edge": 30.0, "iot": 1.0}
-
-
-@dataclass(frozen=True)
-class Constraints:
-    """What a deployment must satisfy. Every limit is optional; ``soft`` names the ones that are reported but
-    never block (the rest are hard). ``rate_per_s`` is the load the deployment serves: the power limit
-    applies to energy per inference x rate. ``not_measurable`` lists the preset's limits the kit cannot
-    check on its classifier, each with the reason."""
-
-    name: str = "custom"
-    latency_p99_ms: float | None = None      # P99 latency at batch 1
-    model_size_mb: float | None = None       # the deployed file(s)
-    peak_memory_mb: float | None = None      # resident memory the model adds to a process that has its runtime loaded
-    min_accuracy: float | None = None        # top-1 on the test set, a fraction
-    max_accuracy_drop_pts: float | None = None  # points below the baseline's accuracy
-    power_w: float | None = None             # energy per inference x rate_per_s
-    min_throughput_qps: float | None = None  # measured at the profile's batch
-    cost_usd_per_day: float | None = None    # instances needed for rate_per_s x their price
-    soft: tuple[str, ...] = ()
-    rate_per_s: float = 10.0
-    not_measurable: tuple[tuple[str, str], ...] = ()
-
-    def __post_init__(self) -> None:
-        limits = self.limits()
-        if not limits:
-            raise ValueError(f"constraints {self.name!r} set no limit; set at least one of {sorted(_LIMITS)}")
-        for k, v in limits.items():
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
-                raise ValueError(f"{k}={v!r} must be a positive finite number")
-        if self.min_accuracy is not None and self.min_accuracy > 1:
-            raise ValueError(f"min_accuracy={self.min_accuracy} is a fraction and must be <= 1 (e.g. 0.95)")
-        if self.max_accuracy_drop_pts is not None and self.max_accuracy_drop_pts >= 100:
-            raise ValueError(f"max_accuracy_drop_pts={self.max_accuracy_drop_pts} must be below 100 points")
-        unknown = sorted(set(self.soft) - set(_LIMITS))
-        if unknown:
-            raise ValueError(f"soft names unknown limits {unknown}; allowed: {sorted(_LIMITS)}")
-        if not (isinstance(self.rate_per_s, (int, float)) and self.rate_per_s > 0):
-            raise ValueError(f"rate_per_s={self.rate_per_s!r} must be a positive number of requests per second")
-
-    def limits(self) -> dict[str, float]:
-        """The limits that are set: {field name: value}."""
-        return {k: getattr(self, k) for k in _LIMITS if getattr(self, k) is not None}
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def table(self) -> "pd.DataFrame":
-        import pandas as pd
-
-        rows = [{"constraint": k, "limit": f"{'<=' if _LIMITS[k][1] == 'max' else '>='} {v:g} {_LIMITS[k][2]}",
-                 "kind": "soft" if k in self.soft else "hard"} for k, v in self.limits().items()]
-        rows += [{"constraint": k, "limit": "-", "kind": f"not measurable here: {why}"} for k, why in self.not_measurable]
-        return pd.DataFrame(rows).set_index("constraint")
-
-
-def constraints(scenario: str, **overrides: Any) -> Constraints:
-    """The constraints of a scenario preset (``mobile``, ``realtime_video``, ``cloud``, ``edge``, ``iot``) from
-    :data:`mclab.scenarios.SCENARIOS`, as limits on what :func:`profile` measures; ``overrides`` replace fields.
-    Every preset also keeps the source's classification rule of thumb, an accuracy drop under 2 points (soft for
-    IoT, whose hard floor is the source's expected TinyML accuracy of 70 %)."""
-    from .scenarios import SCENARIOS
-
-    if scenario not in SCENARIOS:
-        raise ValueError(f"scenario={scenario!r} is unknown; choose one of {sorted(SCENARIOS)}")
-    kw: dict[str, Any] = {"name": scenario, "rate_per_s": PRESET_RATES[scenario], "max_accuracy_drop_pts": 2.0}
-    missing: list[tuple[str, str]] = []
-    for c in SCENARIOS[scenario].constraints:
-        if c.metric == "latency_ms":
-            kw["latency_p99_ms"] = c.value
-        elif c.metric == "fps":  # frames must keep up one at a time: P99 latency under 1/fps and throughput above fps
-            kw["min_throughput_qps"] = c.value
-            kw["latency_p99_ms"] = min(kw.get("latency_p99_ms", math.inf), 1e3 / c.value)
-        elif c.metric == "throughput_qps":
-            kw["min_throughput_qps"] = c.value
-        elif c.metric == "accuracy":
-            kw["min_accuracy"] = c.value
-        elif c.metric == "memory_mb":
-            kw["peak_memory_mb"] = c.value
-        elif c.metric in ("model_size_mb", "power_w", "cost_usd_per_day"):
-            kw[c.metric] = c.value
-        elif c.metric == "map":
-            missing.append(("map", f"mAP > {c.value:g} needs a detector; the kit's reference model classifies, "
-                                   "so the accuracy-drop limit stands in for it"))
-        else:  # a metric added to the presets without a mapping here
-            missing.append((c.metric, "no profile metric measures it yet"))
-    kw["not_measurable"] = tuple(missing)
-    soft = []
-    if "cost_usd_per_day" in kw:
-        soft.append("cost_usd_per_day")  # priced with an assumed instance (ProfileConfig.price_per_hour)
-    expected = SCENARIOS[scenario].expected.get("accuracy")
-    if expected and "min_accuracy" not in kw and expected[0] < 0.85:
-        # the source expects a TinyML model to score 70-80 %: its floor is the limit, the 2-point rule only advice
-        kw["min_accuracy"] = expected[0]
-        soft.append("max_accuracy_drop_pts")
-    kw["soft"] = tuple(soft)
-    kw.update(overrides)
-    return Constraints(**kw)
-
 
 # ----------------------------------------------------------------------------- variants and profiles
 
@@ -193,7 +75,7 @@ class ProfileConfig:
     memory: bool = True                  # measure peak memory in a fresh process (about 2 s per variant)
     eval_split: str = "test"
     price_per_hour: float | str = "g4dn.xlarge (T4)"  # cost assumes instances of this price serve at our throughput
-    rate_per_s: float = 10.0             # the load: power = energy per inference x rate (constraints override it)
+    rate_per_s: float = 10.0             # the load: power = energy per inference x rate (optimise uses the scenario's)
 
     def __post_init__(self) -> None:
         for name in ("threads", "batch"):
@@ -204,7 +86,8 @@ class ProfileConfig:
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name}={getattr(self, name)!r} must be > 0")
         if not self.energy_s >= 0.5:
-            raise ValueError(f"energy_s={self.energy_s!r} must be >= 0.5: five chunks of >= 0.1 s, or the counter is noise")
+            raise ValueError(f"energy_s={self.energy_s!r} must be >= 0.5: five chunks of >= 0.1 s, "
+                             "or the counter is noise")
 
 
 @dataclass
@@ -235,8 +118,11 @@ class Report:
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    def metric(self, name: str) -> float | None:
-        return getattr(self, name)
+    def metrics(self) -> dict[str, float | None]:
+        """The measured figures under the metric keys of :data:`mclab.scenarios.METRICS` (what
+        :meth:`mclab.scenarios.Scenario.check` reads); ``peak_memory_mb`` is None when memory was not measured."""
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name in scenarios.METRICS}
+        return {**out, "params_m": self.params / 1e6}
 
 
 def _runner(v: Variant, batch: int, threads: int, shape: tuple[int, ...]):
@@ -284,7 +170,7 @@ def evaluate(variant: Variant, *, split: str = "test", threads: int = 2, shape: 
     (x, y) pairs): a :class:`mclab.models.EvalResult` (accuracy, 95 % CI, n)."""
     from .data import digits
     from .models import evaluate as evaluate_model
-    from .quant import batched
+    from .runtimes import batched
 
     data = digits(split, size=shape[-1]) if data is None else data
     return evaluate_model(batched(_runner(variant, 128, threads, shape)), data)
@@ -335,7 +221,8 @@ def profile(variant: Variant, config: ProfileConfig | None = None, *, baseline: 
              "power": f"{en.kind} (energy per inference x {cfg.rate_per_s:g}/s, above idle)",
              "cost": f"estimated (instances at {cost.price_per_hour:g} USD/h serving at this machine's throughput)"}
     drop = 0.0 if baseline is None else 100 * (baseline.accuracy - acc.accuracy)
-    return Report(variant=variant.name, runtime=variant.runtime, precision=variant.precision if variant.precision == "int8" else one.precision,
+    precision = variant.precision if variant.precision == "int8" else one.precision
+    return Report(variant=variant.name, runtime=variant.runtime, precision=precision,
                   accuracy=acc.accuracy, ci95=tuple(acc.ci95), n_test=acc.n,
                   latency_p50_ms=pct["p50_ms"], latency_p90_ms=pct["p90_ms"], latency_p99_ms=pct["p99_ms"],
                   throughput_qps=thr.items_per_s, model_size_mb=variant.size_bytes / 1e6,
@@ -348,69 +235,22 @@ def profile(variant: Variant, config: ProfileConfig | None = None, *, baseline: 
 # ----------------------------------------------------------------------------- validation
 
 
-@dataclass(frozen=True)
-class Check:
-    constraint: str
-    limit: float
-    measured: float | None
-    bound: str            # "max" or "min"
-    hard: bool
-    ok: bool | None       # None: not measured
-    margin: float | None  # how far inside (+) or outside (-) the limit, in the metric's unit
-    unit: str
+def _scenario(scenario: scenarios.Scenario | str) -> scenarios.Scenario:
+    if isinstance(scenario, str):
+        return scenarios.scenario(scenario)
+    if not isinstance(scenario, scenarios.Scenario):
+        raise TypeError(f"scenario must be a mclab.scenarios.Scenario or a preset key {sorted(scenarios.SCENARIOS)}, "
+                        f"got {type(scenario).__name__}")
+    return scenario
 
 
-@dataclass
-class Validation:
-    """One :class:`Check` per constraint; ``passed`` when every hard one holds."""
-
-    constraints: str
-    variant: str
-    checks: list[Check]
-
-    @property
-    def passed(self) -> bool:
-        return all(c.ok for c in self.checks if c.hard)
-
-    @property
-    def failed(self) -> list[Check]:
-        return [c for c in self.checks if c.hard and not c.ok]
-
-    def summary(self) -> str:
-        if self.passed:
-            soft = [c.constraint for c in self.checks if not c.hard and c.ok is False]
-            return (f"{self.variant} meets every hard constraint of {self.constraints}"
-                    + (f" (soft limits missed: {', '.join(soft)})" if soft else ""))
-        misses = "; ".join(f"{c.constraint} is {c.measured:.4g} {c.unit}, {abs(c.margin):.3g} {c.unit} "
-                           f"{'over' if c.bound == 'max' else 'under'} the limit {c.limit:g}"
-                           if c.measured is not None else f"{c.constraint} was not measured" for c in self.failed)
-        return f"{self.variant} fails {len(self.failed)} hard constraint(s) of {self.constraints}: {misses}"
-
-    def table(self) -> "pd.DataFrame":
-        import pandas as pd
-
-        return pd.DataFrame([asdict(c) for c in self.checks]).set_index("constraint")
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"constraints": self.constraints, "variant": self.variant, "passed": self.passed,
-                "summary": self.summary(), "checks": [asdict(c) for c in self.checks]}
-
-
-def validate(report: Report, limits: Constraints) -> Validation:
-    """Check ``report`` against every limit in ``limits``: pass/fail, margin (positive = inside) and whether
-    the limit is hard. Returns a :class:`Validation`."""
+def validate(report: Report, scenario: scenarios.Scenario | str) -> scenarios.Validation:
+    """Check ``report`` against every constraint of ``scenario`` (a :class:`mclab.scenarios.Scenario` or a preset
+    key): pass/fail, margin (positive = inside) and whether the limit is hard, by
+    :meth:`mclab.scenarios.Scenario.check` on :meth:`Report.metrics`. Returns a :class:`mclab.scenarios.Validation`."""
     if not isinstance(report, Report):
         raise TypeError(f"report must be a mclab.deploy.Report, got {type(report).__name__}")
-    if not isinstance(limits, Constraints):
-        raise TypeError(f"limits must be a mclab.deploy.Constraints, got {type(limits).__name__}")
-    checks = []
-    for k, limit in limits.limits().items():
-        metric, bound, unit = _LIMITS[k]
-        v = report.metric(metric)
-        margin = None if v is None else (limit - v if bound == "max" else v - limit)
-        ok = None if v is None else margin >= 0
-        checks.append(Check(k, limit, v, bound, k not in limits.soft, ok, margin, unit))
-    return Validation(limits.name, report.variant, checks)
+    return _scenario(scenario).check(report.metrics(), variant=report.variant)
 
 
 # ----------------------------------------------------------------------------- the loop
@@ -450,7 +290,7 @@ class Step:
     step: str
     variant: Variant
     report: Report
-    validation: Validation
+    validation: scenarios.Validation
 
     def as_dict(self) -> dict[str, Any]:
         return {"step": self.step, "variant": self.variant.as_dict(), "report": self.report.as_dict(),
@@ -461,7 +301,7 @@ class Step:
 class Trail:
     """The loop's history. ``final`` is the first step that passed, or the last one tried."""
 
-    constraints: Constraints
+    scenario: scenarios.Scenario
     steps: list[Step]
 
     @property
@@ -474,7 +314,7 @@ class Trail:
 
     def summary(self) -> str:
         head = " -> ".join(f"{s.step} ({'PASS' if s.validation.passed else 'fail'})" for s in self.steps)
-        return f"{self.constraints.name}: {head}\n{self.final.validation.summary()}"
+        return f"{self.scenario.key}: {head}\n{self.final.validation.summary()}"
 
     def table(self) -> "pd.DataFrame":
         import pandas as pd
@@ -482,13 +322,14 @@ class Trail:
         rows = []
         for s in self.steps:
             r = s.report
-            rows.append({"step": s.step, "variant": r.variant, "accuracy": r.accuracy, "drop [pts]": r.accuracy_drop_pts,
-                         "P99 [ms]": r.latency_p99_ms, "throughput [/s]": r.throughput_qps, "size [MB]": r.model_size_mb,
+            rows.append({"step": s.step, "variant": r.variant, "accuracy": r.accuracy,
+                         "drop [pts]": r.accuracy_drop_pts, "P99 [ms]": r.latency_p99_ms,
+                         "throughput [/s]": r.throughput_qps, "size [MB]": r.model_size_mb,
                          "memory [MB]": r.peak_memory_mb, "power [W]": r.power_w, "passes": s.validation.passed})
         return pd.DataFrame(rows).set_index("step")
 
     def as_dict(self) -> dict[str, Any]:
-        return {"constraints": self.constraints.as_dict(), "passed": self.passed, "final": self.final.step,
+        return {"scenario": self.scenario.as_dict(), "passed": self.passed, "final": self.final.step,
                 "summary": self.summary(), "steps": [s.as_dict() for s in self.steps]}
 
 
@@ -513,7 +354,8 @@ def _int8(module: "torch.nn.Module", name: str, cfg: OptimiseConfig, ctx: dict[s
 
 
 def _step_quantise(cur: Variant, base: Variant, cfg: OptimiseConfig, ctx: dict[str, Any]) -> Variant:
-    return Variant("INT8", cur.module, _int8(cur.module, "quantised", cfg, ctx), cur.runtime, "int8", (*cur.steps, "quantise"))
+    return Variant("INT8", cur.module, _int8(cur.module, "quantised", cfg, ctx), cur.runtime, "int8",
+                   (*cur.steps, "quantise"))
 
 
 def _step_prune(cur: Variant, base: Variant, cfg: OptimiseConfig, ctx: dict[str, Any]) -> Variant:
@@ -524,7 +366,8 @@ def _step_prune(cur: Variant, base: Variant, cfg: OptimiseConfig, ctx: dict[str,
     pruned = _cached_fit(ctx, "pruned", prune.prune_channels(cur.module, prune.ChannelConfig(amount=cfg.prune_amount)),
                          tcfg.key(), lambda m: train(m, tcfg))
     name = f"pruned {int(100 * cfg.prune_amount)}% ch"
-    return Variant(name + " + INT8", pruned, _int8(pruned, "pruned", cfg, ctx), cur.runtime, "int8", (*cur.steps, "prune"))
+    return Variant(name + " + INT8", pruned, _int8(pruned, "pruned", cfg, ctx), cur.runtime, "int8",
+                   (*cur.steps, "prune"))
 
 
 def _step_distil(cur: Variant, base: Variant, cfg: OptimiseConfig, ctx: dict[str, Any]) -> Variant:
@@ -535,7 +378,7 @@ def _step_distil(cur: Variant, base: Variant, cfg: OptimiseConfig, ctx: dict[str
                                  train=TrainConfig(epochs=cfg.distil_epochs, lr=1e-2, size=ctx["shape"][-1],
                                                    progress=ctx["progress"]))
     student = _cached_fit(ctx, f"student-w{cfg.student_width}", small_cnn(cfg.student_width), dcfg.as_dict(),
-                          lambda m: distill.distill(m, base.module, dcfg))
+                          lambda m: distill.distill_(m, base.module, dcfg))
     return Variant(f"distilled small CNN w{cfg.student_width} + INT8", student, _int8(student, "student", cfg, ctx),
                    cur.runtime, "int8", (*cur.steps, "distil"))
 
@@ -573,8 +416,8 @@ def _cached_fit(ctx: dict[str, Any], tag: str, model: "torch.nn.Module", recipe:
     from .models import cache_dir
 
     shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    blob = json.dumps({"tag": tag, "parent": ctx["parent_key"], "shapes": str(shapes), "recipe": recipe}, sort_keys=True,
-                      default=str)
+    blob = json.dumps({"tag": tag, "parent": ctx["parent_key"], "shapes": str(shapes), "recipe": recipe},
+                      sort_keys=True, default=str)
     path = cache_dir() / f"deploy-{tag}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}.pt"
     if path.is_file():
         model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
@@ -596,30 +439,30 @@ def _smallest_possible_mb(cfg: OptimiseConfig) -> float:
     return sum(p.numel() for p in small_cnn(cfg.student_width).parameters()) / 1e6
 
 
-def optimise(model: "torch.nn.Module", limits: Constraints, config: OptimiseConfig | None = None, *,
+def optimise(model: "torch.nn.Module", scenario: scenarios.Scenario | str, config: OptimiseConfig | None = None, *,
              baseline: tuple[Variant, Report] | None = None, progress: bool = False,
              reports: dict[tuple[str, ...], tuple[Variant, Report]] | None = None) -> Trail:
     """Run the source material's loop on ``model`` (a trained digits classifier): profile the FP32 baseline,
     then apply ``config.steps`` in order (quantise → prune → distil → runtime), re-profiling and validating
-    after each, and stop at the first variant that meets every hard constraint. ``reports`` caches variants
-    by their step history so several scenarios share the work. Raises ``ValueError`` for constraints that no
-    variant can meet by construction. Returns the :class:`Trail`."""
+    after each, and stop at the first variant that meets every hard constraint of ``scenario`` (a
+    :class:`mclab.scenarios.Scenario` or a preset key; its ``rate_per_s`` is the load profiles assume).
+    ``reports`` caches variants by their step history so several scenarios share the work. Raises ``ValueError``
+    for constraints that no variant can meet by construction. Returns the :class:`Trail`."""
     import torch
 
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if not isinstance(limits, Constraints):
-        raise TypeError(f"limits must be a mclab.deploy.Constraints (see mclab.deploy.constraints), got {type(limits).__name__}")
+    scenario = _scenario(scenario)
     cfg = config or OptimiseConfig()
-    pcfg = replace(cfg.profile, rate_per_s=limits.rate_per_s)
+    pcfg = replace(cfg.profile, rate_per_s=scenario.rate_per_s)
     cache = reports if reports is not None else {}
     work = cfg.work_dir or tempfile.mkdtemp(prefix="mclab-deploy-")
     Path(work).mkdir(parents=True, exist_ok=True)
     shape = (1, 32, 32)
     from .data import digits
 
-    ctx: dict[str, Any] = {"dir": work, "shape": shape, "x1": digits("test", size=32).x[:1].numpy(), "progress": progress,
-                           "parent_key": _weights_key(model)}
+    ctx: dict[str, Any] = {"dir": work, "shape": shape, "x1": digits("test", size=32).x[:1].numpy(),
+                           "progress": progress, "parent_key": _weights_key(model)}
 
     def measured(v: Variant, base_report: Report | None) -> tuple[Variant, Report]:
         key = v.steps
@@ -631,8 +474,8 @@ def optimise(model: "torch.nn.Module", limits: Constraints, config: OptimiseConf
         base_v, base_r = measured(from_module("FP32 baseline", model, work, shape=shape), None)
     else:
         base_v, base_r = baseline
-    _contradictions(limits, base_r, cfg)
-    trail = [Step("baseline", base_v, base_r, validate(base_r, limits))]
+    _contradictions(scenario, base_r, cfg)
+    trail = [Step("baseline", base_v, base_r, validate(base_r, scenario))]
     cur = base_v
     for name in cfg.steps:
         if trail[-1].validation.passed:
@@ -640,9 +483,9 @@ def optimise(model: "torch.nn.Module", limits: Constraints, config: OptimiseConf
         key = (*cur.steps, name)
         nxt = cache[key][0] if key in cache else STEPS[name](cur, base_v, cfg, ctx)
         nxt, rep = measured(nxt, base_r)
-        trail.append(Step(name, nxt, rep, validate(rep, limits)))
+        trail.append(Step(name, nxt, rep, validate(rep, scenario)))
         cur = nxt
-    return Trail(limits, trail)
+    return Trail(scenario, trail)
 
 
 def _weights_key(model: "torch.nn.Module") -> str:
@@ -655,19 +498,20 @@ def _weights_key(model: "torch.nn.Module") -> str:
     return h.hexdigest()[:12]
 
 
-def _contradictions(limits: Constraints, base: Report, cfg: OptimiseConfig) -> None:
+def _contradictions(scenario: scenarios.Scenario, base: Report, cfg: OptimiseConfig) -> None:
     """Raise when no step can meet the limits: every step trades accuracy for cost, so a minimum accuracy above
     the baseline's CI cannot be reached; a size below the smallest file the steps make cannot either."""
     problems = []
-    if limits.min_accuracy is not None and limits.min_accuracy > base.ci95[1]:
-        problems.append(f"min_accuracy={limits.min_accuracy:g} is above the baseline's accuracy {base.accuracy:.4f} "
+    acc, size = scenario.limit("accuracy"), scenario.limit("model_size_mb")
+    if acc is not None and not acc.soft and acc.op in (">", ">=") and acc.value > base.ci95[1]:
+        problems.append(f"{acc} is above the baseline's accuracy {base.accuracy:.4f} "
                         f"(95% CI up to {base.ci95[1]:.4f}), and no step raises accuracy")
     floor = _smallest_possible_mb(cfg)
-    if limits.model_size_mb is not None and limits.model_size_mb < 0.5 * floor:
-        problems.append(f"model_size_mb={limits.model_size_mb:g} is far below the smallest variant the steps "
+    if size is not None and not size.soft and size.op in ("<", "<=") and size.value < 0.5 * floor:
+        problems.append(f"{size} is far below the smallest variant the steps "
                         f"{list(cfg.steps)} can make (about {floor:.3g} MB: the INT8 student)")
     if problems:
-        raise ValueError(f"contradictory constraints {limits.name!r}: " + "; ".join(problems))
+        raise ValueError(f"contradictory constraints {scenario.key!r}: " + "; ".join(problems))
 
 
 # ----------------------------------------------------------------------------- the frontier
@@ -686,7 +530,8 @@ def pareto(reports: Sequence[Report], objectives: dict[str, str]) -> list[int]:
             raise ValueError(f"objective {k}={d!r}; allowed: 'min' or 'max'")
     pts = [tuple((1 if d == "min" else -1) * getattr(r, k) for k, d in objectives.items()) for r in reports]
     return [i for i, p in enumerate(pts)
-            if not any(all(a <= b for a, b in zip(q, p)) and any(a < b for a, b in zip(q, p)) for q in pts)]
+            if not any(all(a <= b for a, b in zip(q, p, strict=True)) and any(a < b for a, b in zip(q, p, strict=True))
+                       for q in pts)]
 
 
 # ----------------------------------------------------------------------------- the technique table, measured
@@ -741,7 +586,8 @@ def strategy_matrix(measured: dict[str, dict[str, Any] | str]) -> "pd.DataFrame"
     rows = []
     for tech, ((slo, shi), comp, (alo, ahi)) in CLAIMS.items():
         claim = {"technique": tech, "claimed speed-up": f"{slo:g}-{shi:g}x" if shi else f"{slo:g}x+",
-                 "claimed compression": f"{comp:g}x", "claimed accuracy [pts]": f"{alo:+g} to {ahi:+g}" if alo != ahi else "0"}
+                 "claimed compression": f"{comp:g}x",
+                 "claimed accuracy [pts]": f"{alo:+g} to {ahi:+g}" if alo != ahi else "0"}
         m = measured.get(tech, "not measured in this run")
         if isinstance(m, str):
             rows.append({**claim, "measured speed-up": f"not measurable here: {m}" if not m.startswith("not ") else m})

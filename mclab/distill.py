@@ -11,30 +11,33 @@ The ``T²`` keeps the soft term's gradients on the same scale as the hard term's
 2015) adds a term that pulls an intermediate student feature map, through a learned 1×1 projection, towards
 the teacher's.
 
-Primitives (:func:`soften`, :func:`distillation_loss`, :func:`paired_t_interval`) sit under the verbs
-:func:`distill` (train one student; the teacher stays frozen and is checked unchanged) and :func:`compare`
-(teacher vs student from scratch vs distilled student over several seeds, paired by seed). Training is
-:func:`mclab.models.train` with a distillation ``loss_fn``. Introduced in notebook 07.
+Primitives (:func:`soften`, :func:`target_distribution`, :func:`soft_label_stats`, :func:`distillation_loss`,
+:func:`paired_t_interval`) sit under the verbs :func:`distill_` (train one student in place; the teacher stays
+frozen and is checked unchanged) and :func:`compare` (teacher vs student from scratch vs distilled student over
+several seeds, paired by seed). Training is :func:`mclab.models.train` with a distillation ``loss_fn``.
+Introduced in notebook 07.
 """
 from __future__ import annotations
 
 import math
 import time
 from dataclasses import asdict, dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import Any, Callable, Sequence
 
-from .models import TrainConfig, TrainResult
+import torch
+import torch.nn.functional as F
 
-if TYPE_CHECKING:
-    import torch
+from .data import DigitsDataset, digits
+from .models import TrainConfig, TrainResult, evaluate, train
 
 __all__ = [
     # configuration and results
-    "DistillConfig", "FeatureConfig", "DistillResult", "PairedInterval", "SeedComparison",
+    "DistillConfig", "FeatureConfig", "DistillResult", "SoftLabelStats", "PairedInterval", "SeedComparison",
     # primitives
-    "soften", "distillation_loss", "feature_loss", "paired_t_interval", "training_subset",
+    "soften", "target_distribution", "soft_label_stats", "distillation_loss", "feature_loss", "paired_t_interval",
+    "training_subset",
     # verbs
-    "distill", "compare",
+    "distill_", "compare",
 ]
 
 
@@ -98,7 +101,7 @@ class DistillConfig:
 
 @dataclass
 class DistillResult:
-    """What :func:`distill` did: the student's :class:`~mclab.models.TrainResult`, the configuration, and
+    """What :func:`distill_` did: the student's :class:`~mclab.models.TrainResult`, the configuration, and
     the frozen-teacher check (``teacher_unchanged`` is asserted True before this is returned)."""
 
     config: DistillConfig
@@ -109,6 +112,19 @@ class DistillResult:
     def as_dict(self) -> dict[str, Any]:
         return {"config": self.config.as_dict(), "train": self.train.as_dict(),
                 "teacher_unchanged": self.teacher_unchanged, "seconds": self.seconds}
+
+
+@dataclass
+class SoftLabelStats:
+    """How much a teacher's soft labels at one temperature say beyond the hard label, means over N examples."""
+
+    temperature: float
+    entropy_nats: float               # of softmax(t / T); ln(classes) is uniform, 0 a one-hot
+    top_prob: float                   # probability of the most likely class
+    dark_mass: float                  # probability on the wrong classes: the "dark knowledge"
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 @dataclass
@@ -158,10 +174,12 @@ class SeedComparison:
     @property
     def verdict(self) -> str:
         g, pct = self.gain, f"{round(100 * self.gain.level)}%"
-        span = f"{100 * g.mean:+.2f} points ({pct} CI {100 * g.low:+.2f} to {100 * g.high:+.2f}, {g.n} seeds, p = {g.p_value:.3f})"
+        span = (f"{100 * g.mean:+.2f} points ({pct} CI {100 * g.low:+.2f} to {100 * g.high:+.2f}, {g.n} seeds, "
+                f"p = {g.p_value:.3f})")
         if not g.significant:
             return f"not significant: distilled − scratch = {span}; the interval includes 0"
-        return f"significant: distilled − scratch = {span}; the distilled student is {'better' if g.mean > 0 else 'worse'}"
+        better = "better" if g.mean > 0 else "worse"
+        return f"significant: distilled − scratch = {span}; the distilled student is {better}"
 
     def table(self) -> "Any":
         """Mean and standard deviation over seeds per model, as a pandas DataFrame (accuracy in %)."""
@@ -183,19 +201,45 @@ class SeedComparison:
 # ----------------------------------------------------------------------------- primitives
 
 
-def soften(logits: "torch.Tensor", temperature: float) -> "torch.Tensor":
+def soften(logits: torch.Tensor, temperature: float) -> torch.Tensor:
     """``softmax(logits / T)`` over the last axis: the teacher's soft labels at temperature ``T``."""
     _check_temperature(temperature)
     return (logits / temperature).softmax(-1)
 
 
-def distillation_loss(student_logits: "torch.Tensor", teacher_logits: "torch.Tensor", labels: "torch.Tensor", *,
-                      temperature: float, alpha: float, label_smoothing: float = 0.0) -> "torch.Tensor":
+def _check_logits_labels(logits: torch.Tensor, labels: torch.Tensor) -> None:
+    if logits.dim() != 2 or labels.shape != logits.shape[:1]:
+        raise ValueError(f"teacher_logits {tuple(logits.shape)} must be (N, classes) and labels "
+                         f"{tuple(labels.shape)} must be (N,)")
+
+
+def target_distribution(teacher_logits: torch.Tensor, labels: torch.Tensor, *, temperature: float,
+                        alpha: float) -> torch.Tensor:
+    """What the distillation loss pulls each example's prediction towards: ``alpha · softmax(t / T) + (1 − alpha)
+    · one-hot(y)``, shape (N, classes) like ``teacher_logits``; ``labels`` is (N,). Each row sums to 1. Drawn by
+    the soft-label sliders of notebook 07."""
+    _check_alpha(alpha)
+    _check_logits_labels(teacher_logits, labels)
+    p = soften(teacher_logits.detach().float(), temperature)
+    return alpha * p + (1 - alpha) * F.one_hot(labels, p.shape[1]).to(p.dtype)
+
+
+def soft_label_stats(teacher_logits: torch.Tensor, labels: torch.Tensor, temperature: float) -> SoftLabelStats:
+    """Mean entropy (nats), top probability and probability on the wrong classes of ``softmax(t / T)`` over the
+    N examples of ``teacher_logits`` (N, classes) with true ``labels`` (N,). Returns a :class:`SoftLabelStats`;
+    notebook 07 plots them against the temperature."""
+    _check_logits_labels(teacher_logits, labels)
+    p = soften(teacher_logits.detach().float(), temperature)
+    entropy = float(-(p * p.clamp_min(1e-12).log()).sum(1).mean())
+    wrong = 1 - p.gather(1, labels[:, None]).squeeze(1)
+    return SoftLabelStats(float(temperature), entropy, float(p.max(1).values.mean()), float(wrong.mean()))
+
+
+def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor, *,
+                      temperature: float, alpha: float, label_smoothing: float = 0.0) -> torch.Tensor:
     """``alpha · T² · KL(p_t ‖ p_s) + (1 − alpha) · CE(s, y)`` with ``p = softmax(logits / T)``; the KL is
     summed over classes and averaged over the batch (``KLDivLoss(reduction="batchmean")``). Returns a scalar
     tensor in nats. ``alpha = 0`` is plain cross-entropy; the teacher's logits get no gradient."""
-    import torch.nn.functional as F
-
     _check_temperature(temperature)
     _check_alpha(alpha)
     if student_logits.shape != teacher_logits.shape or student_logits.dim() != 2:
@@ -208,12 +252,10 @@ def distillation_loss(student_logits: "torch.Tensor", teacher_logits: "torch.Ten
     return alpha * soft + (1 - alpha) * hard
 
 
-def feature_loss(student_feature: "torch.Tensor", teacher_feature: "torch.Tensor",
-                 projection: "torch.nn.Module") -> "torch.Tensor":
+def feature_loss(student_feature: torch.Tensor, teacher_feature: torch.Tensor,
+                 projection: torch.nn.Module) -> torch.Tensor:
     """Mean squared error between ``projection(student_feature)`` and the teacher's feature; 4-D maps of
     different sizes are pooled to the smaller one. Returns a scalar tensor."""
-    import torch.nn.functional as F
-
     s = projection(student_feature)
     t = teacher_feature.detach()
     if s.dim() == 4 and t.dim() == 4 and s.shape[-2:] != t.shape[-2:]:
@@ -249,7 +291,7 @@ def paired_t_interval(a: Sequence[float], b: Sequence[float], level: float = 0.9
 # ----------------------------------------------------------------------------- verbs
 
 
-def _module(model: "torch.nn.Module", name: str, role: str) -> "torch.nn.Module":
+def _module(model: torch.nn.Module, name: str, role: str) -> torch.nn.Module:
     modules = dict(model.named_modules())
     if not name or name not in modules:
         import difflib
@@ -263,10 +305,6 @@ def _module(model: "torch.nn.Module", name: str, role: str) -> "torch.nn.Module"
 def training_subset(n_per_class: int | None, size: int = 32) -> Any:
     """The first ``n_per_class`` training digits of each class (every one for None, or where a class has
     fewer) as a :class:`mclab.data.DigitsDataset` at ``size`` pixels: the limited-data setting of notebook 07."""
-    import torch
-
-    from .data import DigitsDataset, digits
-
     ds = digits("train", size=size)
     if n_per_class is None:
         return ds
@@ -274,7 +312,7 @@ def training_subset(n_per_class: int | None, size: int = 32) -> Any:
     return DigitsDataset(ds.x[idx], ds.y[idx], "train", size)
 
 
-def distill(student: "torch.nn.Module", teacher: "torch.nn.Module", config: DistillConfig | None = None) -> DistillResult:
+def distill_(student: torch.nn.Module, teacher: torch.nn.Module, config: DistillConfig | None = None) -> DistillResult:
     """Train ``student`` in place on ``teacher``'s softened outputs plus the hard labels
     (:func:`distillation_loss`, through :func:`mclab.models.train` with ``config.train``).
 
@@ -283,10 +321,6 @@ def distill(student: "torch.nn.Module", teacher: "torch.nn.Module", config: Dist
     changed. With ``config.features`` a 1×1 projection is trained alongside the student (and discarded).
     Returns a :class:`DistillResult`.
     """
-    import torch
-
-    from .models import train
-
     cfg = config or DistillConfig()
     if not isinstance(cfg, DistillConfig):
         raise TypeError(f"config must be a DistillConfig, got {type(cfg).__name__}")
@@ -311,8 +345,9 @@ def distill(student: "torch.nn.Module", teacher: "torch.nn.Module", config: Dist
             student.eval()(x0)
             teacher(x0)
         cs, ct = captured["s"].shape[1], captured["t"].shape[1]
-        proj = (torch.nn.Conv2d(cs, ct, 1, bias=False) if captured["s"].dim() == 4 else torch.nn.Linear(cs, ct, bias=False))
-        model = _with_projection(student, proj)
+        conv = captured["s"].dim() == 4
+        proj = torch.nn.Conv2d(cs, ct, 1, bias=False) if conv else torch.nn.Linear(cs, ct, bias=False)
+        model = _WithProjection(student, proj)
 
     def loss_fn(m: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         s = m(x)
@@ -330,7 +365,7 @@ def distill(student: "torch.nn.Module", teacher: "torch.nn.Module", config: Dist
         for h in hooks:
             h.remove()
         teacher.train(was_training)
-        for p, g in zip(teacher.parameters(), grads):
+        for p, g in zip(teacher.parameters(), grads, strict=True):
             p.requires_grad_(g)
     after = teacher.state_dict()
     unchanged = all(torch.equal(before[k], after[k]) for k in before)
@@ -339,34 +374,27 @@ def distill(student: "torch.nn.Module", teacher: "torch.nn.Module", config: Dist
     return DistillResult(cfg, result, unchanged, time.perf_counter() - t0)
 
 
-def _with_projection(student: "torch.nn.Module", projection: "torch.nn.Module") -> "torch.nn.Module":
+class _WithProjection(torch.nn.Module):
     """The student and its feature projection in one module, so one optimiser trains both; forward is the student's."""
-    import torch
 
-    class WithProjection(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.student, self.projection = student, projection
+    def __init__(self, student: torch.nn.Module, projection: torch.nn.Module) -> None:
+        super().__init__()
+        self.student, self.projection = student, projection
 
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.student(x)
-
-    return WithProjection()
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.student(x)
 
 
-def compare(make_student: Callable[[int], "torch.nn.Module"], teacher: "torch.nn.Module",
+def compare(make_student: Callable[[int], torch.nn.Module], teacher: torch.nn.Module,
             config: DistillConfig | None = None, *, seeds: Sequence[int] = (0, 1, 2), data: Any = None,
             level: float = 0.95, progress: bool = True) -> SeedComparison:
     """Train ``make_student(seed)`` twice per seed — from scratch (cross-entropy, ``config.train``) and
-    distilled from ``teacher`` (:func:`distill`) — on the same training digits, and evaluate both and the
+    distilled from ``teacher`` (:func:`distill_`) — on the same training digits, and evaluate both and the
     teacher on ``data`` (default: the augmented test split, ``digits("test_aug")``). The seed fixes the
     initial weights, batch order and augmentation, so the two runs of a seed differ only in the loss and the
     differences are paired. Returns a :class:`SeedComparison` with the paired t-interval of the gain.
     """
     from tqdm.auto import tqdm
-
-    from .data import digits
-    from .models import evaluate, train
 
     cfg = config or DistillConfig()
     if not isinstance(cfg, DistillConfig):
@@ -387,7 +415,7 @@ def compare(make_student: Callable[[int], "torch.nn.Module"], teacher: "torch.nn
         train(s, tc, data=subset)
         scratch.append(evaluate(s, data).accuracy)
         d = make_student(seed)
-        distill(d, teacher, replace(cfg, train=tc))
+        distill_(d, teacher, replace(cfg, train=tc))
         distilled.append(evaluate(d, data).accuracy)
     teacher_acc = evaluate(teacher, data).accuracy
     return SeedComparison(seeds, teacher_acc, scratch, distilled, paired_t_interval(scratch, distilled, level), cfg,

@@ -86,8 +86,9 @@ class DistResult:
 
     def __str__(self) -> str:
         return (f"{self.workers} worker(s), {self.backend}: {self.items} items, compute {self.compute_s:.3f} s "
-                f"({self.throughput_per_s:.0f}/s), startup {self.startup_s:.2f} s, gather {1e3 * self.gather_s:.1f} ms, "
-                f"wall {self.wall_s:.2f} s ({self.end_to_end_per_s:.0f}/s end to end)")
+                f"({self.throughput_per_s:.0f}/s), startup {self.startup_s:.2f} s, "
+                f"gather {1e3 * self.gather_s:.1f} ms, wall {self.wall_s:.2f} s "
+                f"({self.end_to_end_per_s:.0f}/s end to end)")
 
 
 # ----------------------------------------------------------------------------- primitives
@@ -109,7 +110,8 @@ def shard_ranges(n_items: int, batch_size: int, workers: int) -> list[tuple[int,
     return out
 
 
-def run_local(model: "torch.nn.Module", x: "torch.Tensor", *, batch_size: int = 32, threads: int | None = None) -> "torch.Tensor":
+def run_local(model: "torch.nn.Module", x: "torch.Tensor", *, batch_size: int = 32,
+              threads: int | None = None) -> "torch.Tensor":
     """The single-process reference: ``model`` over ``x`` in micro-batches of ``batch_size``."""
     import torch
 
@@ -127,7 +129,8 @@ def _check_inputs(model: Any, x: Any) -> None:
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if not isinstance(x, torch.Tensor) or x.ndim < 1 or len(x) == 0:
-        raise ValueError(f"x must be a non-empty tensor with a batch dimension, got {getattr(x, 'shape', type(x).__name__)}")
+        got = getattr(x, "shape", type(x).__name__)
+        raise ValueError(f"x must be a non-empty tensor with a batch dimension, got {got}")
 
 
 def _free_port() -> int:
@@ -180,11 +183,12 @@ def _worker(rank: int, world: int, model: "torch.nn.Module", x: "torch.Tensor", 
         gathered = [torch.empty_like(padded) for _ in range(world)]
         dist.all_gather(gathered, padded)
         t_gather = time.time()
-        timing = torch.tensor([t0, t_init, t_compute - t_init, t_gather - t_compute], dtype=torch.float64, device=device)
+        timing = torch.tensor([t0, t_init, t_compute - t_init, t_gather - t_compute], dtype=torch.float64,
+                              device=device)
         timings = [torch.empty_like(timing) for _ in range(world)]
         dist.all_gather(timings, timing)  # nccl moves only GPU tensors, so the timings live on `device` too
         if rank == 0:
-            blocks = [g[:b - a].cpu() for g, (a, b) in zip(gathered, shards)]
+            blocks = [g[:b - a].cpu() for g, (a, b) in zip(gathered, shards, strict=True)]
             torch.save({"outputs": torch.cat(blocks), "timings": torch.stack([t.cpu() for t in timings])}, out_path)
     finally:
         dist.destroy_process_group()
@@ -251,7 +255,8 @@ if __name__ == "__main__":
     rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
     backend = "nccl" if torch.cuda.is_available() else "gloo"
     model = {module_expr}
-    x = torch.randn({n_items}, 1, 32, 32, generator=torch.Generator().manual_seed(0))  # every rank builds the same input
+    # every rank builds the same input
+    x = torch.randn({n_items}, 1, 32, 32, generator=torch.Generator().manual_seed(0))
     _worker(rank, world, model, x, {batch_size}, threads=int(os.environ.get("OMP_NUM_THREADS", "1")),
             backend=backend, port=int(os.environ["MASTER_PORT"]), out_path="outputs.pt")
 '''
@@ -275,9 +280,10 @@ class ParallelPlan:
 
     def __str__(self) -> str:
         gb = 1e9
-        return (f"{self.params / 1e9:.3g} B params x {self.bytes_per_param:g} B = {self.weights_bytes / gb:.1f} GB weights "
-                f"+ {self.activation_bytes / gb:.1f} GB activations/KV; usable per device "
-                f"{(1 - self.overhead) * self.device_bytes / gb:.1f} GB -> {self.devices_needed} device(s)"
+        return (f"{self.params / 1e9:.3g} B params x {self.bytes_per_param:g} B = "
+                f"{self.weights_bytes / gb:.1f} GB weights + {self.activation_bytes / gb:.1f} GB activations/KV; "
+                f"usable per device {(1 - self.overhead) * self.device_bytes / gb:.1f} GB -> "
+                f"{self.devices_needed} device(s)"
                 + (" (fits one)" if self.fits_one_device else " (model parallelism needed)"))
 
 

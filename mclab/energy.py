@@ -175,7 +175,8 @@ def pick_source(prefer: str | None = None, **estimate_kw: Any) -> PowerSource:
                 if prefer == name:
                     raise
                 reasons.append(f"{name}: {e}")
-    return estimate_source(why="no energy counter readable (" + "; ".join(reasons) + ")" if reasons else "", **estimate_kw)
+    why = f"no energy counter readable ({'; '.join(reasons)})" if reasons else ""
+    return estimate_source(why=why, **estimate_kw)
 
 
 # ----------------------------------------------------------------------------- measuring

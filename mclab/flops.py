@@ -20,15 +20,19 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
+from torch.utils.flop_counter import FlopCounterMode
+
 if TYPE_CHECKING:
     import pandas as pd
-    import torch
 
 __all__ = [
     # results
-    "CostReport", "SizeReport", "MemoryReport", "Roofline",
+    "CostReport", "ThopCount", "SizeReport", "MemoryReport", "Roofline",
     # verbs
-    "count", "count_onnx", "count_named", "size", "memory", "roofline", "thop_count",
+    "count", "count_onnx", "count_named", "size", "memory", "peak_tensor_bytes", "roofline", "thop_count",
     # data
     "PRECISION_BYTES",
 ]
@@ -83,6 +87,17 @@ class CostReport:
     def __str__(self) -> str:
         return (f"{self.model} {self.input_shape}: {self.macs / 1e9:.3f} GMACs = {self.flops / 1e9:.3f} GFLOPs, "
                 f"{self.params / 1e6:.2f} M params; not counted: {len(self.uncounted)} element-wise op kinds")
+
+
+@dataclass
+class ThopCount:
+    """MACs and parameters as the thop package counts them (module hooks only), for comparison with :func:`count`."""
+
+    macs: int
+    params: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 @dataclass
@@ -175,8 +190,6 @@ def _sdpa_flops(query, key, value, *args, out_shape=None, **kwargs) -> int:
 
 
 def _formulas() -> dict[Any, Any]:
-    import torch
-
     aten = torch.ops.aten
     extra: dict[Any, Any] = {aten._native_multi_head_attention: _mha_flops}
     if hasattr(aten, "_scaled_dot_product_flash_attention_for_cpu"):
@@ -186,10 +199,6 @@ def _formulas() -> dict[Any, Any]:
 
 def _tracker():
     """A dispatch mode that lists every aten op and tracks live tensor bytes (views share storage)."""
-    import torch
-    from torch.utils._python_dispatch import TorchDispatchMode
-    from torch.utils._pytree import tree_flatten
-
     class Tracker(TorchDispatchMode):
         def __init__(self) -> None:
             super().__init__()
@@ -230,8 +239,6 @@ def _tracker():
 
 
 def _as_tuple(example_inputs: Any) -> tuple:
-    import torch
-
     if isinstance(example_inputs, torch.Tensor):
         return (example_inputs,)
     if isinstance(example_inputs, (tuple, list)) and all(isinstance(t, torch.Tensor) for t in example_inputs):
@@ -239,9 +246,7 @@ def _as_tuple(example_inputs: Any) -> tuple:
     raise TypeError(f"example_inputs must be a tensor or a tuple of tensors, got {type(example_inputs).__name__}")
 
 
-def _forward(model: "torch.nn.Module", inputs: tuple) -> Any:
-    import torch
-
+def _forward(model: torch.nn.Module, inputs: tuple) -> Any:
     try:
         with torch.no_grad():
             return model(*inputs)
@@ -254,16 +259,13 @@ def _forward(model: "torch.nn.Module", inputs: tuple) -> Any:
 # ----------------------------------------------------------------------------- verbs
 
 
-def count(model: "torch.nn.Module", example_inputs: Any, *, name: str | None = None) -> CostReport:
+def count(model: torch.nn.Module, example_inputs: Any, *, name: str | None = None) -> CostReport:
     """Count MACs, FLOPs and parameters of ``model(*example_inputs)``, with a per-layer table.
 
     Returns a :class:`CostReport` (MACs, FLOPs = 2 × MACs, unique parameters, the element-wise ops that
     were not counted, and the bytes the pass allocated). The model runs once under ``torch.no_grad``
     in the mode it is in (call ``.eval()`` first for inference costs).
     """
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
-
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     inputs = _as_tuple(example_inputs)
@@ -308,29 +310,27 @@ def count(model: "torch.nn.Module", example_inputs: Any, *, name: str | None = N
         uncounted=uncounted, activation_bytes=tracker.total, peak_activation_bytes=tracker.peak)
 
 
-def thop_count(model: "torch.nn.Module", example_inputs: Any) -> tuple[int, int]:
-    """(MACs, params) as thop counts them — module hooks only, so functional matmuls are missed.
+def thop_count(model: torch.nn.Module, example_inputs: Any) -> ThopCount:
+    """MACs and parameters as thop counts them — module hooks only, so functional matmuls are missed.
 
-    Runs on a deep copy: thop adds counter buffers to every module it visits.
+    Runs on a deep copy: thop adds counter buffers to every module it visits. Returns a :class:`ThopCount`;
+    notebook 03 sets it beside :func:`count`.
     """
     import copy
 
-    import torch
     from thop import profile
 
     inputs = _as_tuple(example_inputs)
     with torch.no_grad():
         macs, params = profile(copy.deepcopy(model), inputs=inputs, verbose=False)
-    return int(macs), int(params)
+    return ThopCount(int(macs), int(params))
 
 
-def size(model: "torch.nn.Module", *, group_size: int = 32) -> SizeReport:
+def size(model: torch.nn.Module, *, group_size: int = 32) -> SizeReport:
     """Bytes of ``model``'s weights at FP32/FP16/BF16/INT8/INT4 (scales included) and of its saved file.
 
     Introduced in notebook 03 (the source material's ResNet-50: ~102 / 51 / 26 MB at FP32 / FP16 / INT8).
     """
-    import torch
-
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if group_size < 1:
@@ -362,15 +362,13 @@ def size(model: "torch.nn.Module", *, group_size: int = 32) -> SizeReport:
         file_bytes=buf.getbuffer().nbytes, group_size=group_size)
 
 
-def memory(model: "torch.nn.Module", example_inputs: Any) -> MemoryReport:
+def memory(model: torch.nn.Module, example_inputs: Any) -> MemoryReport:
     """Weights, inputs, total and peak activation memory of one forward pass, bytes.
 
     On CPU the peak comes from the kit's own accounting of live tensor storage during the pass (a
     dispatch mode that adds each new storage and subtracts it when freed); on a CUDA device from
     ``torch.cuda.max_memory_allocated`` around the pass. Introduced in notebook 03.
     """
-    import torch
-
     inputs = _as_tuple(example_inputs)
     weights = sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers()])
     in_bytes = sum(t.numel() * t.element_size() for t in inputs)
@@ -420,7 +418,6 @@ def count_named(model: str, input_shape: tuple[int, ...] | None = None, batch: i
         raise ValueError(f"input_shape={tuple(input_shape)} must be positive sizes without the batch, e.g. 3,224,224")
     if str(model).endswith(".onnx"):
         return count_onnx(model, None if input_shape is None else (batch, *input_shape))
-    import torch
 
     from .models import zoo
 
@@ -461,14 +458,14 @@ def count_onnx(path: str | Path, input_shape: tuple[int, ...] | None = None) -> 
     dims = graph_inputs[0].type.tensor_type.shape.dim
     declared = [d.dim_value if d.HasField("dim_value") else None for d in dims]
     if input_shape is not None:
-        if len(input_shape) != len(declared) or any(d and d != s for d, s in zip(declared, input_shape)):
+        if len(input_shape) != len(declared) or any(d and d != s for d, s in zip(declared, input_shape, strict=True)):
             raise ValueError(f"input_shape={tuple(input_shape)} does not fit {p.name}: it declares {declared}")
         shape = tuple(int(s) for s in input_shape)
     else:
         if any(d is None for d in declared[1:]):
             raise ValueError(f"{p.name} has dynamic dims {declared}; pass input_shape")
         shape = (declared[0] or 1, *declared[1:])
-    for d, s in zip(dims, shape):
+    for d, s in zip(dims, shape, strict=True):
         d.ClearField("dim_param")
         d.dim_value = s
     model = shape_inference.infer_shapes(model)

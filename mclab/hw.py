@@ -23,6 +23,8 @@ from typing import Any, Callable
 __all__ = [
     # results
     "CpuInfo", "GpuInfo", "RuntimeInfo", "Verdict", "DoctorReport",
+    # primitives
+    "parse_cpu_flags", "features_from_flags",
     # verbs
     "doctor", "cpu_info", "gpus", "probe_runtime", "matmul_gflops", "memory_bandwidth",
     # data
@@ -420,6 +422,29 @@ def doctor(runtimes: tuple[str, ...] | list[str] | None = None) -> DoctorReport:
     )
 
 
+def _calls_per_second(op: Callable[[], Any], device: Any, min_time_s: float, *, warmup: int,
+                      sync_every: int | None = None) -> float:
+    """Calls of ``op`` per second, repeated for at least ``min_time_s`` after ``warmup`` untimed calls. On a CUDA
+    device the queue is drained (:func:`mclab.bench.sync_fn`) before each clock read, and every ``sync_every``
+    calls so that the queue of launched kernels stays short."""
+    from .bench import sync_fn  # bench reads this module's cpu_info at import
+
+    sync = sync_fn(device)
+    for _ in range(warmup):
+        op()
+    if sync:
+        sync()
+    reps, start = 0, time.perf_counter()
+    while time.perf_counter() - start < min_time_s:
+        op()
+        reps += 1
+        if sync and sync_every and reps % sync_every == 0:
+            sync()
+    if sync:
+        sync()
+    return reps / (time.perf_counter() - start)
+
+
 def matmul_gflops(dtype: str = "float32", n: int = 1024, min_time_s: float = 0.3,
                   device: str = "cpu") -> float:
     """Measured dense matrix-multiply speed, GFLOP/s (2·n³ FLOPs per n×n product).
@@ -437,21 +462,9 @@ def matmul_gflops(dtype: str = "float32", n: int = 1024, min_time_s: float = 0.3
     if min_time_s <= 0:
         raise ValueError(f"min_time_s={min_time_s} must be > 0")
     dev = torch.device(device)
-    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     a = torch.randn(n, n, device=dev).to(dt)
     b = torch.randn(n, n, device=dev).to(dt)
-    for _ in range(3):
-        torch.mm(a, b)
-    sync()
-    reps, start = 0, time.perf_counter()
-    while (elapsed := time.perf_counter() - start) < min_time_s:
-        torch.mm(a, b)
-        reps += 1
-        if reps % 8 == 0:
-            sync()
-    sync()
-    elapsed = time.perf_counter() - start
-    return 2 * n**3 * reps / elapsed / 1e9
+    return 2 * n**3 * _calls_per_second(lambda: torch.mm(a, b), device, min_time_s, warmup=3, sync_every=8) / 1e9
 
 
 def memory_bandwidth(mb: int = 256, min_time_s: float = 0.3, device: str = "cpu") -> float:
@@ -466,20 +479,10 @@ def memory_bandwidth(mb: int = 256, min_time_s: float = 0.3, device: str = "cpu"
         raise ValueError(f"mb={mb} must be >= 1 (megabytes to copy)")
     if min_time_s <= 0:
         raise ValueError(f"min_time_s={min_time_s} must be > 0")
-    dev = torch.device(device)
-    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     n = mb * 10**6 // 4
-    src = torch.ones(n, device=dev)
+    src = torch.ones(n, device=torch.device(device))
     dst = torch.empty_like(src)
-    dst.copy_(src)
-    sync()
-    reps, start = 0, time.perf_counter()
-    while time.perf_counter() - start < min_time_s:
-        dst.copy_(src)
-        reps += 1
-    sync()
-    elapsed = time.perf_counter() - start
-    return 2 * 4 * n * reps / elapsed / 1e9
+    return 2 * 4 * n * _calls_per_second(lambda: dst.copy_(src), device, min_time_s, warmup=1) / 1e9  # read + write
 
 
 def _gib(n: int | None) -> str:

@@ -23,15 +23,17 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Sequence
 
+import torch
+from torch import nn
+
+from . import bench, flops, models
+
 if TYPE_CHECKING:
     import numpy as np
-    import torch
-
-    from . import models
 
 __all__ = [
     # configuration and results
-    "LowRankConfig", "LayerFactorization", "LowRankReport", "RankSweep",
+    "LowRankConfig", "LayerFactorization", "FactorizedLayer", "LowRankReport", "RankSweep",
     # primitives
     "matrix_view", "singular_values", "break_even_rank", "rank_for_energy", "discarded_error", "factorize_layer",
     "factorizable_layers",
@@ -98,6 +100,17 @@ class LayerFactorization:
 
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "smaller": self.smaller}
+
+
+@dataclass
+class FactorizedLayer:
+    """What :func:`factorize_layer` returns: the two-layer replacement and its :class:`LayerFactorization`."""
+
+    module: nn.Sequential          # (first, second): n → r → m, ready to put in the layer's place
+    report: LayerFactorization
+
+    def as_dict(self) -> dict[str, Any]:
+        return self.report.as_dict()
 
 
 @dataclass
@@ -168,8 +181,6 @@ def _check_energy(energy: Any) -> None:
 
 
 def _check_layer(layer: Any, name: str = "layer") -> None:
-    import torch
-
     if isinstance(layer, torch.nn.Linear):
         return
     if isinstance(layer, torch.nn.Conv2d):
@@ -179,17 +190,15 @@ def _check_layer(layer: Any, name: str = "layer") -> None:
     raise TypeError(f"{name} is a {type(layer).__name__}; low-rank factorisation takes nn.Linear or nn.Conv2d")
 
 
-def matrix_view(layer: "torch.nn.Module") -> "torch.Tensor":
+def matrix_view(layer: torch.nn.Module) -> torch.Tensor:
     """The weight as a matrix: Linear (m, n) as it is; Conv2d (out, in, kh, kw) → (out, in·kh·kw)."""
     _check_layer(layer)
     w = layer.weight.detach()
     return w.reshape(w.shape[0], -1)  # (m, n)
 
 
-def singular_values(layer: "torch.nn.Module") -> "np.ndarray":
+def singular_values(layer: torch.nn.Module) -> "np.ndarray":
     """Singular values of the layer's matrix view, largest first (float64 numpy array)."""
-    import torch
-
     return torch.linalg.svdvals(matrix_view(layer).double()).numpy()
 
 
@@ -221,18 +230,15 @@ def discarded_error(s: Sequence[float], rank: int) -> float:
     return float(np.sqrt(np.sum(s[rank:] ** 2)))
 
 
-def factorize_layer(layer: "torch.nn.Module", *, rank: int | None = None, energy: float | None = None,
-                    name: str = "layer") -> tuple["torch.nn.Sequential", LayerFactorization]:
+def factorize_layer(layer: torch.nn.Module, *, rank: int | None = None, energy: float | None = None,
+                    name: str = "layer") -> FactorizedLayer:
     """Split ``layer`` (nn.Linear or nn.Conv2d with groups=1) into two layers by truncated SVD.
 
     Linear(n → m) becomes Linear(n → r, no bias) → Linear(r → m, bias); Conv2d(in → out, k×k) becomes
     Conv2d(in → r, k×k, same stride/padding/dilation, no bias) → Conv2d(r → out, 1×1, bias). The SVD runs
-    in float64 and the factors are balanced (√σ on each side). Returns the new ``nn.Sequential`` (same
-    dtype, device and train/eval mode) and a :class:`LayerFactorization`.
+    in float64 and the factors are balanced (√σ on each side). Returns a :class:`FactorizedLayer`: the new
+    ``nn.Sequential`` (same dtype, device and train/eval mode) and its :class:`LayerFactorization`.
     """
-    import torch
-    from torch import nn
-
     _check_layer(layer, name)
     if (rank is None) == (energy is None):
         raise ValueError(f"give exactly one of rank or energy; got rank={rank!r}, energy={energy!r}")
@@ -270,20 +276,19 @@ def factorize_layer(layer: "torch.nn.Module", *, rank: int | None = None, energy
     info = LayerFactorization(
         name=name, kind=kind, m=m, n=n, rank=rank, full_rank=min(m, n), break_even=break_even_rank(m, n),
         energy_kept=float(s2[:rank].sum() / s2.sum()) if s2.sum() > 0 else 1.0,
-        params_before=sum(p.numel() for p in layer.parameters()), params_after=sum(p.numel() for p in pair.parameters()),
+        params_before=sum(p.numel() for p in layer.parameters()),
+        params_after=sum(p.numel() for p in pair.parameters()),
         error_fro=err, error_closed_form=discarded_error(s, rank), rel_error=err / norm if norm > 0 else 0.0)
-    return pair, info
+    return FactorizedLayer(pair, info)
 
 
-def factorizable_layers(model: "torch.nn.Module") -> list[str]:
+def factorizable_layers(model: torch.nn.Module) -> list[str]:
     """Names of the model's nn.Linear and groups=1 nn.Conv2d modules, in model order."""
-    import torch
-
     return [n for n, m in model.named_modules()
             if isinstance(m, torch.nn.Linear) or (isinstance(m, torch.nn.Conv2d) and m.groups == 1)]
 
 
-def _lookup(model: "torch.nn.Module", name: str) -> "torch.nn.Module":
+def _lookup(model: torch.nn.Module, name: str) -> torch.nn.Module:
     modules = dict(model.named_modules())
     if name not in modules or not name:
         import difflib
@@ -294,7 +299,7 @@ def _lookup(model: "torch.nn.Module", name: str) -> "torch.nn.Module":
     return modules[name]
 
 
-def _set(model: "torch.nn.Module", name: str, new: "torch.nn.Module") -> None:
+def _set(model: torch.nn.Module, name: str, new: torch.nn.Module) -> None:
     parent, _, child = name.rpartition(".")
     setattr(model.get_submodule(parent) if parent else model, child, new)
 
@@ -302,15 +307,13 @@ def _set(model: "torch.nn.Module", name: str, new: "torch.nn.Module") -> None:
 # ----------------------------------------------------------------------------- verbs
 
 
-def factorize_(model: "torch.nn.Module", config: LowRankConfig) -> LowRankReport:
+def factorize_(model: torch.nn.Module, config: LowRankConfig) -> LowRankReport:
     """Replace each layer named in ``config.layers`` by its two-layer factorisation, in place.
 
     All names are checked before anything changes (a misspelt name raises ``ValueError`` with close names;
     a layer that is not Linear/Conv2d raises ``TypeError``; a rank outside 1 … min(m, n) raises
     ``ValueError``). Returns a :class:`LowRankReport`. Fine-tune afterwards with :func:`mclab.models.train`.
     """
-    import torch
-
     if not isinstance(config, LowRankConfig):
         raise TypeError(f"config must be a LowRankConfig, got {type(config).__name__}")
     if not isinstance(model, torch.nn.Module):
@@ -323,13 +326,13 @@ def factorize_(model: "torch.nn.Module", config: LowRankConfig) -> LowRankReport
     before = sum(p.numel() for p in model.parameters())
     infos = []
     for name, layer in layers.items():
-        pair, info = factorize_layer(layer, rank=config.rank, energy=config.energy, name=name)
-        _set(model, name, pair)
-        infos.append(info)
+        factorized = factorize_layer(layer, rank=config.rank, energy=config.energy, name=name)
+        _set(model, name, factorized.module)
+        infos.append(factorized.report)
     return LowRankReport(infos, before, sum(p.numel() for p in model.parameters()))
 
 
-def spectra(model: "torch.nn.Module", layers: Sequence[str] | None = None) -> dict[str, "np.ndarray"]:
+def spectra(model: torch.nn.Module, layers: Sequence[str] | None = None) -> dict[str, "np.ndarray"]:
     """Singular values (largest first) of each named layer's matrix view; all factorisable layers by default."""
     names = factorizable_layers(model) if layers is None else list(layers)
     out = {}
@@ -340,9 +343,9 @@ def spectra(model: "torch.nn.Module", layers: Sequence[str] | None = None) -> di
     return out
 
 
-def rank_sweep(model: "torch.nn.Module", layer: str, ranks: Sequence[int], *, data: Any = None,
-               example_inputs: "torch.Tensor | None" = None, latency_iters: int = 30,
-               finetune: "models.TrainConfig | None" = None, train_data: Any = None) -> RankSweep:
+def rank_sweep(model: torch.nn.Module, layer: str, ranks: Sequence[int], *, data: Any = None,
+               example_inputs: torch.Tensor | None = None, latency_iters: int = 30,
+               finetune: models.TrainConfig | None = None, train_data: Any = None) -> RankSweep:
     """Factorise ``layer`` of a copy of ``model`` at each rank and measure it: relative error, kept energy,
     parameters and MACs of the whole model (:func:`mclab.flops.count`), P50 latency of one call on
     ``example_inputs`` (:func:`mclab.bench.measure`, ``latency_iters`` timed calls; skipped when None) and
@@ -351,10 +354,6 @@ def rank_sweep(model: "torch.nn.Module", layer: str, ranks: Sequence[int], *, da
     (on ``train_data`` if given) and ``accuracy_finetuned`` added. Returns a :class:`RankSweep`.
     """
     import copy
-
-    import torch
-
-    from . import bench, flops, models
 
     target = _lookup(model, layer)
     _check_layer(target, f"layer {layer!r}")
@@ -370,14 +369,13 @@ def rank_sweep(model: "torch.nn.Module", layer: str, ranks: Sequence[int], *, da
         raise ValueError(f"latency_iters={latency_iters} must be >= 1")
     cfg = bench.BenchConfig(warmup=3, min_iters=latency_iters, max_iters=latency_iters, min_time_s=0)
 
-    def measure(mod: "torch.nn.Module") -> dict[str, Any]:
+    def measure(mod: torch.nn.Module) -> dict[str, Any]:
         mod.eval()
         row: dict[str, Any] = {"params": sum(p.numel() for p in mod.parameters()), "macs": None, "p50_ms": None,
                                "accuracy": None}
         if example_inputs is not None:
             row["macs"] = flops.count(mod, example_inputs).macs
-            with torch.inference_mode():
-                row["p50_ms"] = bench.measure(mod, example_inputs, config=cfg).p50_ms
+            row["p50_ms"] = bench.measure(bench.inference_fn(mod), example_inputs, config=cfg).p50_ms
         if data is not None:
             row["accuracy"] = models.evaluate(mod, data).accuracy
         return row

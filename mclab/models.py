@@ -18,15 +18,20 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+import torch
+import torch.nn.functional as F
+from torch import nn
+
 if TYPE_CHECKING:
     import numpy as np
-    import torch
 
 __all__ = [
     # torchvision architectures with published metadata
     "ZooModel", "zoo", "zoo_names",
     # the kit's trained reference model and small CNNs
     "reference", "reference_spec", "ReferenceSpec", "resnet18_digits", "small_cnn", "lenet5", "ARCHITECTURES",
+    # a transformer's feed-forward block (export and compilation examples)
+    "MLPBlock",
     # training and evaluation
     "TrainConfig", "TrainResult", "EvalResult", "train", "evaluate", "wilson_ci", "cache_dir",
 ]
@@ -37,17 +42,15 @@ class ZooModel:
     """A randomly initialised torchvision model and its published metadata."""
 
     name: str
-    module: "torch.nn.Module"
+    module: torch.nn.Module
     input_shape: tuple[int, int, int, int]   # (B, C, H, W) at torchvision's evaluation resolution
     published_params: int                    # torchvision's num_params for the trained weights
     published_top1: float | None             # ImageNet-1K acc@1, percent
     published_file_mb: float | None          # size of the published checkpoint, MB
     weights: str                             # which published weights the metadata describes
 
-    def example_inputs(self, batch: int = 1, seed: int = 0) -> "torch.Tensor":
+    def example_inputs(self, batch: int = 1, seed: int = 0) -> torch.Tensor:
         """A random input batch of the model's evaluation shape."""
-        import torch
-
         if batch < 1:
             raise ValueError(f"batch={batch} must be >= 1")
         g = torch.Generator().manual_seed(seed)
@@ -67,7 +70,6 @@ def zoo_names() -> list[str]:
 
 def zoo(name: str, *, seed: int = 0) -> ZooModel:
     """Build torchvision model ``name`` in eval mode with random weights (seeded); no download."""
-    import torch
     from torchvision.models import get_model, get_model_weights
 
     names = zoo_names()
@@ -140,7 +142,8 @@ class TrainResult:
     seconds: float
 
     def as_dict(self) -> dict[str, Any]:
-        return {"config": self.config.key(), "loss": self.loss, "val_accuracy": self.val_accuracy, "seconds": self.seconds}
+        return {"config": self.config.key(), "loss": self.loss, "val_accuracy": self.val_accuracy,
+                "seconds": self.seconds}
 
 
 @dataclass
@@ -157,7 +160,8 @@ class EvalResult:
         return {"accuracy": self.accuracy, "ci95": list(self.ci95), "n": self.n}
 
     def __str__(self) -> str:
-        return f"top-1 {100 * self.accuracy:.2f} % (95% CI {100 * self.ci95[0]:.2f}–{100 * self.ci95[1]:.2f}, n={self.n})"
+        lo, hi = self.ci95
+        return f"top-1 {100 * self.accuracy:.2f} % (95% CI {100 * lo:.2f}–{100 * hi:.2f}, n={self.n})"
 
 
 def wilson_ci(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
@@ -171,9 +175,8 @@ def wilson_ci(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
     return max(0.0, c - h), min(1.0, c + h)
 
 
-def resnet18_digits(*, seed: int = 0) -> "torch.nn.Module":
+def resnet18_digits(*, seed: int = 0) -> torch.nn.Module:
     """torchvision ResNet-18 with a 1-channel stem and 10 outputs (random init, seeded)."""
-    import torch
     from torchvision.models import resnet18
 
     torch.manual_seed(seed)
@@ -182,45 +185,54 @@ def resnet18_digits(*, seed: int = 0) -> "torch.nn.Module":
     return m
 
 
-def small_cnn(width: int = 16, *, seed: int = 0) -> "torch.nn.Module":
+def small_cnn(width: int = 16, *, seed: int = 0) -> torch.nn.Module:
     """A three-block CNN for 1-channel digits (conv-BN-ReLU-pool ×3, global pool, linear):
     about ``90·width²`` parameters (24 k at width 16); a student or a quick model."""
-    import torch
-    from torch import nn
-
     if not isinstance(width, int) or width < 1:
         raise ValueError(f"width={width!r} must be an int >= 1")
     torch.manual_seed(seed)
     chans = (1, width, 2 * width, 4 * width)
     layers: list[nn.Module] = []
-    for cin, cout in zip(chans, chans[1:]):
-        layers += [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True), nn.MaxPool2d(2)]
+    for cin, cout in zip(chans, chans[1:], strict=False):  # consecutive pairs
+        layers += [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+                   nn.MaxPool2d(2)]
     return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(chans[-1], 10))
 
 
-def lenet5(*, seed: int = 0) -> "torch.nn.Module":
+def lenet5(*, seed: int = 0) -> torch.nn.Module:
     """LeNet-5 (two 5×5 convolutions, three linear layers) for 1-channel 32×32 digits."""
-    import torch
-    from torch import nn
-
     torch.manual_seed(seed)
-    return nn.Sequential(nn.Conv2d(1, 6, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2),
-                         nn.Flatten(), nn.Linear(16 * 5 * 5, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10))
+    return nn.Sequential(nn.Conv2d(1, 6, 5), nn.ReLU(), nn.MaxPool2d(2),           # (B, 6, 14, 14)
+                         nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2),          # (B, 16, 5, 5)
+                         nn.Flatten(), nn.Linear(16 * 5 * 5, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(),
+                         nn.Linear(84, 10))                                         # (B, 10)
 
 
 ARCHITECTURES: dict[str, Callable[..., Any]] = {"resnet18": resnet18_digits, "small_cnn": small_cnn, "lenet5": lenet5}
 
 
-def train(model: "torch.nn.Module", config: TrainConfig | None = None, *,
-          loss_fn: Callable[["torch.nn.Module", "torch.Tensor", "torch.Tensor"], "torch.Tensor"] | None = None,
+class MLPBlock(nn.Module):
+    """The feed-forward half of a transformer block: LayerNorm -> Linear(d, 4d) -> GELU -> Linear(4d, d), plus the
+    residual. Input (..., d) -> output (..., d). Notebooks 09 (ONNX opsets) and 12 (torch.compile) use it."""
+
+    def __init__(self, d: int = 64) -> None:
+        super().__init__()
+        if not isinstance(d, int) or d < 1:
+            raise ValueError(f"d={d!r} must be a positive int (the model width)")
+        self.norm, self.fc1, self.act, self.fc2 = nn.LayerNorm(d), nn.Linear(d, 4 * d), nn.GELU(), nn.Linear(4 * d, d)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.fc2(self.act(self.fc1(self.norm(x))))  # (..., d)
+
+
+def train(model: torch.nn.Module, config: TrainConfig | None = None, *,
+          loss_fn: Callable[[torch.nn.Module, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
           data: Any = None) -> TrainResult:
     """Train ``model`` in place on the digits' training split (AdamW, one-cycle schedule, seeded
     shuffling and augmentation); validation accuracy after each epoch. ``loss_fn(model, x, y)``
     replaces cross-entropy (distillation passes its own); ``data`` (a :class:`mclab.data.DigitsDataset`
     at ``config.size`` pixels, e.g. a subset of the training split) replaces the training split.
     Returns a :class:`TrainResult`."""
-    import torch
-    import torch.nn.functional as F
     from tqdm.auto import tqdm
 
     from .data import DigitsDataset, augment, digits
@@ -270,7 +282,6 @@ def evaluate(model: Any, data: Any, *, batch_size: int = 256) -> EvalResult:
     or any callable taking an (N, C, H, W) float tensor and returning logits (tensor or array) —
     e.g. an ONNX Runtime session wrapped in a lambda. Returns an :class:`EvalResult`."""
     import numpy as np
-    import torch
 
     from .data import loader
 
@@ -333,13 +344,11 @@ def reference_spec(fast: bool = False, arch: str = "resnet18") -> ReferenceSpec:
     return ReferenceSpec(arch, TrainConfig(epochs=4 if fast else 12))
 
 
-def reference(fast: bool = False, *, arch: str = "resnet18", progress: bool = True) -> "torch.nn.Module":
+def reference(fast: bool = False, *, arch: str = "resnet18", progress: bool = True) -> torch.nn.Module:
     """The trained reference classifier for the digits (eval mode, a fresh copy on every call).
     Loaded from the cache (:func:`cache_dir`); trained and cached first when missing
     (ResNet-18, 12 epochs: about 75 s on 2 quiet cores, several minutes on a busy machine; ``fast``
     about a third of that)."""
-    import torch
-
     spec = reference_spec(fast, arch)
     model = ARCHITECTURES[arch]()
     path = spec.path()

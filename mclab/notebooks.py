@@ -21,16 +21,21 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from .record import ENV_VAR, load
-from .widgets import HEADLESS_ENV
 
 __all__ = [
     # the map
     "Chapter", "CURRICULUM", "chapter",
+    # the environment of the kernels the runner starts
+    "HEADLESS_ENV",
     # results
     "NotebookRun", "RunSummary",
     # verbs
     "default_dir", "discover", "select", "run_notebook", "run_all", "render_report",
 ]
+
+# Set to "1" by run_notebook for the kernels it starts: no front end is attached, so mclab.widgets draws nothing
+# into Output widgets until a control moves (see widgets._first_draw).
+HEADLESS_ENV = "MCLAB_HEADLESS"
 
 NAME_RE = re.compile(r"^(\d{2})_([a-z0-9_]+)\.ipynb$")
 
@@ -43,26 +48,36 @@ class Chapter:
     modules: tuple[str, ...]   # the mclab modules it uses
 
 
-# Teaching order. A notebook file NN_*.ipynb must exist for each chapter that has landed;
-# the rest are planned (tests check that every notebook on disk is listed here).
+# Teaching order, one chapter per notebook file NN_*.ipynb (tests check that every notebook on disk is listed here).
 CURRICULUM: tuple[Chapter, ...] = (
-    Chapter("00", "Start here", "What does this machine offer, and what will the kit measure?", ("hw", "scenarios", "plots")),
+    Chapter("00", "Start here", "What does this machine offer, and what will the kit measure?",
+            ("hw", "scenarios", "plots")),
     Chapter("01", "Latency", "How long does one inference take, measured honestly (P50/P90/P99)?", ("bench",)),
-    Chapter("02", "Throughput and batching", "How many inferences per second, and what does batching cost in latency?", ("bench",)),
-    Chapter("03", "Compute and resources", "FLOPs, MACs, parameters, size, memory: when do they predict speed?", ("flops",)),
-    Chapter("04", "Quantisation math", "How do a scale and a zero point turn floats into integers, and what error do they add?", ("quant",)),
-    Chapter("05", "PTQ and QAT", "What does real INT8 do to accuracy, size and speed on this CPU?", ("quant", "models")),
+    Chapter("02", "Throughput and batching", "How many inferences per second, and what does batching cost in latency?",
+            ("bench",)),
+    Chapter("03", "Compute and resources", "FLOPs, MACs, parameters, size, memory: when do they predict speed?",
+            ("flops",)),
+    Chapter("04", "Quantisation math",
+            "How do a scale and a zero point turn floats into integers, and what error do they add?",
+            ("quant",)),
+    Chapter("05", "PTQ and QAT", "What does real INT8 do to accuracy, size and speed on this CPU?",
+            ("quant", "models")),
     Chapter("06", "Pruning", "What do removed weights and channels really buy?", ("prune",)),
     Chapter("07", "Knowledge distillation", "Can a small student learn what a large teacher knows?", ("distill",)),
     Chapter("08", "Low-rank factorisation", "When does an SVD make a layer smaller and faster?", ("lowrank",)),
-    Chapter("09", "ONNX and ONNX Runtime", "What do export and graph optimisation change, and how much faster is it?", ("runtimes",)),
-    Chapter("10", "OpenVINO", "Which precision does the CPU plugin silently choose, and what does it buy?", ("runtimes",)),
-    Chapter("11", "Mobile runtimes: TFLite and NCNN", "What do the mobile converters do to size, accuracy and speed?", ("runtimes",)),
+    Chapter("09", "ONNX and ONNX Runtime", "What do export and graph optimisation change, and how much faster is it?",
+            ("runtimes",)),
+    Chapter("10", "OpenVINO", "Which precision does the CPU plugin silently choose, and what does it buy?",
+            ("runtimes",)),
+    Chapter("11", "Mobile runtimes: TFLite and NCNN", "What do the mobile converters do to size, accuracy and speed?",
+            ("runtimes",)),
     Chapter("12", "TensorRT and torch.compile", "What does compilation buy on a GPU, and on this CPU?", ("runtimes",)),
     Chapter("13", "Edge LLMs", "What do a KV cache and 8/4-bit weights do to a small language model?", ("llm",)),
     Chapter("14", "Energy and cost", "How many joules and dollars does an inference cost?", ("energy",)),
     Chapter("15", "Reliability", "Is the answer the same every time, and always a number?", ("reliability",)),
-    Chapter("16", "Trade-offs and deployment", "Which optimisations meet a scenario's constraints, and which are Pareto-optimal?", ("deploy",)),
+    Chapter("16", "Trade-offs and deployment",
+            "Which optimisations meet a scenario's constraints, and which are Pareto-optimal?",
+            ("deploy", "scenarios")),
     Chapter("17", "Distributed inference", "How do batching and replicas share load across workers?", ("distributed",)),
 )
 

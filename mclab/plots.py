@@ -73,9 +73,11 @@ def pareto_front(xs: Sequence[float], ys: Sequence[float], *, x_better: str = "l
     for arg, v in (("x_better", x_better), ("y_better", y_better)):
         if v not in ("lower", "higher"):
             raise ValueError(f"{arg}={v!r}; allowed: 'lower' or 'higher'")
+    if len(xs) != len(ys):
+        raise ValueError(f"xs and ys must have equal lengths, got {len(xs)} and {len(ys)}")
     sx = 1 if x_better == "lower" else -1
     sy = 1 if y_better == "lower" else -1
-    pts = [(sx * x, sy * y) for x, y in zip(xs, ys)]
+    pts = [(sx * x, sy * y) for x, y in zip(xs, ys, strict=True)]
     front = [i for i, (x, y) in enumerate(pts)
              if not any((x2 <= x and y2 <= y) and (x2 < x or y2 < y) for x2, y2 in pts)]
     return sorted(front, key=lambda i: xs[i])
@@ -89,7 +91,7 @@ def tradeoff(xs: Sequence[float], ys: Sequence[float], labels: Sequence[str], *,
         raise ValueError(f"xs, ys and labels must have equal lengths, got {len(xs)}, {len(ys)}, {len(labels)}")
     ax = _ax(ax)
     front = pareto_front(xs, ys, x_better=x_better, y_better=y_better)
-    for i, (x, y, lab) in enumerate(zip(xs, ys, labels)):
+    for i, (x, y, lab) in enumerate(zip(xs, ys, labels, strict=True)):
         ax.scatter(x, y, s=70, color=f"C{i % 10}", zorder=3, edgecolor="k" if i in front else "none")
         ax.annotate(lab, (x, y), textcoords="offset points", xytext=(6, 4), fontsize=9)
     ax.plot([xs[i] for i in front], [ys[i] for i in front], "k--", lw=1, label="Pareto front")
@@ -140,7 +142,7 @@ def roofline(peak_gflops: float, bandwidth_gbs: float, intensities: Sequence[flo
     ax.loglog(xs, np.minimum(peak_gflops, bandwidth_gbs * xs), "k-", lw=2,
               label=f"roof: {peak_gflops:.0f} GFLOP/s, {bandwidth_gbs:.1f} GB/s")
     ax.axvline(ridge, color="0.5", ls=":", lw=1, label=f"ridge {ridge:.1f} FLOP/byte")
-    for i, (x, y, lab) in enumerate(zip(intensities, gflops, labels)):
+    for i, (x, y, lab) in enumerate(zip(intensities, gflops, labels, strict=True)):
         ax.scatter(x, y, s=60, color=f"C{i % 10}", zorder=3)
         ax.annotate(lab, (x, y), textcoords="offset points", xytext=(5, 3), fontsize=8)
     ax.set_xlabel(axis_label("arithmetic intensity", "FLOP/byte"))
@@ -165,7 +167,7 @@ def triangle(points: Mapping[str, tuple[float, float, float]] | None = None, *,
     ax.fill(*corners.T, color="C0", alpha=0.08)
     ax.plot(*np.vstack([corners, corners[:1]]).T, color="C0", lw=2)
     offsets = [(0, 10), (-10, -18), (10, -18)]
-    for (x, y), n, off in zip(corners, names, offsets):
+    for (x, y), n, off in zip(corners, names, offsets, strict=True):
         ax.annotate(n, (x, y), textcoords="offset points", xytext=off, ha="center", fontsize=11, weight="bold")
     for i, (label, w) in enumerate((points or {}).items()):
         wv = np.asarray(w, dtype=float)

@@ -27,12 +27,15 @@ import difflib
 import math
 import numbers
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Iterable
+
+import torch
+from torch import nn
+from torch.nn.utils import prune as tprune
 
 if TYPE_CHECKING:
     import pandas as pd
-    import torch
 
 __all__ = [
     # configuration
@@ -40,8 +43,8 @@ __all__ = [
     # results
     "SparsityReport", "ChannelGroup", "ChannelPlan", "SensitivityResult", "IterativeResult", "StorageReport",
     # primitives
-    "magnitude_mask", "global_magnitude_masks", "channel_scores", "channels_to_keep", "prunable_layers",
-    "find_channel_groups",
+    "magnitude_mask", "global_magnitude_masks", "magnitude_threshold", "channel_scores", "channels_to_keep",
+    "prunable_layers", "find_channel_groups",
     # unstructured verbs
     "prune_", "make_permanent_", "sparsity", "storage", "nonzero_macs",
     # structured verbs
@@ -94,8 +97,6 @@ def _check_choice(value: Any, name: str, allowed: tuple) -> None:
 
 
 def _check_model(model: Any) -> None:
-    import torch
-
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
 
@@ -183,7 +184,8 @@ class IterativeConfig:
     layers: tuple[str, ...] | None = None  # as PruneConfig.layers
     epochs: int = 1                       # fine-tuning epochs after each pruning step
     train_images: int | None = None       # fine-tune on the first n training digits only (None: all 1,078)
-    lr: float = 1e-3                      # peak fine-tuning learning rate (a third of training's: the weights are close)
+    lr: float = 1e-3                      # peak fine-tuning learning rate (a third of training's: the weights are
+                                          # close to their trained values)
     size: int = 32                        # input pixels the model was trained at (mclab.models.TrainConfig.size)
     seed: int = 0                         # batch order of the fine-tuning (step i uses seed + i)
     progress: bool = False                # tqdm bars during fine-tuning
@@ -211,17 +213,13 @@ class IterativeConfig:
 # ----------------------------------------------------------------------------- primitives
 
 
-def _prunable_types() -> tuple[type, ...]:
-    from torch import nn
-
-    return (nn.Conv2d, nn.Linear)
+_PRUNABLE = (nn.Conv2d, nn.Linear)
 
 
-def prunable_layers(model: "torch.nn.Module", layers: Iterable[str] | None = None) -> dict[str, "torch.nn.Module"]:
+def prunable_layers(model: torch.nn.Module, layers: Iterable[str] | None = None) -> dict[str, torch.nn.Module]:
     """Name -> module for every Conv2d and Linear of ``model`` (or the named ones, checked), in model order."""
     _check_model(model)
-    allowed = _prunable_types()
-    found = {n: m for n, m in model.named_modules() if n and isinstance(m, allowed)}
+    found = {n: m for n, m in model.named_modules() if n and isinstance(m, _PRUNABLE)}
     if layers is None:
         return found
     every = dict(model.named_modules())
@@ -241,12 +239,10 @@ def _k(amount: float, n: int) -> int:
     return round(amount * n)
 
 
-def magnitude_mask(weight: "torch.Tensor", amount: float) -> "torch.Tensor":
+def magnitude_mask(weight: torch.Tensor, amount: float) -> torch.Tensor:
     """A 0/1 mask (weight's shape and dtype) that zeroes the ``round(amount × numel)`` smallest |weights|.
 
     The same selection as ``torch.nn.utils.prune.l1_unstructured`` (ties included: both take ``torch.topk``)."""
-    import torch
-
     amount = _check_amount(amount)
     mask = torch.ones_like(weight)
     k = _k(amount, weight.numel())
@@ -256,11 +252,9 @@ def magnitude_mask(weight: "torch.Tensor", amount: float) -> "torch.Tensor":
     return mask
 
 
-def global_magnitude_masks(weights: dict[str, "torch.Tensor"], amount: float) -> dict[str, "torch.Tensor"]:
+def global_magnitude_masks(weights: dict[str, torch.Tensor], amount: float) -> dict[str, torch.Tensor]:
     """One magnitude threshold over all ``weights`` together: the ``round(amount × total)`` smallest |w| anywhere
     become 0. Returns name -> mask, as ``torch.nn.utils.prune.global_unstructured`` with L1Unstructured."""
-    import torch
-
     if not weights:
         raise ValueError("weights is empty: nothing to prune")
     flat = torch.cat([w.detach().reshape(-1) for w in weights.values()])
@@ -272,17 +266,25 @@ def global_magnitude_masks(weights: dict[str, "torch.Tensor"], amount: float) ->
     return out
 
 
-def channel_scores(weight: "torch.Tensor", norm: int = 1) -> "torch.Tensor":
+def magnitude_threshold(weight: torch.Tensor, amount: float) -> float:
+    """The largest |w| that :func:`magnitude_mask` at ``amount`` sets to zero: the ``k``-th smallest |w| with
+    ``k = round(amount × numel)``; every smaller one goes too. 0.0 when ``amount`` removes no weight. For one
+    global threshold over several layers, pass their weights concatenated. Drawn by the sparsity slider of
+    notebook 06."""
+    amount = _check_amount(amount)
+    k = _k(amount, weight.numel())
+    return float(weight.detach().abs().reshape(-1).kthvalue(k).values) if k else 0.0
+
+
+def channel_scores(weight: torch.Tensor, norm: int = 1) -> torch.Tensor:
     """The L``norm`` norm of each output channel (row) of a Conv2d or Linear ``weight``: shape (out_channels,)."""
     _check_choice(norm, "norm", (1, 2))
     return weight.detach().reshape(weight.shape[0], -1).norm(p=norm, dim=1)
 
 
-def channels_to_keep(weight: "torch.Tensor", amount: float, norm: int = 1) -> list[int]:
+def channels_to_keep(weight: torch.Tensor, amount: float, norm: int = 1) -> list[int]:
     """Sorted indices of the output channels kept when ``round(amount × out_channels)`` of the weakest go
     (at least one channel stays); the channels ``torch.nn.utils.prune.ln_structured(dim=0)`` keeps."""
-    import torch
-
     amount = _check_amount(amount)
     n = weight.shape[0]
     keep = max(1, n - _k(amount, n))
@@ -333,11 +335,11 @@ class SparsityReport:
                 f"({100 * self.overall_sparsity:.1f} % of all {self.total_params:,} parameters)")
 
 
-def _is_masked(module: "torch.nn.Module") -> bool:
+def _is_masked(module: torch.nn.Module) -> bool:
     return hasattr(module, "weight_mask") and hasattr(module, "weight_orig")
 
 
-def sparsity(model: "torch.nn.Module") -> SparsityReport:
+def sparsity(model: torch.nn.Module) -> SparsityReport:
     """Count zeros in ``model``'s weights (masked or permanent alike). Returns a :class:`SparsityReport`."""
     _check_model(model)
     rows = []
@@ -355,16 +357,13 @@ def sparsity(model: "torch.nn.Module") -> SparsityReport:
     return SparsityReport(rows, sum(r["params"] for r in rows), sum(r["zeros"] for r in rows), total, zeros)
 
 
-def prune_(model: "torch.nn.Module", config: PruneConfig | None = None) -> SparsityReport:
+def prune_(model: torch.nn.Module, config: PruneConfig | None = None) -> SparsityReport:
     """Zero the smallest-magnitude weights of ``model``'s Conv2d / Linear layers, in place.
 
     The masks are attached with ``torch.nn.utils.prune.custom_from_mask``, so fine-tuning (``mclab.models.train``)
     keeps pruned weights at zero; ``config.permanent`` (or :func:`make_permanent_` later) folds them in.
     ``amount`` is the sparsity a layer *ends* with; weights pruned before stay pruned. Returns a
     :class:`SparsityReport`."""
-    import torch
-    from torch.nn.utils import prune as tprune
-
     cfg = _config(model, config, PruneConfig)
     targets = prunable_layers(model, cfg.layers)
     if not targets:
@@ -387,11 +386,9 @@ def prune_(model: "torch.nn.Module", config: PruneConfig | None = None) -> Spars
     return sparsity(model)
 
 
-def make_permanent_(model: "torch.nn.Module") -> int:
+def make_permanent_(model: torch.nn.Module) -> int:
     """Fold every pruning mask into its weight (``weight = weight_orig × weight_mask``), in place, leaving
     plain parameters with zeros and no forward hooks. Returns how many layers were folded."""
-    from torch.nn.utils import prune as tprune
-
     _check_model(model)
     n = 0
     for m in model.modules():
@@ -445,7 +442,7 @@ class StorageReport:
         return pd.DataFrame(self.layers).set_index("name")
 
 
-def _storage_row(name: str, w: "torch.Tensor", value_bytes: int, index_bytes: int) -> dict[str, Any]:
+def _storage_row(name: str, w: torch.Tensor, value_bytes: int, index_bytes: int) -> dict[str, Any]:
     rows = w.shape[0] if w.dim() >= 2 else 1       # CSR of the matrix view (out, in × kH × kW)
     numel, nnz = w.numel(), int((w != 0).sum())
     return {"name": name, "shape": tuple(w.shape), "numel": numel, "nnz": nnz, "density": nnz / max(numel, 1),
@@ -458,8 +455,6 @@ def storage(model_or_weight: Any, *, value_bytes: int = 4, index_bytes: int = 4)
     """Storage cost of the zeros: dense vs bitmask vs CSR, in bytes, for one weight tensor or for every
     Conv2d / Linear weight of a model. ``value_bytes`` 4 = FP32 values; ``index_bytes`` 4 = int32 indices
     (PyTorch's own CSR tensors use int64: pass 8). Returns a :class:`StorageReport`."""
-    import torch
-
     _check_int(value_bytes, "value_bytes", 1)
     _check_int(index_bytes, "index_bytes", 1)
     if isinstance(model_or_weight, torch.Tensor):
@@ -468,10 +463,11 @@ def storage(model_or_weight: Any, *, value_bytes: int = 4, index_bytes: int = 4)
         items = {n: m.weight.detach() for n, m in prunable_layers(model_or_weight).items()}
     else:
         raise TypeError(f"model_or_weight must be a torch.nn.Module or a Tensor, got {type(model_or_weight).__name__}")
-    return StorageReport([_storage_row(n, w, value_bytes, index_bytes) for n, w in items.items()], value_bytes, index_bytes)
+    rows = [_storage_row(n, w, value_bytes, index_bytes) for n, w in items.items()]
+    return StorageReport(rows, value_bytes, index_bytes)
 
 
-def nonzero_macs(model: "torch.nn.Module", example_inputs: Any) -> int:
+def nonzero_macs(model: torch.nn.Module, example_inputs: Any) -> int:
     """MACs whose weight is not zero: each Conv2d / Linear layer's MACs (``mclab.flops.count``) times the share
     of its weights that are non-zero — what a kernel that skipped every zero would execute. A dense kernel
     executes ``flops.count(...).macs`` however many weights are zero."""
@@ -502,8 +498,6 @@ _PASS_THROUGH_NAMES = ("ReLU", "ReLU6", "LeakyReLU", "GELU", "SiLU", "Hardswish"
 
 
 def _pass_through() -> tuple[type, ...]:
-    from torch import nn
-
     return tuple(getattr(nn, n) for n in _PASS_THROUGH_NAMES)
 
 
@@ -515,16 +509,12 @@ def _blocks() -> dict[type, list[tuple[str, str, str]]]:
             resnet.Bottleneck: [("conv1", "bn1", "conv2"), ("conv2", "bn2", "conv3")]}
 
 
-def _plain(m: "torch.nn.Module") -> bool:
+def _plain(m: torch.nn.Module) -> bool:
     """A Conv2d without groups, or a Linear: its channels can be sliced freely."""
-    from torch import nn
-
     return isinstance(m, nn.Linear) or (isinstance(m, nn.Conv2d) and m.groups == 1)
 
 
-def _sequential_groups(prefix: str, seq: "torch.nn.Sequential") -> list[ChannelGroup]:
-    from torch import nn
-
+def _sequential_groups(prefix: str, seq: torch.nn.Sequential) -> list[ChannelGroup]:
     kids = list(seq.named_children())
     passing, out = _pass_through(), []
     for i, (pname, prod) in enumerate(kids):
@@ -541,22 +531,23 @@ def _sequential_groups(prefix: str, seq: "torch.nn.Sequential") -> list[ChannelG
                 continue
             elif _plain(child):
                 n_out = prod.weight.shape[0]
-                if isinstance(child, nn.Conv2d) and isinstance(prod, nn.Conv2d) and not flat and child.in_channels == n_out:
+                conv_to_conv = isinstance(child, nn.Conv2d) and isinstance(prod, nn.Conv2d) and not flat
+                to_linear = isinstance(child, nn.Linear) and (flat or isinstance(prod, nn.Linear))
+                if conv_to_conv and child.in_channels == n_out:
                     out.append(ChannelGroup(prefix + pname, bn and prefix + bn, prefix + cname, 1))
-                elif isinstance(child, nn.Linear) and (flat or isinstance(prod, nn.Linear)) and child.in_features % n_out == 0:
-                    out.append(ChannelGroup(prefix + pname, bn and prefix + bn, prefix + cname, child.in_features // n_out))
+                elif to_linear and child.in_features % n_out == 0:
+                    per_channel = child.in_features // n_out
+                    out.append(ChannelGroup(prefix + pname, bn and prefix + bn, prefix + cname, per_channel))
                 break
             else:
                 break  # anything else may mix channels (or feed a residual): stop
     return out
 
 
-def find_channel_groups(model: "torch.nn.Module") -> list[ChannelGroup]:
+def find_channel_groups(model: torch.nn.Module) -> list[ChannelGroup]:
     """Every chain whose middle channels can be removed safely: the inner convolutions of torchvision's
     BasicBlock / Bottleneck, and producer → consumer chains inside an ``nn.Sequential``. Block outputs that
     feed a residual addition, and a model's last layer, are never producers (the output shape is kept)."""
-    from torch import nn
-
     _check_model(model)
     blocks = _blocks()
     groups: list[ChannelGroup] = []
@@ -600,11 +591,12 @@ class ChannelPlan:
         import pandas as pd
 
         return pd.DataFrame([{"producer": g.producer, "bn": g.bn, "consumer": g.consumer,
-                              "channels before": self.channels[g.producer], "channels after": len(self.keep[g.producer])}
+                              "channels before": self.channels[g.producer],
+                              "channels after": len(self.keep[g.producer])}
                              for g in self.groups]).set_index("producer")
 
 
-def plan_channels(model: "torch.nn.Module", config: ChannelConfig | None = None) -> ChannelPlan:
+def plan_channels(model: torch.nn.Module, config: ChannelConfig | None = None) -> ChannelPlan:
     """Rank every safe producer's output channels by weight norm and choose the ones to keep (nothing is
     changed). ``config.layers`` restricts the producers (each must be one :func:`find_channel_groups` finds).
     Returns a :class:`ChannelPlan`."""
@@ -625,19 +617,17 @@ def plan_channels(model: "torch.nn.Module", config: ChannelConfig | None = None)
         raise ValueError(f"found no channels of {type(model).__name__} that can be removed safely")
     mods = dict(model.named_modules())
     keep = {g.producer: channels_to_keep(mods[g.producer].weight, cfg.amount, cfg.norm) for g in groups}
-    return ChannelPlan(cfg.amount, cfg.norm, groups, keep, {g.producer: mods[g.producer].weight.shape[0] for g in groups})
+    channels = {g.producer: mods[g.producer].weight.shape[0] for g in groups}
+    return ChannelPlan(cfg.amount, cfg.norm, groups, keep, channels)
 
 
-def _set(model: "torch.nn.Module", name: str, new: "torch.nn.Module") -> None:
+def _set(model: torch.nn.Module, name: str, new: torch.nn.Module) -> None:
     parent, _, leaf = name.rpartition(".")
     setattr(model.get_submodule(parent) if parent else model, leaf, new)
 
 
-def _sliced(m: "torch.nn.Module", out_idx: "torch.Tensor | None", in_idx: "torch.Tensor | None") -> "torch.nn.Module":
+def _sliced(m: torch.nn.Module, out_idx: torch.Tensor | None, in_idx: torch.Tensor | None) -> torch.nn.Module:
     """A copy of Conv2d / Linear ``m`` with only the given output and input channels (None = all)."""
-    import torch
-    from torch import nn
-
     w = m.weight.detach()
     if out_idx is not None:
         w = w.index_select(0, out_idx)
@@ -661,9 +651,7 @@ def _sliced(m: "torch.nn.Module", out_idx: "torch.Tensor | None", in_idx: "torch
     return new
 
 
-def _sliced_bn(bn: "torch.nn.Module", idx: "torch.Tensor") -> "torch.nn.Module":
-    import torch
-
+def _sliced_bn(bn: torch.nn.Module, idx: torch.Tensor) -> torch.nn.Module:
     new = type(bn)(len(idx), eps=bn.eps, momentum=bn.momentum, affine=bn.affine,
                    track_running_stats=bn.track_running_stats, device=idx.device)
     with torch.no_grad():
@@ -678,11 +666,9 @@ def _sliced_bn(bn: "torch.nn.Module", idx: "torch.Tensor") -> "torch.nn.Module":
     return new
 
 
-def apply_channels_(model: "torch.nn.Module", plan: ChannelPlan) -> "torch.nn.Module":
+def apply_channels_(model: torch.nn.Module, plan: ChannelPlan) -> torch.nn.Module:
     """Replay ``plan`` on ``model`` in place: each producer, its BatchNorm and its consumer are replaced by
     smaller dense layers holding only the kept channels. Returns ``model``."""
-    import torch
-
     _check_model(model)
     if not isinstance(plan, ChannelPlan):
         raise TypeError(f"plan must be a ChannelPlan (from plan_channels), got {type(plan).__name__}")
@@ -704,7 +690,7 @@ def apply_channels_(model: "torch.nn.Module", plan: ChannelPlan) -> "torch.nn.Mo
     return model
 
 
-def prune_channels(model: "torch.nn.Module", config: ChannelConfig | None = None) -> "torch.nn.Module":
+def prune_channels(model: torch.nn.Module, config: ChannelConfig | None = None) -> torch.nn.Module:
     """A smaller dense copy of ``model`` without the weakest output channels of every safe layer
     (:func:`plan_channels` then :func:`apply_channels_`; ``model`` itself is untouched). Output shape, ONNX
     export and ``mclab.flops.count`` work on it as on any model."""
@@ -712,7 +698,7 @@ def prune_channels(model: "torch.nn.Module", config: ChannelConfig | None = None
     return apply_channels_(copy.deepcopy(model), plan)
 
 
-def recalibrate_bn_(model: "torch.nn.Module", data: Any, *, max_images: int | None = None, batch_size: int = 128,
+def recalibrate_bn_(model: torch.nn.Module, data: Any, *, max_images: int | None = None, batch_size: int = 128,
                     augment: float = 0.0, seed: int = 0) -> int:
     """Re-estimate every BatchNorm's running mean and variance from ``data`` (a dataset of (x, y) pairs such
     as ``mclab.data.digits("train")``, or a list of input batches), in place, without gradients.
@@ -723,9 +709,6 @@ def recalibrate_bn_(model: "torch.nn.Module", data: Any, *, max_images: int | No
     (``mclab.data.augment`` at that strength, seeded by ``seed``): a model trained on augmented batches holds
     the statistics of augmented images, so pass its ``TrainConfig.augment``. Returns how many BatchNorm layers
     were recalibrated."""
-    import torch
-    from torch import nn
-
     _check_model(model)
     if max_images is not None:
         _check_int(max_images, "max_images", 1)
@@ -764,7 +747,7 @@ def recalibrate_bn_(model: "torch.nn.Module", data: Any, *, max_images: int | No
             for b in batches:
                 model(b)
     finally:
-        for bn, mom in zip(bns, momenta):
+        for bn, mom in zip(bns, momenta, strict=True):
             bn.momentum = mom
         model.train(was_training)
     return len(bns)
@@ -802,20 +785,18 @@ class SensitivityResult:
         return asdict(self)
 
 
-def _restrict(model: "torch.nn.Module", cfg: SensitivityConfig) -> list[str]:
+def _restrict(model: torch.nn.Module, cfg: SensitivityConfig) -> list[str]:
     if cfg.kind == "unstructured":
         return list(prunable_layers(model, cfg.layers))
     return [g.producer for g in plan_channels(model, ChannelConfig(0.0, cfg.norm, cfg.layers)).groups]
 
 
-def sensitivity(model: "torch.nn.Module", data: Any, config: SensitivityConfig | None = None, *,
+def sensitivity(model: torch.nn.Module, data: Any, config: SensitivityConfig | None = None, *,
                 bn_data: Any = None) -> SensitivityResult:
     """Prune each layer *alone* to each of ``config.amounts`` and evaluate on ``data`` (``mclab.models.evaluate``);
     the model is restored after each try. Layers whose accuracy falls fast deserve a smaller share. For
     ``kind="channel"``, ``bn_data`` (training images) recalibrates BatchNorm after each removal
     (:func:`recalibrate_bn_`). Returns a :class:`SensitivityResult`."""
-    import torch
-
     from .models import evaluate
 
     cfg = _config(model, config, SensitivityConfig, unmasked=True)
@@ -868,7 +849,7 @@ class IterativeResult:
         return {"config": asdict(self.config), "baseline": self.baseline, "steps": self.steps, "seconds": self.seconds}
 
 
-def iterative_prune_(model: "torch.nn.Module", data: Any, config: IterativeConfig | None = None) -> IterativeResult:
+def iterative_prune_(model: torch.nn.Module, data: Any, config: IterativeConfig | None = None) -> IterativeResult:
     """Prune ``model`` in place in ``config.steps`` rounds towards ``config.final_amount`` sparsity, fine-tuning
     on the digits' training split after each (``mclab.models.train``, masks held) and evaluating on ``data``
     before and after; the masks are folded in at the end. Returns an :class:`IterativeResult`."""

@@ -17,6 +17,8 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
+from .notebooks import HEADLESS_ENV
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -28,9 +30,6 @@ __all__ = ["draw_bits", "bit_width_slider", "live", "kernel_note", "draw_sparsit
 
 _SCHEMES = ("asymmetric", "symmetric")
 _GRANULARITIES = ("per-tensor", "per-channel")
-
-
-HEADLESS_ENV = "MCLAB_HEADLESS"  # set to "1" by mclab.notebooks.run_notebook for the kernels it starts
 
 
 def _first_draw(redraw: "Callable[[], Any]") -> None:
@@ -202,6 +201,17 @@ def live(update: "Callable[..., Any]", controls: "dict[str, Any]", *, button: st
 _PRUNE_KINDS = ("unstructured", "structured")
 
 
+def _prune_config(kind: str, amount: float) -> Any:
+    """The slider's pruning as a :mod:`mclab.prune` config, which checks ``amount`` at the boundary."""
+    from . import prune
+
+    if kind not in _PRUNE_KINDS:
+        raise ValueError(f"kind={kind!r}; allowed: {_PRUNE_KINDS}")
+    if kind == "unstructured":
+        return prune.PruneConfig(amount, scope="global", permanent=True)
+    return prune.ChannelConfig(amount)
+
+
 def _sparsity_baseline(model: "torch.nn.Module", data: Any, example: "torch.Tensor") -> dict[str, Any]:
     from . import flops, models, prune
 
@@ -229,16 +239,15 @@ def draw_sparsity(model: "torch.nn.Module", amount: float = 0.5, kind: str = "un
 
     from . import bench, flops, models, plots, prune
 
-    if kind not in _PRUNE_KINDS:
-        raise ValueError(f"kind={kind!r}; allowed: {_PRUNE_KINDS}")
-    amount = prune._check_amount(amount)
+    cfg = _prune_config(kind, amount)
+    amount = float(cfg.amount)
     base = baseline or _sparsity_baseline(model, data, example)
     layers = prune.prunable_layers(model)
     if kind == "unstructured":
         small = copy.deepcopy(model)
-        prune.prune_(small, prune.PruneConfig(amount, scope="global", permanent=True))
+        prune.prune_(small, cfg)
     else:
-        small = prune.prune_channels(model, prune.ChannelConfig(amount))
+        small = prune.prune_channels(model, cfg)
         if bn_data is not None:
             prune.recalibrate_bn_(small, bn_data)
     acc = models.evaluate(small, data).accuracy
@@ -246,14 +255,8 @@ def draw_sparsity(model: "torch.nn.Module", amount: float = 0.5, kind: str = "un
     macs = flops.count(small, example).macs
     nz_macs = prune.nonzero_macs(small, example)
 
-    def runner(m: "torch.nn.Module"):
-        def run(x: "torch.Tensor") -> "torch.Tensor":
-            with torch.inference_mode():
-                return m(x)
-        return run
-
-    ab = bench.compare(runner(model.eval()), runner(small.eval()), (example,), rounds=rounds, calls_per_round=10,
-                       warmup=3, label_a="dense", label_b=f"{kind} {amount:.0%}")
+    ab = bench.compare(bench.inference_fn(model.eval()), bench.inference_fn(small.eval()), (example,), rounds=rounds,
+                       calls_per_round=10, warmup=3, label_a="dense", label_b=f"{kind} {amount:.0%}")
 
     plots.use_style()
     fig = fig or plt.figure(figsize=(13, 3.8))
@@ -261,8 +264,7 @@ def draw_sparsity(model: "torch.nn.Module", amount: float = 0.5, kind: str = "un
     ax1, ax2 = fig.subplots(1, 2)
     if kind == "unstructured":
         w = torch.cat([m.weight.detach().reshape(-1) for m in layers.values()])
-        k = prune._k(amount, w.numel())
-        thr = float(w.abs().kthvalue(k).values) if k else 0.0
+        thr = prune.magnitude_threshold(w, amount)
         v = w.numpy()
         ax1.hist(v, bins=200, range=(-4 * v.std(), 4 * v.std()), color="C0", log=True)
         if thr > 0:
@@ -271,7 +273,7 @@ def draw_sparsity(model: "torch.nn.Module", amount: float = 0.5, kind: str = "un
         ax1.set_xlabel(plots.axis_label("weight value (all Conv2d / Linear)", "-"))
         ax1.set_title("global magnitude threshold")
     else:
-        plan = prune.plan_channels(model, prune.ChannelConfig(amount))
+        plan = prune.plan_channels(model, cfg)
         kept, gone = [], []
         for g in plan.groups:
             score = prune.channel_scores(layers[g.producer].weight).numpy() / layers[g.producer].weight[0].numel()
@@ -290,7 +292,7 @@ def draw_sparsity(model: "torch.nn.Module", amount: float = 0.5, kind: str = "un
     rel = [acc / base["accuracy"], params / base["params"], macs / base["macs"], ab.ratio]
     bars = ax2.barh(names[::-1], [100 * r for r in rel[::-1]], color=["C2", "C1", "C4", "C0"])
     labels = [f"{100 * acc:.1f} %", f"{params / 1e6:.2f} M", f"{macs / 1e6:.0f} M", f"{ab.b.p50_ms:.2f} ms"][::-1]
-    for b, text in zip(bars, labels):
+    for b, text in zip(bars, labels, strict=True):
         ax2.text(b.get_width() + 1, b.get_y() + b.get_height() / 2, text, va="center", fontsize=9)
     ax2.axvline(100, color="k", lw=1)
     ax2.set_xlim(0, 135)
@@ -313,11 +315,7 @@ def sparsity_slider(model: "torch.nn.Module", *, data: Any, example: "torch.Tens
     import matplotlib.pyplot as plt
     from IPython.display import display
 
-    if kind not in _PRUNE_KINDS:
-        raise ValueError(f"kind={kind!r}; allowed: {_PRUNE_KINDS}")
-    from .prune import _check_amount
-
-    _check_amount(amount)
+    _prune_config(kind, amount)  # checks kind and amount before anything is measured
     if initial is not None and (initial.get("amount") != amount or initial.get("kind") != kind):
         raise ValueError(f"initial was drawn for {initial.get('kind')} {initial.get('amount')}, "
                          f"the slider starts at {kind} {amount}")
@@ -365,24 +363,11 @@ def draw_soft_labels(teacher_logits: "torch.Tensor", labels: "torch.Tensor", ima
 
     from . import distill, plots
 
-    distill._check_temperature(temperature)
-    distill._check_alpha(alpha)
-    if teacher_logits.dim() != 2 or labels.shape != teacher_logits.shape[:1]:
-        raise ValueError(f"teacher_logits {tuple(teacher_logits.shape)} must be (N, classes) and labels "
-                         f"{tuple(labels.shape)} must be (N,)")
-    t = teacher_logits.detach().float()
-    k = t.shape[1]
-
-    def stats(T: float) -> tuple[float, float, float]:
-        p = distill.soften(t, T)
-        ent = float(-(p * p.clamp_min(1e-12).log()).sum(1).mean())
-        wrong = 1 - p.gather(1, labels[:, None]).squeeze(1)
-        return ent, float(p.max(1).values.mean()), float(wrong.mean())
-
-    ent, top, dark = stats(temperature)
-    p = distill.soften(t, temperature).numpy()
-    target = alpha * p + (1 - alpha) * np.eye(k)[labels.numpy()]
-    show = min(6, t.shape[0])
+    now = distill.soft_label_stats(teacher_logits, labels, temperature)  # checks temperature and shapes
+    target = distill.target_distribution(teacher_logits, labels, temperature=temperature, alpha=alpha).numpy()
+    p = distill.soften(teacher_logits.detach().float(), temperature).numpy()
+    n, k = p.shape
+    show = min(6, n)
     plots.use_style()
     fig = fig or plt.figure(figsize=(14, 3.6))
     fig.clf()
@@ -405,16 +390,17 @@ def draw_soft_labels(teacher_logits: "torch.Tensor", labels: "torch.Tensor", ima
             ax.set_ylabel(plots.axis_label("probability", "-"))
             ax.legend(fontsize=7, loc="center right")
     temps = np.geomspace(0.5, 20, 40)
-    axes[-1].plot(temps, [stats(T)[0] for T in temps], color="C0", label="mean entropy of the soft labels")
+    entropies = [distill.soft_label_stats(teacher_logits, labels, T).entropy_nats for T in temps]
+    axes[-1].plot(temps, entropies, color="C0", label="mean entropy of the soft labels")
     axes[-1].axhline(float(np.log(k)), color="0.5", ls="--", lw=1, label=f"uniform: ln {k} = {np.log(k):.2f}")
-    axes[-1].scatter([temperature], [ent], s=80, color="C3", zorder=3, label=f"T={temperature:g}: {ent:.2f} nats")
+    axes[-1].scatter([temperature], [now.entropy_nats], s=80, color="C3", zorder=3,
+                     label=f"T={temperature:g}: {now.entropy_nats:.2f} nats")
     axes[-1].set_xscale("log")
     axes[-1].set_xlabel(plots.axis_label("temperature T", "-"))
     axes[-1].set_ylabel(plots.axis_label("entropy", "nats"))
     axes[-1].legend(fontsize=7)
     axes[-1].set_title("higher T spreads the teacher's belief", fontsize=9)
-    return {"temperature": float(temperature), "alpha": float(alpha), "entropy_nats": ent, "top_prob": top,
-            "dark_mass": dark, "fig": fig}
+    return {**now.as_dict(), "alpha": float(alpha), "fig": fig}
 
 
 def soft_label_sliders(teacher_logits: "torch.Tensor", labels: "torch.Tensor", images: "torch.Tensor | None" = None, *,
@@ -428,8 +414,7 @@ def soft_label_sliders(teacher_logits: "torch.Tensor", labels: "torch.Tensor", i
 
     from . import distill
 
-    distill._check_temperature(temperature)
-    distill._check_alpha(alpha)
+    distill.DistillConfig(temperature=temperature, alpha=alpha)  # checks both before any widget is built
     out = w.Output()
     t_slider = w.FloatSlider(value=temperature, min=0.5, max=10.0, step=0.5, description="temperature",
                              continuous_update=False)
@@ -438,7 +423,8 @@ def soft_label_sliders(teacher_logits: "torch.Tensor", labels: "torch.Tensor", i
     def redraw(*_: Any) -> None:
         with out:
             out.clear_output(wait=True)
-            fig = draw_soft_labels(teacher_logits, labels, images, temperature=t_slider.value, alpha=a_slider.value)["fig"]
+            fig = draw_soft_labels(teacher_logits, labels, images, temperature=t_slider.value,
+                                   alpha=a_slider.value)["fig"]
             display(fig)
             plt.close(fig)
 

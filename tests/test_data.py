@@ -50,7 +50,7 @@ def test_augment_strength_zero_is_identity():
 def test_calibration_batches_come_from_train_and_are_seeded():
     b = data.calibration_batches(3, batch_size=16, size=16)
     assert len(b) == 3 and all(t.shape == (16, 1, 16, 16) for t in b)
-    assert all(torch.equal(u, v) for u, v in zip(b, data.calibration_batches(3, batch_size=16, size=16)))
+    assert all(torch.equal(u, v) for u, v in zip(b, data.calibration_batches(3, batch_size=16, size=16), strict=True))
     train = {t.numpy().tobytes() for t in data.digits("train", size=16).x}
     assert all(t.numpy().tobytes() in train for t in b[0])
     assert len(data.calibration_batches(100, batch_size=500, size=8)) == 3  # 1,078 images run out
@@ -60,7 +60,7 @@ def test_loader_is_reproducible():
     d = data.digits("val", size=8)
     first = [y for _, y in d.loader(64, shuffle=True, seed=3)]
     again = [y for _, y in d.loader(64, shuffle=True, seed=3)]
-    assert all(torch.equal(a, b) for a, b in zip(first, again)) and sum(len(y) for y in first) == 359
+    assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True)) and sum(len(y) for y in first) == 359
 
 
 def test_sample_images_and_image_tensor():

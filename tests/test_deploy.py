@@ -1,4 +1,4 @@
-"""mclab.deploy: presets as limits, validation margins, Pareto, the loop on a small model, bad input."""
+"""mclab.deploy: a report checked against a scenario, Pareto, the loop on a small model, bad input."""
 from __future__ import annotations
 
 import dataclasses
@@ -6,8 +6,9 @@ import dataclasses
 import pytest
 import torch
 
-from mclab import deploy
+from mclab import deploy, scenarios
 from mclab.models import small_cnn
+from mclab.scenarios import Constraint, Scenario
 
 
 def _report(name="v", **kw) -> deploy.Report:
@@ -17,36 +18,36 @@ def _report(name="v", **kw) -> deploy.Report:
     return deploy.Report(**{**base, **kw})
 
 
-def test_presets_map_the_scenarios_onto_measurable_limits():
-    m = deploy.constraints("mobile")
-    assert m.limits() == {"latency_p99_ms": 100, "model_size_mb": 10, "max_accuracy_drop_pts": 2.0, "power_w": 2}
-    assert m.rate_per_s == deploy.PRESET_RATES["mobile"] and m.soft == ()
-    v = deploy.constraints("realtime_video")
-    assert v.min_throughput_qps == 15 and v.latency_p99_ms == 66  # min(66 ms, 1000 / 15 fps)
-    assert [k for k, _ in v.not_measurable] == ["map"]
-    c = deploy.constraints("cloud")
-    assert c.min_accuracy == 0.95 and c.min_throughput_qps == 500 and c.soft == ("cost_usd_per_day",)
-    iot = deploy.constraints("iot")
-    assert iot.limits() == {"model_size_mb": 1, "peak_memory_mb": 100, "min_accuracy": 0.7, "max_accuracy_drop_pts": 2.0,
-                            "power_w": 1}
-    assert iot.soft == ("max_accuracy_drop_pts",)  # the source expects a TinyML model at 70-80 %
-    assert deploy.constraints("edge", power_w=5).power_w == 5  # overrides
-    assert "not measurable" in deploy.constraints("realtime_video").table().loc["map", "kind"]
+def test_report_metrics_are_the_scenario_vocabulary():
+    m = _report(peak_memory_mb=None).metrics()
+    assert set(m) <= set(scenarios.METRICS) and m["peak_memory_mb"] is None and m["params_m"] == 0.001
+    assert {"latency_p99_ms", "throughput_qps", "model_size_mb", "accuracy", "accuracy_drop_pts", "power_w",
+            "energy_mj", "cost_usd_per_day"} <= set(m)
+    for s in scenarios.SCENARIOS.values():  # every preset limit is measured by a report, or marked unmeasurable
+        assert all(c.metric in m or not c.check(None).measurable for c in s.constraints), s.key
+
+
+def test_presets_validate_reports_as_before():
+    mobile = deploy.validate(_report(model_size_mb=9.0, accuracy_drop_pts=1.0, power_w=1.0), "mobile")
+    assert mobile.passed and [c.metric for c in mobile.checks] == [
+        "model_size_mb", "latency_p99_ms", "power_w", "accuracy_drop_pts"]
+    video = deploy.validate(_report(throughput_qps=14.0, latency_p99_ms=70.0), "realtime_video")
+    assert [c.metric for c in video.failed] == ["throughput_qps", "latency_p99_ms"]
+    assert "not measurable here: map" in video.summary()
+    cloud = deploy.validate(_report(throughput_qps=600.0, accuracy=0.97, cost_usd_per_day=500.0), "cloud")
+    assert cloud.passed and "soft limits missed: cost_usd_per_day" in cloud.summary()
+    iot = scenarios.scenario("iot")
+    low = deploy.validate(_report(accuracy=0.72, accuracy_drop_pts=20.0, model_size_mb=0.5, peak_memory_mb=50.0), iot)
+    assert low.passed  # the source expects a TinyML model at 70-80 %: the floor decides, the 2-point rule advises
+    strict_edge = scenarios.scenario("edge").with_limits(power_w=0.05)
+    assert not deploy.validate(_report(peak_memory_mb=50.0), strict_edge).passed
 
 
 def test_bad_constraints_are_named():
     with pytest.raises(ValueError, match="scenario='phone'.*mobile"):
-        deploy.constraints("phone")
-    with pytest.raises(ValueError, match="set no limit"):
-        deploy.Constraints()
-    with pytest.raises(ValueError, match="latency_p99_ms=-1"):
-        deploy.Constraints(latency_p99_ms=-1)
-    with pytest.raises(ValueError, match="min_accuracy=95.*fraction"):
-        deploy.Constraints(min_accuracy=95)
-    with pytest.raises(ValueError, match="soft names unknown"):
-        deploy.Constraints(power_w=1, soft=("speed",))
-    with pytest.raises(ValueError, match="rate_per_s"):
-        deploy.Constraints(power_w=1, rate_per_s=0)
+        deploy.validate(_report(), "phone")
+    with pytest.raises(TypeError, match="Scenario"):
+        deploy.validate(_report(), {"power_w": 1})
     with pytest.raises(ValueError, match="steps="):
         deploy.OptimiseConfig(steps=("quantise", "magic"))
     with pytest.raises(ValueError, match="prune_amount"):
@@ -54,18 +55,19 @@ def test_bad_constraints_are_named():
 
 
 def test_validate_gives_margins_and_only_hard_limits_block():
-    c = deploy.Constraints(name="t", latency_p99_ms=10, model_size_mb=10, min_accuracy=0.9, cost_usd_per_day=5,
-                           soft=("cost_usd_per_day",))
+    c = Scenario("t", (Constraint("latency_p99_ms", "<=", 10), Constraint("model_size_mb", "<=", 10),
+                       Constraint("accuracy", ">=", 0.9), Constraint("cost_usd_per_day", "<=", 5, soft=True)))
     v = deploy.validate(_report(), c)
-    rows = {ch.constraint: ch for ch in v.checks}
+    rows = {ch.metric: ch for ch in v.checks}
     assert rows["latency_p99_ms"].ok and rows["latency_p99_ms"].margin == pytest.approx(2.0)
-    assert rows["min_accuracy"].ok and rows["min_accuracy"].margin == pytest.approx(0.05)
+    assert rows["accuracy"].ok and rows["accuracy"].margin == pytest.approx(0.05)
     assert rows["model_size_mb"].ok is False and rows["model_size_mb"].margin == pytest.approx(-2.0)
     assert rows["cost_usd_per_day"].ok is False and not rows["cost_usd_per_day"].hard
-    assert not v.passed and [c.constraint for c in v.failed] == ["model_size_mb"]
-    assert "model_size_mb is 12 MB, 2 MB over the limit 10" in v.summary()
+    assert not v.passed and [c.metric for c in v.failed] == ["model_size_mb"]
+    assert "model_size_mb is 12 MB, 2 MB over the limit (<= 10)" in v.summary()
     ok = deploy.validate(_report(model_size_mb=9.0), c)
     assert ok.passed and "soft limits missed: cost_usd_per_day" in ok.summary()
+    assert deploy.validate(_report(model_size_mb=10.0), c).passed  # "<=": on the limit is inside
     with pytest.raises(TypeError, match="Report"):
         deploy.validate({"latency_p99_ms": 1}, c)
 
@@ -88,11 +90,11 @@ def test_pareto_keeps_exactly_the_non_dominated_variants():
 def test_contradictory_constraints_fail_before_any_work(tmp_path):
     model = small_cnn(4)
     base = (deploy.Variant("FP32 baseline", model, str(tmp_path / "x.onnx")), _report("FP32 baseline"))
-    c = deploy.Constraints(name="impossible", min_accuracy=0.999, model_size_mb=1e-6)
-    with pytest.raises(ValueError, match=r"contradictory constraints 'impossible': min_accuracy=0.999 is above .*"
-                                         r"model_size_mb=1e-06 is far below"):
+    c = Scenario("impossible", (Constraint("accuracy", ">=", 0.999), Constraint("model_size_mb", "<", 1e-6)))
+    with pytest.raises(ValueError, match=r"contradictory constraints 'impossible': accuracy >= 0.999 is above .*"
+                                         r"model_size_mb < 1e-06 is far below"):
         deploy.optimise(model, c, baseline=base)
-    with pytest.raises(TypeError, match="Constraints"):
+    with pytest.raises(TypeError, match="Scenario"):
         deploy.optimise(model, {"power_w": 1})
 
 
@@ -102,7 +104,8 @@ def tiny_trail(tmp_path_factory):
     pc = deploy.ProfileConfig(latency_min_time_s=0.1, throughput_s=0.2, energy_s=0.5, memory=True, batch=8)
     cfg = deploy.OptimiseConfig(steps=("quantise", "runtime"), profile=pc, work_dir=str(tmp_path_factory.mktemp("dep")))
     # an untrained model (accuracy ~10 %) whose FP32 file (~30 kB) is too big: only INT8 fits
-    c = deploy.Constraints(name="t", model_size_mb=0.02, min_accuracy=0.01, latency_p99_ms=1000, peak_memory_mb=500)
+    c = Scenario("t", (Constraint("model_size_mb", "<=", 0.02), Constraint("accuracy", ">=", 0.01),
+                       Constraint("latency_p99_ms", "<=", 1000), Constraint("peak_memory_mb", "<=", 500)))
     return deploy.optimise(small_cnn(8).eval(), c, cfg, reports={})
 
 
@@ -115,9 +118,10 @@ def test_optimise_runs_every_step_and_profiles_for_real(tiny_trail):
     for r in (base, q):
         assert 0 < r.latency_p50_ms <= r.latency_p90_ms <= r.latency_p99_ms and r.throughput_qps > 0
         assert r.peak_memory_mb is not None and r.peak_memory_mb >= 0 and r.energy_mj > 0
-        assert r.power_w == pytest.approx(r.energy_mj / 1e3 * r.rate_per_s) and r.kinds["energy"] in ("measured", "estimated")
+        assert r.power_w == pytest.approx(r.energy_mj / 1e3 * r.rate_per_s)
+        assert r.kinds["energy"] in ("measured", "estimated")
         assert r.ci95[0] <= r.accuracy <= r.ci95[1] and r.n_test > 100
-    assert [c.constraint for c in t.steps[0].validation.failed] == ["model_size_mb"] and t.passed
+    assert [c.metric for c in t.steps[0].validation.failed] == ["model_size_mb"] and t.passed
 
 
 def test_the_loop_stops_at_the_first_passing_step_and_reuses_profiles(tmp_path):
@@ -125,12 +129,12 @@ def test_the_loop_stops_at_the_first_passing_step_and_reuses_profiles(tmp_path):
     cfg = deploy.OptimiseConfig(steps=("quantise", "runtime"), profile=pc, work_dir=str(tmp_path))
     cache: dict = {}
     model = small_cnn(8).eval()
-    size_only = deploy.Constraints(name="small", model_size_mb=0.02)  # FP32 (~0.03 MB) fails, INT8 passes
+    size_only = Scenario("small", (Constraint("model_size_mb", "<=", 0.02),))  # FP32 (~0.03 MB) fails, INT8 passes
     t = deploy.optimise(model, size_only, cfg, reports=cache)
     assert [s.step for s in t.steps] == ["baseline", "quantise"] and t.passed and t.final.step == "quantise"
     assert not t.steps[0].validation.passed and "model_size_mb" in t.steps[0].validation.summary()
     before = dict(cache)
-    t2 = deploy.optimise(model, dataclasses.replace(size_only, name="again"), cfg, reports=cache)
+    t2 = deploy.optimise(model, dataclasses.replace(size_only, key="again"), cfg, reports=cache)
     assert cache.keys() == before.keys() and t2.steps[1].report is t.steps[1].report  # nothing measured twice
     assert t.as_dict()["final"] == "quantise" and "small:" in t.summary()
 

@@ -30,6 +30,37 @@ def test_soften_is_tempered_softmax():
     assert ent == sorted(ent)
 
 
+@pytest.mark.parametrize("T, alpha", [(1.0, 0.5), (4.0, 0.9), (3.0, 0.0)])
+def test_target_distribution_mixes_soft_labels_and_one_hot(T, alpha):
+    t, y = _logits(4), torch.tensor([0, 3, 9, 1, 1, 5])
+    got = distill.target_distribution(t, y, temperature=T, alpha=alpha)
+    p = np.exp(t.numpy() / T)
+    p /= p.sum(1, keepdims=True)
+    assert np.allclose(got.numpy(), alpha * p + (1 - alpha) * np.eye(10)[y.numpy()], atol=1e-6)
+    assert torch.allclose(got.sum(1), torch.ones(6))
+    with pytest.raises(ValueError, match="alpha=1.5"):
+        distill.target_distribution(t, y, temperature=T, alpha=1.5)
+    with pytest.raises(ValueError, match=r"labels \(5,\) must be \(N,\)"):
+        distill.target_distribution(t, y[:5], temperature=T, alpha=alpha)
+
+
+def test_soft_label_stats_by_hand():
+    t = torch.tensor([[4.0, 0.0, 0.0], [0.0, 2.0, 0.0]])
+    y = torch.tensor([0, 2])  # the teacher is right on the first, wrong on the second
+    st = distill.soft_label_stats(t, y, 2.0)
+    p = np.exp(t.numpy() / 2)
+    p /= p.sum(1, keepdims=True)
+    assert st.entropy_nats == pytest.approx(float(-(p * np.log(p)).sum(1).mean()), rel=1e-5)
+    assert st.top_prob == pytest.approx(float(p.max(1).mean()), rel=1e-6)
+    assert st.dark_mass == pytest.approx(float(1 - (p[0, 0] + p[1, 2]) / 2), rel=1e-6)
+    assert st.as_dict()["temperature"] == 2.0
+    flat = distill.soft_label_stats(t, y, 1000.0)  # a very high temperature: nearly uniform
+    assert flat.entropy_nats == pytest.approx(math.log(3), rel=1e-4)
+    assert flat.dark_mass == pytest.approx(2 / 3, rel=1e-3)
+    with pytest.raises(ValueError, match="temperature=0"):
+        distill.soft_label_stats(t, y, 0)
+
+
 @pytest.mark.parametrize("T, alpha", [(1.0, 0.5), (4.0, 0.9), (2.5, 1.0), (3.0, 0.0)])
 def test_loss_matches_hand_computation_and_kldivloss(T, alpha):
     s, t = _logits(0), _logits(1)
@@ -86,7 +117,8 @@ def test_bad_config_types_and_shapes():
     with pytest.raises(ValueError, match="n_per_class=0"):
         distill.DistillConfig(n_per_class=0)
     with pytest.raises(ValueError, match=r"\(6, 10\) and teacher logits \(6, 5\)"):
-        distill.distillation_loss(_logits(0), _logits(1, k=5), torch.zeros(6, dtype=torch.long), temperature=2, alpha=0.5)
+        distill.distillation_loss(_logits(0), _logits(1, k=5), torch.zeros(6, dtype=torch.long), temperature=2,
+                                  alpha=0.5)
     with pytest.raises(ValueError, match="weight=-1"):
         distill.FeatureConfig("a", "b", weight=-1)
 
@@ -109,14 +141,14 @@ def test_paired_t_interval_matches_scipy_and_closed_form():
         distill.paired_t_interval([0.5, 0.6], [0.6])
 
 
-def test_distill_trains_the_student_and_leaves_the_teacher_frozen():
+def test_distill_trains_the_student_in_place_and_leaves_the_teacher_frozen():
     teacher = _tiny_teacher()
     before = {k: v.clone() for k, v in teacher.state_dict().items()}
     student = models.small_cnn(4, seed=0)
     s0 = {k: v.clone() for k, v in student.state_dict().items()}
     cfg = distill.DistillConfig(temperature=2.0, alpha=0.7, n_per_class=5,
                                 train=models.TrainConfig(epochs=1, batch_size=16, progress=False))
-    res = distill.distill(student, teacher, cfg)
+    res = distill.distill_(student, teacher, cfg)
     assert res.teacher_unchanged and not teacher.training
     assert all(torch.equal(before[k], v) for k, v in teacher.state_dict().items())
     assert all(p.requires_grad for p in teacher.parameters())  # restored as it was
@@ -129,9 +161,9 @@ def test_alpha_zero_is_training_from_scratch():
     """alpha = 0 leaves only the hard-label term, so distillation reproduces plain training exactly."""
     tc = models.TrainConfig(epochs=1, batch_size=32, progress=False, seed=3)
     a, b = models.small_cnn(4, seed=1), models.small_cnn(4, seed=1)
-    distill.distill(a, _tiny_teacher(), distill.DistillConfig(alpha=0.0, train=tc, n_per_class=6))
+    distill.distill_(a, _tiny_teacher(), distill.DistillConfig(alpha=0.0, train=tc, n_per_class=6))
     models.train(b, tc, data=distill.training_subset(6, 32))
-    for (k, va), vb in zip(a.state_dict().items(), b.state_dict().values()):
+    for (k, va), vb in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
         assert torch.allclose(va.float(), vb.float(), atol=1e-6), k
 
 
@@ -140,12 +172,12 @@ def test_feature_distillation_trains_a_projection():
     student = models.small_cnn(4, seed=0)
     cfg = distill.DistillConfig(features=distill.FeatureConfig(student_layer="6", teacher_layer="layer2", weight=0.5),
                                 n_per_class=3, train=models.TrainConfig(epochs=1, batch_size=16, progress=False))
-    res = distill.distill(student, teacher, cfg)
+    res = distill.distill_(student, teacher, cfg)
     assert res.teacher_unchanged and math.isfinite(res.train.loss[0])
     assert student(torch.zeros(1, 1, 32, 32)).shape == (1, 10)  # the projection is not part of the student
     assert not any(n.startswith("projection") for n, _ in student.named_parameters())
     with pytest.raises(ValueError, match=r"teacher layer 'layer9' does not exist.*layer"):
-        distill.distill(models.small_cnn(4), teacher, distill.DistillConfig(
+        distill.distill_(models.small_cnn(4), teacher, distill.DistillConfig(
             features=distill.FeatureConfig("6", "layer9"), n_per_class=1,
             train=models.TrainConfig(epochs=1, progress=False)))
 

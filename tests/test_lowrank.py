@@ -22,7 +22,9 @@ def example_inputs(batch: int = 4) -> torch.Tensor:
 @pytest.mark.parametrize("rank", [1, 5, 17, 40])
 def test_linear_error_is_eckart_young(rank):
     layer = nn.Linear(64, 40)
-    pair, info = lowrank.factorize_layer(layer, rank=rank)
+    f = lowrank.factorize_layer(layer, rank=rank)
+    pair, info = f.module, f.report
+    assert f.as_dict() == info.as_dict()
     s = torch.linalg.svdvals(layer.weight.detach().double()).numpy()
     closed = float(np.sqrt((s[rank:] ** 2).sum()))  # sqrt of the sum of the discarded sigma^2
     product = (pair[1].weight @ pair[0].weight).detach().double()  # (m, r) @ (r, n)
@@ -39,7 +41,8 @@ def test_linear_error_is_eckart_young(rank):
 
 def test_conv_matrix_view_factorisation():
     conv = nn.Conv2d(8, 16, 3, stride=2, padding=1, bias=True)
-    pair, info = lowrank.factorize_layer(conv, rank=6, name="c")
+    f = lowrank.factorize_layer(conv, rank=6, name="c")
+    pair, info = f.module, f.report
     first, second = pair
     assert (first.kernel_size, first.stride, first.padding, first.out_channels) == ((3, 3), (2, 2), (1, 1), 6)
     assert second.kernel_size == (1, 1) and second.bias is not None and first.bias is None
@@ -48,7 +51,7 @@ def test_conv_matrix_view_factorisation():
     assert abs(info.error_fro - np.sqrt((s[6:] ** 2).sum())) < 1e-5
     x = torch.randn(2, 8, 10, 10)
     assert pair(x).shape == conv(x).shape
-    full, _ = lowrank.factorize_layer(conv, rank=16)  # full rank reproduces the convolution
+    full = lowrank.factorize_layer(conv, rank=16).module  # full rank reproduces the convolution
     assert torch.allclose(full(x), conv(x), atol=1e-5)
     # the output error is the matrix error applied to the im2col patches: W x - A B x
     W, AB = lowrank.matrix_view(conv), (second.weight.reshape(16, 6) @ first.weight.reshape(6, -1))
@@ -64,7 +67,7 @@ def test_break_even_rank():
         be = lowrank.break_even_rank(m, n)
         layer = nn.Linear(n, m, bias=False)
         for r in range(1, min(m, n) + 1):
-            _, info = lowrank.factorize_layer(layer, rank=r)
+            info = lowrank.factorize_layer(layer, rank=r).report
             assert info.params_after == r * (m + n)
             assert info.smaller == (r < be), (m, n, r)
 
@@ -75,9 +78,9 @@ def test_energy_picks_the_fewest_singular_values():
     assert lowrank.rank_for_energy(s, 0.75) == 2
     assert lowrank.rank_for_energy(s, 1.0) == 4
     layer = nn.Linear(30, 20)
-    _, info = lowrank.factorize_layer(layer, energy=0.9)
+    info = lowrank.factorize_layer(layer, energy=0.9).report
     assert info.energy_kept >= 0.9
-    _, smaller = lowrank.factorize_layer(layer, rank=info.rank - 1)
+    smaller = lowrank.factorize_layer(layer, rank=info.rank - 1).report
     assert smaller.energy_kept < 0.9
 
 

@@ -71,12 +71,13 @@ def test_train_learns_and_is_seeded():
     a, b = models.small_cnn(8), models.small_cnn(8)
     ra, rb = models.train(a, cfg), models.train(b, cfg)
     assert ra.loss == rb.loss and ra.loss[-1] < ra.loss[0] and ra.val_accuracy[-1] > 0.5
-    assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
+    assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
     assert not a.training and set(ra.as_dict()) == {"config", "loss", "val_accuracy", "seconds"}
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    ({"epochs": 0}, "epochs=0"), ({"lr": 0}, "lr=0"), ({"size": 4}, "size=4"), ({"label_smoothing": 1.0}, "label_smoothing"),
+    ({"epochs": 0}, "epochs=0"), ({"lr": 0}, "lr=0"), ({"size": 4}, "size=4"),
+    ({"label_smoothing": 1.0}, "label_smoothing"),
 ])
 def test_train_config_rejects_bad_values(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -94,7 +95,7 @@ def test_reference_is_cached_and_reused(tmp_path, monkeypatch):
     mtime = spec.path().stat().st_mtime_ns
     m2 = models.reference(fast=True, arch="lenet5")
     assert spec.path().stat().st_mtime_ns == mtime  # loaded, not retrained
-    assert all(torch.equal(p, q) for p, q in zip(m1.state_dict().values(), m2.state_dict().values()))
+    assert all(torch.equal(p, q) for p, q in zip(m1.state_dict().values(), m2.state_dict().values(), strict=True))
     with pytest.raises(ValueError, match="arch='vgg'"):
         models.reference_spec(arch="vgg")
 

@@ -17,8 +17,8 @@ from typing import Callable
 
 import nbformat
 import pytest
-
 from conftest import REPO
+
 from mclab import hw, notebooks
 
 NB_DIR = REPO / "notebooks"
@@ -37,8 +37,7 @@ def test_numbering_follows_the_curriculum():
     found = notebooks.discover(NB_DIR)  # raises on bad names and duplicate numbers
     listed = {c.number for c in notebooks.CURRICULUM}
     assert set(found) <= listed, f"notebooks missing from mclab.notebooks.CURRICULUM: {set(found) - listed}"
-    # chapters land one by one, so a planned chapter may still be missing; the first three are the base
-    assert {"00", "01", "02"} <= set(found), sorted(found)
+    assert listed <= set(found), f"chapters in mclab.notebooks.CURRICULUM without a notebook: {listed - set(found)}"
 
 
 @pytest.mark.parametrize("path", PATHS, ids=lambda p: p.name)
@@ -51,7 +50,8 @@ def test_notebook_contract(path):
     assert re.search(r"^FAST: bool = False\b", params[0].source, re.M), "parameters cell must set `FAST: bool = False`"
     for line in params[0].source.splitlines():
         if line.strip() and not line.startswith("#"):
-            assert re.match(r"^[A-Z][A-Z0-9_]*: \w+.* = .+#", line), f"parameter line needs UPPER_CASE: type = value  # why: {line!r}"
+            assert re.match(r"^[A-Z][A-Z0-9_]*: \w+.* = .+#", line), \
+                f"parameter line needs UPPER_CASE: type = value  # why: {line!r}"
     from papermill.translators import PythonTranslator  # what `papermill --help-notebook` lists
 
     parsed = [p.name for p in PythonTranslator.inspect(params[0])]
@@ -142,9 +142,10 @@ def check_00(m):
     assert m["n_metric_families"] == 6 and m["n_scenarios"] == 5 and m["glossary_terms"] >= 30
     # parameter counts agree with torchvision's published metadata; FP32 size is 4 bytes/param plus buffers
     assert m["params"] == m["published_params"]
-    for params, mb in zip(m["params"], m["size_mb"]):
+    for params, mb in zip(m["params"], m["size_mb"], strict=True):
         assert 4 * params / 1e6 <= mb <= 1.05 * 4 * params / 1e6
     assert all(0 < ms < 5000 for ms in m["latency_ms"])
+    assert all(p99 >= p50 for p99, p50 in zip(m["latency_p99_ms"], m["latency_ms"], strict=True))
     assert m["latency_ms"][0] < m["latency_ms"][1] * 1.5, "MobileNetV3-Small should not be much slower than -Large"
     assert m["matmul_gflops_fp32"] > 1 and m["matmul_gflops_bf16"] > 0.1
     assert all(t > 0 for t in m["runtime_import_s"].values())
@@ -177,8 +178,8 @@ def check_02(m):
     thr, p90 = m["derived_throughput_per_s"], m["p90_ms"]
     assert m["batches"] == sorted(m["batches"]) and len(thr) == len(m["batches"])
     # derived throughput is batch / mean latency: recompute the knee and the budget answer from the table
-    assert m["knee_batch"] == min(b for b, t in zip(m["batches"], thr) if t >= 0.9 * max(thr))
-    ok = [b for b, l in zip(m["batches"], p90) if l <= m["budget_ms"]]
+    assert m["knee_batch"] == min(b for b, t in zip(m["batches"], thr, strict=True) if t >= 0.9 * max(thr))
+    ok = [b for b, lat in zip(m["batches"], p90, strict=True) if lat <= m["budget_ms"]]
     assert m["best_batch_under_budget"] == (max(ok) if ok else None)
     assert m["offline_throughput_per_s"] == max(thr)
     # measured and derived throughput describe the same work: same order of magnitude (on a busy machine the
@@ -186,7 +187,7 @@ def check_02(m):
     assert 0.2 < m["measured_throughput_at_knee"] / m["derived_throughput_at_knee"] < 5
     # the simulated batcher forms bigger batches as load grows (deterministic given the service times)
     by_wait = {}
-    for rate, wait, mb in zip(m["sim_rates"], m["sim_waits_ms"], m["sim_mean_batch"]):
+    for rate, wait, mb in zip(m["sim_rates"], m["sim_waits_ms"], m["sim_mean_batch"], strict=True):
         by_wait.setdefault(wait, []).append((rate, mb))
     for rows in by_wait.values():
         mbs = [mb for _, mb in sorted(rows)]
@@ -197,7 +198,7 @@ def check_02(m):
 @checks("03_compute_resources.ipynb")
 def check_03(m):
     for name, ours, pub, thop_, torch_ in zip(m["count_models"], m["mclab_gmacs"], m["published_gmacs"],
-                                               m["thop_gmacs"], m["torch_counter_gflops"]):
+                                               m["thop_gmacs"], m["torch_counter_gflops"], strict=True):
         assert ours == pytest.approx(pub, rel=0.02), name  # torchvision's published MACs
         if name.startswith("vit"):  # hook-based and as-shipped counters miss attention's matmuls
             assert thop_ < 0.7 * ours and torch_ / 2 < 0.7 * ours
@@ -216,71 +217,164 @@ def check_03(m):
     # activations scale with the batch; the sum of all activations exceeds the peak alive at once
     b0, b1 = m["mem_batches"][0], m["mem_batches"][-1]
     assert peaks[-1] / peaks[0] == pytest.approx(b1 / b0, rel=0.25)
-    assert all(a > p for a, p in zip(m["mem_activation_bytes"], peaks))
+    assert all(a > p for a, p in zip(m["mem_activation_bytes"], peaks, strict=True))
     assert m["mem_weights_bytes"] == 4 * 11_689_512 + 4 * 9_600 + 8 * 20  # resnet18 params + BN buffers
     assert m["peak_gflops"] > 1 and m["bandwidth_gbs"] > 0.1
     assert len(m["intensity"]) == len(m["zoo"]) and all(i > 0 for i in m["intensity"])
     assert all(p > 0 for p in m["predicted_ms"])
     roof = [min(m["peak_gflops"], m["bandwidth_gbs"] * i) for i in m["intensity"]]
-    assert m["n_above_roof"] == sum(a > r for a, r in zip(m["achieved_gflops"], roof))
+    assert m["n_above_roof"] == sum(a > r for a, r in zip(m["achieved_gflops"], roof, strict=True))
 
 
-@checks("13_edge_llms.ipynb")
-def check_13(m):
-    assert m["greedy_identical"] and m["gguf_blocks_identical"]
-    lo, _ = m["kv_speedup_ci"]
-    assert lo > 1 and lo <= m["kv_speedup"]  # the cache helps even at FAST's short generations
-    assert m["kv_measured_bytes"] == m["kv_formula_bytes"]  # 2 x layers x kv-heads x head-dim x seq x bytes
-    assert m["prefill_intensity"] > 10 * m["decode_intensity"]  # prefill compute-bound, decode memory-bound
-    assert m["prefill_tokens_per_s"] > m["decode_tokens_per_s"] > 0
-    names, ppl, ratio = m["format_names"], m["format_perplexity"], m["format_bytes_vs_fp32"]
-    fp32 = ppl[names.index("fp32")]
-    assert ratio[names.index("fp16")] == 0.5 and ratio[names.index("INT4 RTN g32")] <= 0.16
-    for name, p in zip(names, ppl):
-        if name.startswith("INT8") or name in ("fp16", "bf16"):
-            assert p == pytest.approx(fp32, rel=0.01), name
-        elif name.startswith("INT4"):
-            assert p == pytest.approx(fp32, rel=0.10), name
-    kld = dict(zip(names, m["format_kld"]))
-    assert kld["fp32"] == 0 and all(v >= 0 for v in kld.values())
-    for g in m["group_sizes"]:  # KL divergence from FP32 resolves what perplexity cannot on a model this small
-        assert kld[f"INT8 RTN g{g}"] < kld[f"INT4 RTN g{g}"]
-        assert kld[f"INT4 GPTQ g{g}"] < kld[f"INT4 RTN g{g}"]  # error compensation helps
-        if not m["fast"]:  # the trained model (400 steps): GPTQ's gain shows in perplexity too
-            assert ppl[names.index(f"INT4 GPTQ g{g}")] <= ppl[names.index(f"INT4 RTN g{g}")], g
-    gguf = m["gguf_file_bytes"]
-    assert gguf["F32"] > gguf["F16"] > gguf["Q8_0"] > gguf["Q4_0"]
-    assert m["gguf_perplexity"]["F32"] == pytest.approx(fp32, rel=1e-4)
-    assert m["gguf_perplexity"]["Q8_0"] == pytest.approx(fp32, rel=0.01)
-    # a 7B model in q4_0: 4.5 bits per weight; its KV cache at 4096 tokens in FP16 is 2 GiB
-    assert m["seven_b_q4_0_weights_gb"] == pytest.approx(6.74e9 * 4.5 / 8 / 1e9, rel=0.02)
-    assert m["seven_b_kv_4096_gb"] == pytest.approx(2 * 32 * 32 * 128 * 4096 * 2 / 1e9)
-    kv_512 = m["seven_b_kv_4096_gb"] / 8  # decode at a 512-token context reads every weight and the cache
-    assert m["seven_b_q4_0_phone_tokens_per_s"] == pytest.approx(m["phone_gbs"] / (m["seven_b_q4_0_weights_gb"] + kv_512),
-                                                                 rel=1e-3)
+@checks("04_quantisation_math.ipynb")
+def check_04(m):
+    assert m["torch_agreement_hand"] == 1.0 and m["torch_agreement_lib"] == 1.0  # integer for integer
+    assert 0 <= m["division_mismatch_share"] < 0.01
+    assert 0.05 < m["int8_wrap_share"] < 0.95  # the source's int8 cast wraps codes above 127
+    assert m["sqnr_act_asym_db"] > m["sqnr_act_sym_db"] + 3  # ReLU outputs waste half a symmetric grid
+    assert m["sqnr_outlier_per_channel_db"] > m["sqnr_outlier_per_tensor_db"] + 15
+    c = m["sqnr_calib_db"]
+    assert c["percentile_4"] > c["minmax_4"] + 1 and c["mse_4"] > c["minmax_4"] + 1
+    assert c["mse_8"] >= c["minmax_8"] - 0.1
+    assert 5.5 < m["sqnr_slope_db_per_bit"] < 6.5
+    assert m["sqnr_8bit_per_channel_db"] >= 35 and m["slider_sqnr_db"] == m["sqnr_8bit_per_channel_db"]
+    assert m["kmeans_gain_db"] > 1
+    assert m["int_linear_sqnr_db"] > 30 and m["int_linear_top1_agreement"] >= 0.98
 
 
-@checks("14_energy_cost.ipynb")
-def check_14(m):
-    live = [k for k, status in m["sources"].items() if status.startswith("ok") and k != "estimate"]
-    assert m["energy_kind"] == ("measured" if live else "estimated") and m["result_kinds"] == [m["energy_kind"]]
-    if m["energy_kind"] == "estimated":  # an estimate says so, and why
-        assert any("ESTIMATED" in w for w in m["warnings"])
-    assert m["active_w"] > m["idle_w"] > 0
-    assert m["mj_per_image_batched"] < m["mj_batch1"]  # batching shares fixed costs
-    mj = dict(zip(m["variants"], m["variant_mj"]))
-    assert set(mj) == {"fp32", "int8", "pruned 50% fp32", "small CNN fp32"} and all(v > 0 for v in mj.values())
-    assert mj["small CNN fp32"] < mj["fp32"] / 3  # a model ~100x smaller costs far less per image
-    assert m["pruned_zero_fraction"] == pytest.approx(0.5, abs=0.01)
-    assert 0.5 < mj["pruned 50% fp32"] / mj["fp32"] < 2  # zeros cost the same in a dense kernel
-    # battery: capacity (mAh) x 3.6 x V joules / joules per inference; cloud: 1e6 / throughput / 3600 x price
-    for name, n in m["battery_inferences"].items():
-        cap, volt = (4000, 3.85) if name.startswith("phone") else (2500, 3.0)
-        assert n == pytest.approx(cap * 3.6 * volt / (m["phone_mj"] / 1e3), rel=1e-9)
-    from mclab.energy import INSTANCE_PRICES_USD_H
+@checks("05_ptq_qat.ipynb")
+def check_05(m):
+    acc, n = m["accuracy"], m["n_test"]
+    fp32 = acc["FP32 (PyTorch)"]
+    assert fp32 > 0.9 and abs(acc["FP32 (ONNX Runtime)"] - fp32) <= 1 / n  # the export is faithful
+    for k in ("FP16 weights (PyTorch)", "BF16 weights (PyTorch)", "dynamic INT8 (ONNX Runtime)"):
+        assert abs(acc[k] - fp32) <= 0.01, k
+    assert m["static_loss_points"] == pytest.approx(100 * (fp32 - acc["static INT8 minmax (ONNX Runtime)"]))
+    assert m["static_loss_points"] <= 2.5  # source: "< 1-2 %"; the full reference measures it on 1,440 images
+    assert abs(acc["static INT8 minmax (OpenVINO)"] - acc["static INT8 minmax (ONNX Runtime)"]) <= 0.015
+    for method in ("minmax", "percentile", "mse"):
+        assert fp32 - acc[f"static INT8 {method} (ONNX Runtime)"] <= 0.025, method
+    assert all(fp32 - a <= 0.03 for a in m["calib_size_accuracy"].values())
+    # QAT -> INT8 runs end to end without breaking the model
+    assert m["qat_loss_points"] <= m["static_loss_points"] + 1.5
+    assert m["simulated_loss_points"] <= 2.5
+    lo, hi = m["ci95"]["FP32 (PyTorch)"]
+    assert lo < fp32 < hi and hi - lo < 0.1
+    # really INT8: every convolution, read back from each runtime
+    assert m["ort_int8_ops"]["QLinearConv"] == 20 and m["ov_int8_ops"].get("Convolution u8", 0) == 20
+    assert m["dynamic_ops"]["ConvInteger"] == 20 and m["dynamic_ops"]["DynamicQuantizeLinear"] >= 1
+    assert 3.8 < m["size_ratio_fp32_over_int8"] < 4.05 and 0.24 < m["int8_weight_bytes"] / m["fp32_weight_bytes"] < 0.26
+    slo, shi = m["static_speedup_ci"]
+    assert 0 < slo <= m["static_speedup"] <= shi and m["dynamic_speedup"] > 0 and m["openvino_int8_speedup"] > 0
+    # section 7: each ISA cap really changed the kernels (speed itself is benchmarks/quant.py's to judge)
+    rows, caps = m["isa_rows"], m["isa_caps"]
+    assert caps[-1] == "no cap" and len(rows) == 2 * len(caps) and {r["input"] for r in rows} == {"32x32", "224x224"}
+    for r in rows:
+        assert r["INT8 speed-up"] > 0 and "_I8" in r["INT8 kernels"] and "_f32" in r["FP32 kernels"], r
+        if r["kernels capped at"].startswith("AVX2"):
+            assert "avx512" not in r["INT8 kernels"] + r["FP32 kernels"], r
 
-    for name, usd in m["usd_per_million"].items():
-        assert usd == pytest.approx(1e6 / m["throughput_per_s"] / 3600 * INSTANCE_PRICES_USD_H[name], rel=1e-9)
+
+@checks("06_pruning.ipynb")
+def check_06(m):
+    dense, amount = m["dense_accuracy"], m["amount"]
+    # same masks, same channels as torch
+    assert dense > 0.9 and m["torch_masks_identical"] and m["torch_channels_agree"]
+    assert m["global_sparsity"] == pytest.approx(amount, abs=1e-4)
+    assert m["layer_sparsity_min"] < amount - 0.2 and m["layer_sparsity_max"] > amount  # one threshold, unequal layers
+    # unstructured: zeros are still multiplied; a sparse kernel would skip about half the MACs
+    assert m["unstructured_macs"] == m["dense_macs"] and 0.3 < m["unstructured_nonzero_macs"] / m["dense_macs"] < 0.8
+    assert m["unstructured_nonzero_params"] == pytest.approx((1 - amount) * m["dense_params"], rel=0.01)
+    # a state_dict stores zeros
+    assert m["file_bytes"]["unstructured"] == pytest.approx(m["file_bytes"]["dense"], rel=0.001)
+    # the source's "-2 to -5 %" at most; global 50 % costs little
+    assert dense - m["unstructured_accuracy"]["global"] <= 0.04
+    assert m["unstructured_accuracy"]["global"] >= m["unstructured_accuracy"]["layer-wise"] - 1 / m["n_test"]
+    st = m["storage_bytes"]  # 50 % zeros: CSR (4-byte values + 4-byte indices) is larger than dense, a bitmask ~53 %
+    assert st["csr"] > st["dense"] and 0.5 < st["bitmask"] / st["dense"] < 0.56
+    # structured: 8 inner convolutions lose half their channels; a smaller dense model, counted the same in ONNX
+    assert m["pruned_convolutions"] == 8 and m["channels_removed"] == (64 + 128 + 256 + 512)
+    assert 0.45 < m["structured_macs"] / m["dense_macs"] < 0.56 and m["structured_onnx_macs"] == m["structured_macs"]
+    assert 0.45 < m["structured_params"] / m["dense_params"] < 0.56 and m["onnx_max_abs_err"] < 1e-4
+    assert m["file_bytes"]["structured"] < 0.56 * m["file_bytes"]["dense"]
+    acc = m["structured_accuracy"]  # removed -> BatchNorm recalibrated [-> fine-tuned] (recorded keys come back sorted)
+    recal = acc["+ BatchNorm recalibrated"]
+    assert recal > acc["channels removed"] + 0.2, \
+        "recalibrating BatchNorm must repair the collapse after removing channels"
+    final = acc.get(f"+ fine-tuned {m['finetune_epochs']} epoch(s)", recal)
+    assert m["structured_drop_points"] == pytest.approx(100 * (dense - final))
+    assert m["structured_drop_points"] <= (3 if m["finetune_epochs"] else 7)  # FAST: recalibration only, no fine-tuning
+    for k in ("unstructured", "structured"):  # timings are reported, not asserted: the estimate sits in its own CI
+        lo, hi = m[f"speedup_{k}_ci"]
+        assert 0 < lo <= m[f"speedup_{k}"] <= hi
+    assert all(v > 0 for v in m["sparse_kernel_speedup"].values())
+    s = m["slider"]  # the slider's default view is section 1's global model, measured again
+    assert s["amount"] == amount and s["accuracy"] == m["unstructured_accuracy"]["global"]
+    assert s["macs"] == m["dense_macs"]
+    assert s["nonzero_macs"] == m["unstructured_nonzero_macs"] and s["params"] == m["unstructured_nonzero_params"]
+    sens = m["sensitivity_drop_points"]
+    lo_a, hi_a = min(sens, key=float), max(sens, key=float)
+    assert sum(sens[hi_a].values()) >= sum(sens[lo_a].values()) - 1  # more sparsity, more damage
+    assert m["most_sensitive_layer"] == max(sens[hi_a], key=sens[hi_a].get)
+    assert sens[hi_a][m["most_sensitive_layer"]] > 5
+    steps = m["iterative_steps"]
+    assert m["iterative_final_sparsity"] == pytest.approx(m["iter_final"], abs=1e-3)
+    assert [s["sparsity"] for s in steps] == sorted(s["sparsity"] for s in steps)
+    assert steps[-1]["accuracy_finetuned"] >= steps[-1]["accuracy_pruned"] - 0.02  # fine-tuning does not hurt
+    # iterative + fine-tuning vs one-shot
+    assert m["iterative_test_accuracy"] >= m["oneshot_final_test_accuracy"] - 0.02
+
+
+@checks("07_distillation.ipynb")
+def check_07(m):
+    import numpy as np
+
+    n = m["n_seeds"]
+    assert n >= 3 and len(m["scratch_accuracy"]) == len(m["distilled_accuracy"]) == n
+    gain = np.subtract(m["distilled_accuracy"], m["scratch_accuracy"])
+    # the distilled student beats the student from scratch, averaged over >= 3 seeds
+    assert gain.mean() > 0, (m["scratch_accuracy"], m["distilled_accuracy"])
+    assert m["gain_mean"] == pytest.approx(gain.mean())
+    lo, hi = m["gain_ci95"]
+    assert lo <= m["gain_mean"] <= hi and m["gain_significant"] == (lo > 0 or hi < 0)
+    assert m["verdict"].startswith("significant" if m["gain_significant"] else "not significant")
+    assert 0 <= m["gain_p_value"] <= 1 and (m["gain_p_value"] < 0.05) == m["gain_significant"]
+    assert m["teacher_accuracy"] > max(m["distilled_accuracy"]) and min(m["scratch_accuracy"]) > 0.3
+    assert m["loss_vs_kldivloss_err"] < 1e-5  # the loss is KLDivLoss(batchmean) x T^2 plus cross-entropy
+    # T^2 keeps the soft gradient's size; without it the gradient falls ~T^2-fold (16x from T=2 to T=8)
+    assert 0.5 < m["grad_ratio_t8_over_t2_with_t2"] < 2 and m["grad_ratio_t8_over_t2_without"] < 0.1
+    ent = [m["entropy_nats_by_t"][t] for t in ("1.0", "2.0", "4.0", "8.0")]
+    assert ent == sorted(ent) and ent[-1] < np.log(10)
+    assert 0.8 < m["teacher_top_prob_t1"] < 1
+    assert m["teacher_params"] == 11_175_370 and m["student_params"] == 61_706  # ResNet-18 (1-channel stem), LeNet-5
+    assert m["param_ratio"] == pytest.approx(m["teacher_params"] / m["student_params"]) and m["mac_ratio"] > 10
+    lo, hi = m["speedup_time_ratio_ci"]
+    # 85x fewer MACs: the student is faster even on a busy machine
+    assert lo <= m["time_ratio"] <= hi and m["speedup"] > 1
+
+
+@checks("08_lowrank.ipynb")
+def check_08(m):
+    assert m["eckart_young_max_err"] < 1e-5  # ||W - AB||_F == sqrt(sum of discarded sigma^2)
+    be = m["break_even_rank"]
+    assert be == pytest.approx(m["m"] * m["n"] / (m["m"] + m["n"]))
+    ranks, dense = m["ranks"], m["dense"]
+    assert ranks == sorted(ranks) and ranks[-1] == min(m["m"], m["n"])
+    # smaller and cheaper exactly below the break-even rank
+    for r, p, macs in zip(ranks, m["params"], m["macs"], strict=True):
+        assert (p < dense["params"]) == (r < be) and (macs < dense["macs"]) == (r < be), r
+    err = m["rel_error"]
+    assert all(a > b for a, b in zip(err[:-1], err[1:], strict=True)) and err[-1] < 1e-5
+    acc, ft, n = m["accuracy"], m["accuracy_finetuned"], m["n_test"]
+    assert abs(acc[-1] - m["dense_accuracy"]) <= 2 / n  # full rank is the same layer up to float rounding
+    # the smallest rank hurts; fine-tuning wins part back
+    assert acc[0] < m["dense_accuracy"] - 0.05 and ft[0] > acc[0] + 0.05
+    assert m["compression"] is not None and m["compression"] > 1.5  # some rank below break-even keeps accuracy
+    assert m["slider_rel_error"] == err[ranks.index(m["slider_rank"])]
+    assert m["energy_rank_99"]["ResNet-18 trained layer4.1.conv2"] > 0.8 * 512  # 3x3 convs: flat spectra
+    assert m["conv_param_ratio"] > 2 and min(m["conv_accuracy"]) > 0.5
+    lo, hi = m["conv_time_ratio_ci"]
+    assert lo <= m["conv_time_ratio"] <= hi and all(t > 0 for t in m["p50_ms"])
 
 
 @checks("09_onnx_runtime.ipynb")
@@ -308,40 +402,6 @@ def check_09(m):
     assert m["int8_drop_pp"] < 3 and 3.5 < m["int8_size_ratio"] < 4.1 and m["int8_speedup"] > 0
 
 
-@checks("15_reliability.ipynb")
-def check_15(m):
-    from mclab.reliability import error_rate_upper
-
-    assert m["stability_std"] < m["stability_target"] == 0.01 and m["dropout_std"] > m["stability_target"]
-    same_seed = [r for r in m["determinism_train"] if r["seed"] == 0]
-    assert all(r["identical"] for r in same_seed)  # dropout on: the same seed reproduces the answer ...
-    assert not m["determinism_train"][-1]["identical"]  # ... and another seed changes it
-    assert all(r["seed"] == 0 or r["identical"] for r in m["determinism"])  # in eval(), seeds change nothing
-    # FP16 overflow: found at the layer with huge weights; BF16 and rescaling fix it with a small error
-    assert m["fp32_nonfinite"] == 0 and m["fp32_max_activation"] > 65504
-    assert m["fp16_inf"] > 0 and m["fp16_first_bad"] == "2"
-    assert m["bf16_nonfinite"] == 0 and m["rescaled_nonfinite"] == 0
-    assert m["bf16_rel_err"] < 0.02 and m["rescaled_rel_err"] < 0.01
-    assert m["ref_fp16_nonfinite"] == 0 and m["ref_fp16_wild_nonfinite"] > 0
-    sat = m["saturation"]
-    assert sat["min-max / calibration"] == 0 < sat["99.9th percentile / calibration"]
-    assert sat["min-max / inputs x 3"] > sat["min-max / test"]
-    s = m["stress"]
-    assert s["inferences"] >= 10_000 and set(s["by_kind"]) == {"digits", "zeros", "extremes", "noise"}
-    assert sum(k["items"] for k in s["by_kind"].values()) == s["inferences"]
-    failures = s["errors"] + s["nonfinite"]
-    assert s["error_rate"] == failures / s["inferences"]
-    assert s["error_rate_upper95"] == pytest.approx(error_rate_upper(failures, s["inferences"]))
-    assert s["proven_ok"] == (s["error_rate_upper95"] < 1e-4)
-    drift = dict(zip(m["drift_variants"], zip(m["drift_max_abs_err"], m["drift_top1"], m["drift_precision"])))
-    assert drift["torch fp32"][:2] == (0.0, 1.0) and len(drift) >= 4
-    for name, (err, top1, precision) in drift.items():
-        if precision == "fp32":
-            assert err < 1e-4 and top1 == 1.0, name
-        else:
-            assert err > 1e-4 and top1 >= 0.9, name  # reduced precision shows its own error
-
-
 @checks("10_openvino.ipynb")
 def check_10(m):
     # the plugin's default follows the CPU: BF16 only with native BF16 (AVX512-BF16 / AMX); read back, never assumed
@@ -364,19 +424,27 @@ def check_10(m):
     assert m["ov_speedup_vs_torch"] > 0
 
 
-@checks("04_quantisation_math.ipynb")
-def check_04(m):
-    assert m["torch_agreement_hand"] == 1.0 and m["torch_agreement_lib"] == 1.0  # integer for integer
-    assert 0 <= m["division_mismatch_share"] < 0.01
-    assert 0.05 < m["int8_wrap_share"] < 0.95  # the source's int8 cast wraps codes above 127
-    assert m["sqnr_act_asym_db"] > m["sqnr_act_sym_db"] + 3  # ReLU outputs waste half a symmetric grid
-    assert m["sqnr_outlier_per_channel_db"] > m["sqnr_outlier_per_tensor_db"] + 15
-    c = m["sqnr_calib_db"]
-    assert c["percentile_4"] > c["minmax_4"] + 1 and c["mse_4"] > c["minmax_4"] + 1 and c["mse_8"] >= c["minmax_8"] - 0.1
-    assert 5.5 < m["sqnr_slope_db_per_bit"] < 6.5
-    assert m["sqnr_8bit_per_channel_db"] >= 35 and m["slider_sqnr_db"] == m["sqnr_8bit_per_channel_db"]
-    assert m["kmeans_gain_db"] > 1
-    assert m["int_linear_sqnr_db"] > 30 and m["int_linear_top1_agreement"] >= 0.98
+@checks("11_mobile_runtimes.ipynb")
+def check_11(m):
+    n, acc0 = m["n_test"], m["reference_accuracy"]
+    tfl = {r["variant"]: r for r in m["tflite"]}
+    assert tfl["fp32"]["computes in"] == "fp32" and tfl["fp32"]["max |err|"] < 1e-4
+    assert abs(tfl["fp32"]["accuracy"] - acc0) <= 1 / n
+    assert tfl["int8"]["computes in"] == "int8" and tfl["int8"]["size vs fp32"] < 0.3
+    assert tfl["int8"]["max |err|"] > 1e-3
+    assert tfl["int8"]["accuracy"] >= acc0 - 0.05
+    if "fp16" in tfl:
+        assert tfl["fp16"]["computes in"] == "fp32 (fp16 weights)" and 0.45 < tfl["fp16"]["size vs fp32"] < 0.55
+    if "int8-io" in tfl:
+        assert tfl["int8-io"]["input dtype"] == "int8" and tfl["int8-io"]["accuracy"] >= acc0 - 0.05
+    assert len(m["xnnpack"]) in (2, 4) and m["xnnpack_speedup"] > 0
+    nc = {r["options"]: r for r in m["ncnn"]}
+    assert nc["fp32 pinned"]["computes in"] == "fp32" and nc["fp32 pinned"]["max |err|"] < 1e-4
+    assert nc["defaults"]["fp16 storage"] and nc["defaults"]["max |err|"] > 1e-4  # NCNN's defaults change outputs
+    assert nc["defaults"][".bin KB"] < 0.6 * nc["fp32 pinned"][".bin KB"]
+    rows = {(r["runtime"], r["requested"]): r for r in m["compare"]["rows"]}
+    for key in (("onnxruntime", "fp32"), ("tflite", "fp32"), ("ncnn", "fp32")):
+        assert rows[key]["status"] == "ok" and rows[key]["max_abs_err"] < 1e-4, key
 
 
 @checks("12_tensorrt_torch_compile.ipynb")
@@ -404,101 +472,143 @@ def check_12(m):
         assert m["tensorrt"] == [] and m["tensorrt_skip_reason"] == why
 
 
-@checks("11_mobile_runtimes.ipynb")
-def check_11(m):
-    n, acc0 = m["n_test"], m["reference_accuracy"]
-    tfl = {r["variant"]: r for r in m["tflite"]}
-    assert tfl["fp32"]["computes in"] == "fp32" and tfl["fp32"]["max |err|"] < 1e-4
-    assert abs(tfl["fp32"]["accuracy"] - acc0) <= 1 / n
-    assert tfl["int8"]["computes in"] == "int8" and tfl["int8"]["size vs fp32"] < 0.3 and tfl["int8"]["max |err|"] > 1e-3
-    assert tfl["int8"]["accuracy"] >= acc0 - 0.05
-    if "fp16" in tfl:
-        assert tfl["fp16"]["computes in"] == "fp32 (fp16 weights)" and 0.45 < tfl["fp16"]["size vs fp32"] < 0.55
-    if "int8-io" in tfl:
-        assert tfl["int8-io"]["input dtype"] == "int8" and tfl["int8-io"]["accuracy"] >= acc0 - 0.05
-    assert len(m["xnnpack"]) in (2, 4) and m["xnnpack_speedup"] > 0
-    nc = {r["options"]: r for r in m["ncnn"]}
-    assert nc["fp32 pinned"]["computes in"] == "fp32" and nc["fp32 pinned"]["max |err|"] < 1e-4
-    assert nc["defaults"]["fp16 storage"] and nc["defaults"]["max |err|"] > 1e-4  # NCNN's defaults change outputs
-    assert nc["defaults"][".bin KB"] < 0.6 * nc["fp32 pinned"][".bin KB"]
-    rows = {(r["runtime"], r["requested"]): r for r in m["compare"]["rows"]}
-    for key in (("onnxruntime", "fp32"), ("tflite", "fp32"), ("ncnn", "fp32")):
-        assert rows[key]["status"] == "ok" and rows[key]["max_abs_err"] < 1e-4, key
+@checks("13_edge_llms.ipynb")
+def check_13(m):
+    assert m["greedy_identical"] and m["gguf_blocks_identical"]
+    lo, _ = m["kv_speedup_ci"]
+    assert lo > 1 and lo <= m["kv_speedup"]  # the cache helps even at FAST's short generations
+    assert m["kv_measured_bytes"] == m["kv_formula_bytes"]  # 2 x layers x kv-heads x head-dim x seq x bytes
+    assert m["prefill_intensity"] > 10 * m["decode_intensity"]  # prefill compute-bound, decode memory-bound
+    assert m["prefill_tokens_per_s"] > m["decode_tokens_per_s"] > 0
+    names, ppl, ratio = m["format_names"], m["format_perplexity"], m["format_bytes_vs_fp32"]
+    fp32 = ppl[names.index("fp32")]
+    assert ratio[names.index("fp16")] == 0.5 and ratio[names.index("INT4 RTN g32")] <= 0.16
+    for name, p in zip(names, ppl, strict=True):
+        if name.startswith("INT8") or name in ("fp16", "bf16"):
+            assert p == pytest.approx(fp32, rel=0.01), name
+        elif name.startswith("INT4"):
+            assert p == pytest.approx(fp32, rel=0.10), name
+    kld = dict(zip(names, m["format_kld"], strict=True))
+    assert kld["fp32"] == 0 and all(v >= 0 for v in kld.values())
+    for g in m["group_sizes"]:  # KL divergence from FP32 resolves what perplexity cannot on a model this small
+        assert kld[f"INT8 RTN g{g}"] < kld[f"INT4 RTN g{g}"]
+        assert kld[f"INT4 GPTQ g{g}"] < kld[f"INT4 RTN g{g}"]  # error compensation helps
+        if not m["fast"]:  # the trained model (400 steps): GPTQ's gain shows in perplexity too
+            assert ppl[names.index(f"INT4 GPTQ g{g}")] <= ppl[names.index(f"INT4 RTN g{g}")], g
+    gguf = m["gguf_file_bytes"]
+    assert gguf["F32"] > gguf["F16"] > gguf["Q8_0"] > gguf["Q4_0"]
+    assert m["gguf_perplexity"]["F32"] == pytest.approx(fp32, rel=1e-4)
+    assert m["gguf_perplexity"]["Q8_0"] == pytest.approx(fp32, rel=0.01)
+    # a 7B model in q4_0: 4.5 bits per weight; its KV cache at 4096 tokens in FP16 is 2 GiB
+    assert m["seven_b_q4_0_weights_gb"] == pytest.approx(6.74e9 * 4.5 / 8 / 1e9, rel=0.02)
+    assert m["seven_b_kv_4096_gb"] == pytest.approx(2 * 32 * 32 * 128 * 4096 * 2 / 1e9)
+    kv_512 = m["seven_b_kv_4096_gb"] / 8  # decode at a 512-token context reads every weight and the cache
+    ceiling = m["phone_gbs"] / (m["seven_b_q4_0_weights_gb"] + kv_512)
+    assert m["seven_b_q4_0_phone_tokens_per_s"] == pytest.approx(ceiling, rel=1e-3)
 
 
-@checks("05_ptq_qat.ipynb")
-def check_05(m):
-    acc, n = m["accuracy"], m["n_test"]
-    fp32 = acc["FP32 (PyTorch)"]
-    assert fp32 > 0.9 and abs(acc["FP32 (ONNX Runtime)"] - fp32) <= 1 / n  # the export is faithful
-    for k in ("FP16 weights (PyTorch)", "BF16 weights (PyTorch)", "dynamic INT8 (ONNX Runtime)"):
-        assert abs(acc[k] - fp32) <= 0.01, k
-    assert m["static_loss_points"] == pytest.approx(100 * (fp32 - acc["static INT8 minmax (ONNX Runtime)"]))
-    assert m["static_loss_points"] <= 2.5  # source: "< 1-2 %"; the full reference measures it on 1,440 images
-    assert abs(acc["static INT8 minmax (OpenVINO)"] - acc["static INT8 minmax (ONNX Runtime)"]) <= 0.015
-    for method in ("minmax", "percentile", "mse"):
-        assert fp32 - acc[f"static INT8 {method} (ONNX Runtime)"] <= 0.025, method
-    assert all(fp32 - a <= 0.03 for a in m["calib_size_accuracy"].values())
-    assert m["qat_loss_points"] <= m["static_loss_points"] + 1.5  # QAT -> INT8 runs end to end without breaking the model
-    assert m["simulated_loss_points"] <= 2.5
-    lo, hi = m["ci95"]["FP32 (PyTorch)"]
-    assert lo < fp32 < hi and hi - lo < 0.1
-    # really INT8: every convolution, read back from each runtime
-    assert m["ort_int8_ops"]["QLinearConv"] == 20 and m["ov_int8_ops"].get("Convolution u8", 0) == 20
-    assert m["dynamic_ops"]["ConvInteger"] == 20 and m["dynamic_ops"]["DynamicQuantizeLinear"] >= 1
-    assert 3.8 < m["size_ratio_fp32_over_int8"] < 4.05 and 0.24 < m["int8_weight_bytes"] / m["fp32_weight_bytes"] < 0.26
-    slo, shi = m["static_speedup_ci"]
-    assert 0 < slo <= m["static_speedup"] <= shi and m["dynamic_speedup"] > 0 and m["openvino_int8_speedup"] > 0
-    # section 7: each ISA cap really changed the kernels (speed itself is benchmarks/quant.py's to judge)
-    rows, caps = m["isa_rows"], m["isa_caps"]
-    assert caps[-1] == "no cap" and len(rows) == 2 * len(caps) and {r["input"] for r in rows} == {"32x32", "224x224"}
-    for r in rows:
-        assert r["INT8 speed-up"] > 0 and "_I8" in r["INT8 kernels"] and "_f32" in r["FP32 kernels"], r
-        if r["kernels capped at"].startswith("AVX2"):
-            assert "avx512" not in r["INT8 kernels"] + r["FP32 kernels"], r
+@checks("14_energy_cost.ipynb")
+def check_14(m):
+    live = [k for k, status in m["sources"].items() if status.startswith("ok") and k != "estimate"]
+    assert m["energy_kind"] == ("measured" if live else "estimated") and m["result_kinds"] == [m["energy_kind"]]
+    if m["energy_kind"] == "estimated":  # an estimate says so, and why
+        assert any("ESTIMATED" in w for w in m["warnings"])
+    assert m["active_w"] > m["idle_w"] > 0
+    assert m["mj_per_image_batched"] < m["mj_batch1"]  # batching shares fixed costs
+    mj = dict(zip(m["variants"], m["variant_mj"], strict=True))
+    assert set(mj) == {"fp32", "int8", "pruned 50% fp32", "small CNN fp32"} and all(v > 0 for v in mj.values())
+    assert mj["small CNN fp32"] < mj["fp32"] / 3  # a model ~100x smaller costs far less per image
+    assert m["pruned_zero_fraction"] == pytest.approx(0.5, abs=0.01)
+    assert 0.5 < mj["pruned 50% fp32"] / mj["fp32"] < 2  # zeros cost the same in a dense kernel
+    # battery: capacity (mAh) x 3.6 x V joules / joules per inference; cloud: 1e6 / throughput / 3600 x price
+    for name, n in m["battery_inferences"].items():
+        cap, volt = (4000, 3.85) if name.startswith("phone") else (2500, 3.0)
+        assert n == pytest.approx(cap * 3.6 * volt / (m["phone_mj"] / 1e3), rel=1e-9)
+    from mclab.energy import INSTANCE_PRICES_USD_H
+
+    for name, usd in m["usd_per_million"].items():
+        assert usd == pytest.approx(1e6 / m["throughput_per_s"] / 3600 * INSTANCE_PRICES_USD_H[name], rel=1e-9)
 
 
-@checks("06_pruning.ipynb")
-def check_06(m):
-    dense, amount = m["dense_accuracy"], m["amount"]
-    assert dense > 0.9 and m["torch_masks_identical"] and m["torch_channels_agree"]  # same masks, same channels as torch
-    assert m["global_sparsity"] == pytest.approx(amount, abs=1e-4)
-    assert m["layer_sparsity_min"] < amount - 0.2 and m["layer_sparsity_max"] > amount  # one threshold, unequal layers
-    # unstructured: zeros are still multiplied; a sparse kernel would skip about half the MACs
-    assert m["unstructured_macs"] == m["dense_macs"] and 0.3 < m["unstructured_nonzero_macs"] / m["dense_macs"] < 0.8
-    assert m["unstructured_nonzero_params"] == pytest.approx((1 - amount) * m["dense_params"], rel=0.01)
-    assert m["file_bytes"]["unstructured"] == pytest.approx(m["file_bytes"]["dense"], rel=0.001)  # a state_dict stores zeros
-    assert dense - m["unstructured_accuracy"]["global"] <= 0.04  # the source's "-2 to -5 %" at most; global 50 % costs little
-    assert m["unstructured_accuracy"]["global"] >= m["unstructured_accuracy"]["layer-wise"] - 1 / m["n_test"]
-    st = m["storage_bytes"]  # 50 % zeros: CSR (4-byte values + 4-byte indices) is larger than dense, a bitmask ~53 %
-    assert st["csr"] > st["dense"] and 0.5 < st["bitmask"] / st["dense"] < 0.56
-    # structured: 8 inner convolutions lose half their channels; a smaller dense model, counted the same in ONNX
-    assert m["pruned_convolutions"] == 8 and m["channels_removed"] == (64 + 128 + 256 + 512)
-    assert 0.45 < m["structured_macs"] / m["dense_macs"] < 0.56 and m["structured_onnx_macs"] == m["structured_macs"]
-    assert 0.45 < m["structured_params"] / m["dense_params"] < 0.56 and m["onnx_max_abs_err"] < 1e-4
-    assert m["file_bytes"]["structured"] < 0.56 * m["file_bytes"]["dense"]
-    acc = m["structured_accuracy"]  # removed -> BatchNorm recalibrated [-> fine-tuned] (recorded keys come back sorted)
-    recal = acc["+ BatchNorm recalibrated"]
-    assert recal > acc["channels removed"] + 0.2, "recalibrating BatchNorm must repair the collapse after removing channels"
-    final = acc.get(f"+ fine-tuned {m['finetune_epochs']} epoch(s)", recal)
-    assert m["structured_drop_points"] == pytest.approx(100 * (dense - final))
-    assert m["structured_drop_points"] <= (3 if m["finetune_epochs"] else 7)  # FAST: recalibration only, no fine-tuning
-    for k in ("unstructured", "structured"):  # timings are reported, not asserted: the estimate sits in its own CI
-        lo, hi = m[f"speedup_{k}_ci"]
-        assert 0 < lo <= m[f"speedup_{k}"] <= hi
-    assert all(v > 0 for v in m["sparse_kernel_speedup"].values())
-    s = m["slider"]  # the slider's default view is section 1's global model, measured again
-    assert s["amount"] == amount and s["accuracy"] == m["unstructured_accuracy"]["global"] and s["macs"] == m["dense_macs"]
-    assert s["nonzero_macs"] == m["unstructured_nonzero_macs"] and s["params"] == m["unstructured_nonzero_params"]
-    sens = m["sensitivity_drop_points"]
-    lo_a, hi_a = min(sens, key=float), max(sens, key=float)
-    assert sum(sens[hi_a].values()) >= sum(sens[lo_a].values()) - 1  # more sparsity, more damage
-    assert m["most_sensitive_layer"] == max(sens[hi_a], key=sens[hi_a].get) and sens[hi_a][m["most_sensitive_layer"]] > 5
-    steps = m["iterative_steps"]
-    assert m["iterative_final_sparsity"] == pytest.approx(m["iter_final"], abs=1e-3)
-    assert [s["sparsity"] for s in steps] == sorted(s["sparsity"] for s in steps)
-    assert steps[-1]["accuracy_finetuned"] >= steps[-1]["accuracy_pruned"] - 0.02  # fine-tuning does not hurt
-    assert m["iterative_test_accuracy"] >= m["oneshot_final_test_accuracy"] - 0.02  # iterative + fine-tuning vs one-shot
+@checks("15_reliability.ipynb")
+def check_15(m):
+    from mclab.reliability import error_rate_upper
+
+    assert m["stability_std"] < m["stability_target"] == 0.01 and m["dropout_std"] > m["stability_target"]
+    same_seed = [r for r in m["determinism_train"] if r["seed"] == 0]
+    assert all(r["identical"] for r in same_seed)  # dropout on: the same seed reproduces the answer ...
+    assert not m["determinism_train"][-1]["identical"]  # ... and another seed changes it
+    assert all(r["seed"] == 0 or r["identical"] for r in m["determinism"])  # in eval(), seeds change nothing
+    # FP16 overflow: found at the layer with huge weights; BF16 and rescaling fix it with a small error
+    assert m["fp32_nonfinite"] == 0 and m["fp32_max_activation"] > 65504
+    assert m["fp16_inf"] > 0 and m["fp16_first_bad"] == "2"
+    assert m["bf16_nonfinite"] == 0 and m["rescaled_nonfinite"] == 0
+    assert m["bf16_rel_err"] < 0.02 and m["rescaled_rel_err"] < 0.01
+    assert m["ref_fp16_nonfinite"] == 0 and m["ref_fp16_wild_nonfinite"] > 0
+    sat = m["saturation"]
+    assert sat["min-max / calibration"] == 0 < sat["99.9th percentile / calibration"]
+    assert sat["min-max / inputs x 3"] > sat["min-max / test"]
+    s = m["stress"]
+    assert s["inferences"] >= 10_000 and set(s["by_kind"]) == {"digits", "zeros", "extremes", "noise"}
+    assert sum(k["items"] for k in s["by_kind"].values()) == s["inferences"]
+    failures = s["errors"] + s["nonfinite"]
+    assert s["error_rate"] == failures / s["inferences"]
+    assert s["error_rate_upper95"] == pytest.approx(error_rate_upper(failures, s["inferences"]))
+    assert s["proven_ok"] == (s["error_rate_upper95"] < 1e-4)
+    rows = zip(m["drift_max_abs_err"], m["drift_top1"], m["drift_precision"], strict=True)
+    drift = dict(zip(m["drift_variants"], rows, strict=True))
+    assert drift["torch fp32"][:2] == (0.0, 1.0) and len(drift) >= 4
+    for name, (err, top1, precision) in drift.items():
+        if precision == "fp32":
+            assert err < 1e-4 and top1 == 1.0, name
+        else:
+            assert err > 1e-4 and top1 >= 0.9, name  # reduced precision shows its own error
+
+
+@checks("16_tradeoffs_deployment.ipynb")
+def check_16(m):
+    from mclab import deploy
+
+    trails = m["trails"]
+    assert set(trails) == set(m["scenarios"]) and len(trails) >= 2
+    assert sum(t["passed"] for t in trails.values()) >= 1
+    for name, t in trails.items():
+        assert t["steps"][0] == "baseline" and t["final"] in t["steps"]
+        hard = [c for c in t["checks"] if c["hard"] and c["measurable"]]
+        assert t["passed"] == all(c["ok"] for c in hard)
+        for c in t["checks"]:  # margins are signed distances to the limit, positive inside
+            if c["ok"] is None:  # only a metric the kit cannot measure (mAP) goes unchecked
+                assert not c["measurable"] and c["margin"] is None, (name, c)
+                continue
+            assert c["ok"] == (c["margin"] > 0 or (c["margin"] == 0 and c["op"] in ("<=", ">="))), (name, c)
+        if not t["passed"]:  # it says exactly which limit failed and by how much
+            assert t["failed"] and all(f in t["summary"] for f in t["failed"]) and "the limit" in t["summary"]
+        else:
+            assert t["steps"][-1] == t["final"]  # the loop stops at the first passing variant
+    v = m["variants"]
+    base, int8 = v["FP32 baseline"], v["INT8"]
+    assert 3.5 < base["model_size_mb"] / int8["model_size_mb"] < 4.1 and base["params"] == int8["params"]
+    for r in v.values():
+        lo, hi = r["ci95"]
+        assert lo <= r["accuracy"] <= hi and 0 < r["latency_p50_ms"] <= r["latency_p99_ms"] and r["throughput_qps"] > 0
+        assert r["peak_memory_mb"] is not None and r["energy_mj"] > 0
+        assert r["kinds"]["energy"] in ("measured", "estimated")
+    assert set(m["pareto_2d"]) <= set(m["pareto_3d"]) <= set(v) and m["pareto_2d"]
+    assert m["matrix_rows"] == list(deploy.CLAIMS)
+    mx = m["matrix"]
+    assert 3.5 < mx["INT8 quantisation"]["compression"] < 4.1 and abs(mx["INT8 quantisation"]["accuracy_pts"]) < 3
+    assert 1.9 < mx["FP16"]["compression"] < 2.05 and abs(mx["FP16"]["accuracy_pts"]) <= 1
+    assert 1.5 < mx["50% pruning"]["compression"] < 2.6
+    assert mx["operator fusion"]["compression"] == 1 and mx["operator fusion"]["speedup"] > 0
+    assert mx["lightweight architecture"]["compression"] > 100
+    for k, row in mx.items():
+        if isinstance(row, dict) and row.get("speedup") is not None:
+            lo, hi = row["speedup_ci"]
+            assert 0 < lo <= row["speedup"] <= hi, k
+    if not hw.gpus():
+        assert "TensorRT" in m["not_measurable"] and "GPU" in mx["TensorRT"]
+    if not m["fast"]:
+        assert not isinstance(mx["knowledge distillation"], str)  # full mode reaches the distil step
 
 
 @checks("17_distributed_inference.ipynb")
@@ -522,99 +632,9 @@ def check_17(m):
         assert m["break_even_items"] == pytest.approx(extra / gain)
     plans = {(p["model"], p["precision"]): p for p in m["plans"]}
     assert plans[("reference ResNet-18", "fp32")]["fits one"]
-    assert plans[("Llama-2-70B", "fp16")]["devices needed"] >= 2 and plans[("Llama-2-70B", "int4")]["devices needed"] == 1
+    assert plans[("Llama-2-70B", "fp16")]["devices needed"] >= 2
+    assert plans[("Llama-2-70B", "int4")]["devices needed"] == 1
     assert plans[("Llama-2-70B", "fp16")]["weights GB"] == pytest.approx(137.96)
-
-
-@checks("16_tradeoffs_deployment.ipynb")
-def check_16(m):
-    from mclab import deploy
-
-    trails = m["trails"]
-    assert set(trails) == set(m["scenarios"]) and len(trails) >= 2
-    assert sum(t["passed"] for t in trails.values()) >= 1
-    for name, t in trails.items():
-        assert t["steps"][0] == "baseline" and t["final"] in t["steps"]
-        hard = [c for c in t["checks"] if c["hard"]]
-        assert t["passed"] == all(c["ok"] for c in hard)
-        for c in t["checks"]:  # margins are signed distances to the limit
-            assert c["ok"] == (c["margin"] >= 0), (name, c)
-        if not t["passed"]:  # it says exactly which limit failed and by how much
-            assert t["failed"] and all(f in t["summary"] for f in t["failed"]) and "the limit" in t["summary"]
-        else:
-            assert t["steps"][-1] == t["final"]  # the loop stops at the first passing variant
-    v = m["variants"]
-    base, int8 = v["FP32 baseline"], v["INT8"]
-    assert 3.5 < base["model_size_mb"] / int8["model_size_mb"] < 4.1 and base["params"] == int8["params"]
-    for r in v.values():
-        lo, hi = r["ci95"]
-        assert lo <= r["accuracy"] <= hi and 0 < r["latency_p50_ms"] <= r["latency_p99_ms"] and r["throughput_qps"] > 0
-        assert r["peak_memory_mb"] is not None and r["energy_mj"] > 0 and r["kinds"]["energy"] in ("measured", "estimated")
-    assert set(m["pareto_2d"]) <= set(m["pareto_3d"]) <= set(v) and m["pareto_2d"]
-    assert m["matrix_rows"] == list(deploy.CLAIMS)
-    mx = m["matrix"]
-    assert 3.5 < mx["INT8 quantisation"]["compression"] < 4.1 and abs(mx["INT8 quantisation"]["accuracy_pts"]) < 3
-    assert 1.9 < mx["FP16"]["compression"] < 2.05 and abs(mx["FP16"]["accuracy_pts"]) <= 1
-    assert 1.5 < mx["50% pruning"]["compression"] < 2.6
-    assert mx["operator fusion"]["compression"] == 1 and mx["operator fusion"]["speedup"] > 0
-    assert mx["lightweight architecture"]["compression"] > 100
-    for k, row in mx.items():
-        if isinstance(row, dict) and row.get("speedup") is not None:
-            lo, hi = row["speedup_ci"]
-            assert 0 < lo <= row["speedup"] <= hi, k
-    if not hw.gpus():
-        assert "TensorRT" in m["not_measurable"] and "GPU" in mx["TensorRT"]
-    if not m["fast"]:
-        assert not isinstance(mx["knowledge distillation"], str)  # full mode reaches the distil step
-
-
-@checks("07_distillation.ipynb")
-def check_07(m):
-    import numpy as np
-
-    n = m["n_seeds"]
-    assert n >= 3 and len(m["scratch_accuracy"]) == len(m["distilled_accuracy"]) == n
-    gain = np.subtract(m["distilled_accuracy"], m["scratch_accuracy"])
-    # issue 6, done means: the distilled student beats the student from scratch, averaged over >= 3 seeds
-    assert gain.mean() > 0, (m["scratch_accuracy"], m["distilled_accuracy"])
-    assert m["gain_mean"] == pytest.approx(gain.mean())
-    lo, hi = m["gain_ci95"]
-    assert lo <= m["gain_mean"] <= hi and m["gain_significant"] == (lo > 0 or hi < 0)
-    assert m["verdict"].startswith("significant" if m["gain_significant"] else "not significant")
-    assert 0 <= m["gain_p_value"] <= 1 and (m["gain_p_value"] < 0.05) == m["gain_significant"]
-    assert m["teacher_accuracy"] > max(m["distilled_accuracy"]) and min(m["scratch_accuracy"]) > 0.3
-    assert m["loss_vs_kldivloss_err"] < 1e-5  # the loss is KLDivLoss(batchmean) x T^2 plus cross-entropy
-    # T^2 keeps the soft gradient's size; without it the gradient falls ~T^2-fold (16x from T=2 to T=8)
-    assert 0.5 < m["grad_ratio_t8_over_t2_with_t2"] < 2 and m["grad_ratio_t8_over_t2_without"] < 0.1
-    ent = [m["entropy_nats_by_t"][t] for t in ("1.0", "2.0", "4.0", "8.0")]
-    assert ent == sorted(ent) and ent[-1] < np.log(10)
-    assert 0.8 < m["teacher_top_prob_t1"] < 1
-    assert m["teacher_params"] == 11_175_370 and m["student_params"] == 61_706  # ResNet-18 (1-channel stem), LeNet-5
-    assert m["param_ratio"] == pytest.approx(m["teacher_params"] / m["student_params"]) and m["mac_ratio"] > 10
-    lo, hi = m["speedup_time_ratio_ci"]
-    assert lo <= m["time_ratio"] <= hi and m["speedup"] > 1  # 85x fewer MACs: the student is faster even on a busy machine
-
-
-@checks("08_lowrank.ipynb")
-def check_08(m):
-    assert m["eckart_young_max_err"] < 1e-5  # ||W - AB||_F == sqrt(sum of discarded sigma^2)
-    be = m["break_even_rank"]
-    assert be == pytest.approx(m["m"] * m["n"] / (m["m"] + m["n"]))
-    ranks, dense = m["ranks"], m["dense"]
-    assert ranks == sorted(ranks) and ranks[-1] == min(m["m"], m["n"])
-    for r, p, macs in zip(ranks, m["params"], m["macs"]):  # smaller and cheaper exactly below the break-even rank
-        assert (p < dense["params"]) == (r < be) and (macs < dense["macs"]) == (r < be), r
-    err = m["rel_error"]
-    assert all(a > b for a, b in zip(err, err[1:])) and err[-1] < 1e-5
-    acc, ft, n = m["accuracy"], m["accuracy_finetuned"], m["n_test"]
-    assert abs(acc[-1] - m["dense_accuracy"]) <= 2 / n  # full rank is the same layer up to float rounding
-    assert acc[0] < m["dense_accuracy"] - 0.05 and ft[0] > acc[0] + 0.05  # the smallest rank hurts; fine-tuning wins part back
-    assert m["compression"] is not None and m["compression"] > 1.5  # some rank below break-even keeps accuracy
-    assert m["slider_rel_error"] == err[ranks.index(m["slider_rank"])]
-    assert m["energy_rank_99"]["ResNet-18 trained layer4.1.conv2"] > 0.8 * 512  # 3x3 convs: flat spectra
-    assert m["conv_param_ratio"] > 2 and min(m["conv_accuracy"]) > 0.5
-    lo, hi = m["conv_time_ratio_ci"]
-    assert lo <= m["conv_time_ratio"] <= hi and all(t > 0 for t in m["p50_ms"])
 
 
 @pytest.mark.notebooks

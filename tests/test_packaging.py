@@ -87,13 +87,27 @@ def test_console_script_and_make_targets():
         assert re.search(rf"^{target}", makefile, re.M), f"Makefile has no {target} target"
     assert "make test" in (REPO / ".ci" / "run").read_text()
     readme = (REPO / "README.md").read_text()
-    assert readme.index("make lab") < 1500 and readme.index("make test") < 1500, "README must lead with the two commands"
+    assert readme.index("make lab") < 1500 and readme.index("make test") < 1500, \
+        "README must lead with the two commands"
+
+
+def _import_cost(statement: str) -> tuple[float, str]:
+    """Seconds ``statement`` takes in a fresh interpreter, and the heavy modules it left loaded."""
+    code = (f"import sys, time; t = time.perf_counter(); {statement}; dt = time.perf_counter() - t; "
+            f"print(dt); print(','.join(m for m in {HEAVY!r} if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")
+    return float(out[0]), out[1]
 
 
 def test_import_mclab_is_fast_and_light():
-    code = ("import sys, time; t = time.perf_counter(); import mclab; dt = time.perf_counter() - t; "
-            f"print(dt); print(','.join(m for m in {HEAVY!r} if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")
-    seconds, heavy = float(out[0]), out[1]
+    """The package's ``__init__`` imports only ``record`` (tests/test_imports.py checks that statically)."""
+    seconds, heavy = _import_cost("import mclab")
     assert heavy == "", f"import mclab pulled in heavy modules: {heavy}"
     assert seconds < 1.0, f"import mclab took {seconds:.2f} s (limit 1 s)"
+
+
+def test_the_command_line_and_the_runtime_registry_import_no_framework():
+    """`mclab --help` builds its parser from the runtime registry; neither loads a framework."""
+    seconds, heavy = _import_cost("import mclab.cli, mclab.runtimes; mclab.cli.build_parser()")
+    assert heavy == "", f"the mclab command and runtime registry pulled in heavy modules: {heavy}"
+    assert seconds < 1.0, f"importing the mclab command took {seconds:.2f} s (limit 1 s)"

@@ -4,7 +4,7 @@ import matplotlib
 import pytest
 import torch
 
-from mclab import widgets
+from mclab import notebooks, widgets
 
 matplotlib.use("Agg")
 
@@ -17,13 +17,18 @@ def test_draw_bits_reports_what_it_draws():
     assert len(r8["fig"].axes) == 3
 
 
-def test_slider_redraws_on_change():
-    x = torch.randn(4, 50)
-    box = widgets.bit_width_slider(x, bits=6)
-    slider, out = box.children[0].children[0], box.children[-1]
+def test_slider_redraws_on_change(monkeypatch, capsys):
+    monkeypatch.delenv(notebooks.HEADLESS_ENV, raising=False)  # a live front end: the default is drawn at once
+    drawn = []
+    real = widgets.draw_bits
+    monkeypatch.setattr(widgets, "draw_bits", lambda *a, **k: drawn.append(real(*a, **k)) or drawn[-1])
+    box = widgets.bit_width_slider(torch.randn(4, 50), bits=6)
+    slider = box.children[0].children[0]
     assert (slider.min, slider.max, slider.value) == (2, 16, 6)
-    slider.value = 3  # triggers a redraw into the Output widget without error
-    assert out is not None
+    capsys.readouterr()
+    slider.value = 3
+    assert [d["levels"] for d in drawn] == [2**6, 2**3]  # the default, then the value the slider moved to
+    assert "Figure(" in capsys.readouterr().out  # and the new figure was displayed
 
 
 @pytest.mark.parametrize("headless", [False, True])
@@ -33,9 +38,9 @@ def test_headless_runs_draw_nothing_into_output_widgets_until_a_control_moves(mo
     real = widgets.draw_bits
     monkeypatch.setattr(widgets, "draw_bits", lambda *a, **k: drawn.append(a[1]) or real(*a, **k))
     if headless:
-        monkeypatch.setenv(widgets.HEADLESS_ENV, "1")
+        monkeypatch.setenv(notebooks.HEADLESS_ENV, "1")
     else:
-        monkeypatch.delenv(widgets.HEADLESS_ENV, raising=False)
+        monkeypatch.delenv(notebooks.HEADLESS_ENV, raising=False)
     box = widgets.bit_width_slider(torch.randn(4, 50), bits=6)
     assert drawn == ([] if headless else [6])
     box.children[0].children[0].value = 3
@@ -60,7 +65,8 @@ def test_live_shows_the_defaults_statically_then_recomputes_on_change(capsys):
     import ipywidgets as w
 
     seen = []
-    box = widgets.live(lambda n, scale: seen.append((n, scale)), {"n": w.IntSlider(3, 0, 10), "scale": w.FloatSlider(0.5)})
+    box = widgets.live(lambda n, scale: seen.append((n, scale)),
+                       {"n": w.IntSlider(3, 0, 10), "scale": w.FloatSlider(0.5)})
     shown = capsys.readouterr().out
     assert seen == [(3, 0.5)] and "n=3, scale=0.5" in shown and "running Jupyter kernel" in shown
     box.children[0].value = 7
@@ -95,7 +101,8 @@ def test_draw_sparsity_reports_what_it_measured():
     dense_macs = flops.count(model, x).macs
     assert un["macs"] == dense_macs == un["baseline"]["macs"] and un["nonzero_macs"] < 0.6 * dense_macs
     assert 0.45 < un["params"] / un["baseline"]["params"] < 0.6 and len(un["fig"].axes) == 2
-    st = widgets.draw_sparsity(model, 0.5, "structured", data=ds, example=x, bn_data=ds, baseline=un["baseline"], rounds=2)
+    st = widgets.draw_sparsity(model, 0.5, "structured", data=ds, example=x, bn_data=ds, baseline=un["baseline"],
+                               rounds=2)
     assert st["macs"] < 0.5 * dense_macs and st["params"] < 0.6 * un["baseline"]["params"]
     assert st["latency_ms"] > 0 and st["dense_latency_ms"] > 0 and st["speedup"] > 0  # measured, not asserted on
     with pytest.raises(ValueError, match="kind='channel'"):

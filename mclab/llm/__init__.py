@@ -8,12 +8,30 @@ it. Introduced in notebook 13.
 from __future__ import annotations
 
 from .compare import FLOAT_FORMATS, FormatResult, FormatTable, compare_formats
-from .generate import (GenerateConfig, GenerationResult, MemoryBudget, bytes_per_token, decode_ceiling, generate,
-                       memory_budget)
+from .generate import (
+    GenerateConfig,
+    GenerationResult,
+    MemoryBudget,
+    bytes_per_token,
+    decode_ceiling,
+    generate,
+    memory_budget,
+)
 from .gguf import GGUFConfig, GGUFExport, export_gguf, load_gguf
 from .model import LLAMA2_7B, KVCache, LlamaConfig, TinyLlama, kv_cache_bytes, param_count
-from .quant import (Calibration, QuantLinear, QuantReport, WeightQuantConfig, calibrate, cast, linear_weight_bytes,
-                    quantize_, quantized)
+from .quant import (
+    ALGORITHMS,
+    LayerInputs,
+    LLMQuantConfig,
+    QuantLinear,
+    QuantReport,
+    QuantResult,
+    capture_inputs,
+    cast,
+    linear_weight_bytes,
+    quantize_,
+    quantized,
+)
 from .tokenizer import ByteTokenizer, Corpus, corpus
 from .train import TrainConfig, TrainResult, cache_dir, kl_divergence, perplexity, pretrained, train
 
@@ -26,9 +44,9 @@ __all__ = [
     # generation and its costs
     "GenerateConfig", "GenerationResult", "generate", "decode_ceiling",
     "bytes_per_token", "MemoryBudget", "memory_budget",
-    # weight-only quantisation
-    "WeightQuantConfig", "Calibration", "QuantReport", "QuantLinear", "calibrate", "quantize_", "quantized",
-    "cast", "linear_weight_bytes",
+    # weight-only quantisation (packed INT4/INT8, group-wise; the arithmetic is mclab.quant's)
+    "ALGORITHMS", "LLMQuantConfig", "LayerInputs", "QuantReport", "QuantResult", "QuantLinear", "capture_inputs",
+    "quantize_", "quantized", "cast", "linear_weight_bytes",
     # comparing weight formats
     "FLOAT_FORMATS", "FormatResult", "FormatTable", "compare_formats",
     # GGUF

@@ -1,6 +1,6 @@
 """Side-by-side comparison of weight formats: perplexity, bytes, decode speed and a sample, per variant.
 
-``compare_formats(model, ["fp32", "bf16", WeightQuantConfig(bits=4, method="gptq")], val, calib)``
+``compare_formats(model, ["fp32", "bf16", LLMQuantConfig(bits=4, algorithm="gptq")], val, inputs)``
 returns a :class:`FormatTable` (``to_frame()`` for a DataFrame). Used by notebook 13 and
 ``benchmarks/llm.py``.
 """
@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from .generate import GenerateConfig, generate
-from .quant import Calibration, WeightQuantConfig, calibrate, cast, linear_weight_bytes, quantized
+from .quant import LayerInputs, LLMQuantConfig, capture_inputs, cast, linear_weight_bytes, quantized
 from .tokenizer import ByteTokenizer
 from .train import _log_probs, _nll, _windows
 
@@ -26,10 +26,11 @@ FLOAT_FORMATS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfl
 
 @dataclass
 class FormatResult:
-    """One weight format: perplexity on held-out text, bytes of the linear weights (scales included), speed, a sample."""
+    """One weight format: perplexity on held-out text, bytes of the linear weights (scales included), speed,
+    a sample."""
 
     name: str
-    method: str  # "float" | "rtn" | "awq" | "gptq"
+    algorithm: str  # "float" | "rtn" | "awq" | "gptq"
     bits: int
     group_size: int | None
     perplexity: float
@@ -64,7 +65,7 @@ class FormatTable:
         return pd.DataFrame([r.as_dict() for r in self.rows]).set_index("name")
 
 
-def _name(v: str | WeightQuantConfig) -> str:
+def _name(v: str | LLMQuantConfig) -> str:
     return v if isinstance(v, str) else v.label
 
 
@@ -78,7 +79,7 @@ def _scores(m: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, ref: list[torc
     """
     nll = kl = 0.0
     logps = []
-    for j, (logp, yb) in enumerate(zip(_log_probs(m, x, batch_size), y.split(batch_size))):
+    for j, (logp, yb) in enumerate(zip(_log_probs(m, x, batch_size), y.split(batch_size), strict=True)):
         nll += _nll(logp, yb)
         if ref is None:
             logps.append(logp)
@@ -87,25 +88,28 @@ def _scores(m: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, ref: list[torc
     return math.exp(nll / y.numel()), kl / x.numel(), logps
 
 
-def compare_formats(model: torch.nn.Module, formats: Sequence[str | WeightQuantConfig], val_tokens,
-                    calib: Calibration | None = None, calib_tokens=None, eval_tokens: int | None = None,
+def compare_formats(model: torch.nn.Module, formats: Sequence[str | LLMQuantConfig], val_tokens,
+                    inputs: LayerInputs | None = None, calib_tokens=None, eval_tokens: int | None = None,
                     prompt: str = "The for statement", decode_tokens: int = 48) -> FormatTable:
-    """Evaluate ``model`` in each of ``formats`` ("fp32", "fp16", "bf16" or a :class:`WeightQuantConfig`).
+    """Evaluate ``model`` in each of ``formats`` ("fp32", "fp16", "bf16" or a :class:`LLMQuantConfig`).
 
     Perplexity uses the first ``eval_tokens`` of ``val_tokens`` (all when None). AWQ/GPTQ formats use
-    ``calib`` (or build it from ``calib_tokens``). Decode speed: one greedy generation of ``decode_tokens``
-    with the KV cache after a short warm-up. Returns a :class:`FormatTable`; the FP32 row is always computed.
+    ``inputs`` from :func:`capture_inputs` (or capture them from ``calib_tokens``). Decode speed: one greedy
+    generation of ``decode_tokens`` with the KV cache after a short warm-up. Returns a :class:`FormatTable`;
+    the FP32 row is always computed.
     """
     for f in formats:
         if isinstance(f, str) and f not in FLOAT_FORMATS:
-            raise ValueError(f"format {f!r} is not known; allowed: {', '.join(FLOAT_FORMATS)} or a WeightQuantConfig")
-        if not isinstance(f, (str, WeightQuantConfig)):
-            raise TypeError(f"format must be a str or WeightQuantConfig, got {type(f).__name__}")
-    needs_calib = any(isinstance(f, WeightQuantConfig) and f.method != "rtn" for f in formats)
-    if needs_calib and calib is None:
+            raise ValueError(f"format {f!r} is not known; allowed: {', '.join(FLOAT_FORMATS)} "
+                             f"or a LLMQuantConfig")
+        if not isinstance(f, (str, LLMQuantConfig)):
+            raise TypeError(f"format must be a str or LLMQuantConfig, got {type(f).__name__}")
+    needs_inputs = any(isinstance(f, LLMQuantConfig) and f.algorithm != "rtn" for f in formats)
+    if needs_inputs and inputs is None:
         if calib_tokens is None:
-            raise ValueError("AWQ/GPTQ formats need calib= or calib_tokens= (calibration text, not the evaluation text)")
-        calib = calibrate(model, calib_tokens)
+            raise ValueError("AWQ/GPTQ formats need inputs= or calib_tokens= (calibration text, not the evaluation "
+                             "text)")
+        inputs = capture_inputs(model, calib_tokens)
     tok = ByteTokenizer()
     ids = tok.encode(prompt)
     fp32_bytes = linear_weight_bytes(model)
@@ -117,10 +121,10 @@ def compare_formats(model: torch.nn.Module, formats: Sequence[str | WeightQuantC
         t = time.perf_counter()
         if isinstance(f, str):
             m = model if f == "fp32" else cast(model, FLOAT_FORMATS[f])
-            method, bits, group = "float", FLOAT_FORMATS[f].itemsize * 8, None
+            algorithm, bits, group = "float", FLOAT_FORMATS[f].itemsize * 8, None
         else:
-            m, _ = quantized(model, f, calib)
-            method, bits, group = f.method, f.bits, f.group_size
+            m = quantized(model, f, inputs).model
+            algorithm, bits, group = f.algorithm, f.bits, f.group_size
         prep = time.perf_counter() - t
         ppl, kld, logps = _scores(m, x, y, ref)
         ref = logps if ref is None else ref
@@ -129,7 +133,7 @@ def compare_formats(model: torch.nn.Module, formats: Sequence[str | WeightQuantC
         base = table.rows[0].perplexity if table.rows else ppl
         lb = linear_weight_bytes(m)
         table.rows.append(FormatResult(
-            name=_name(f), method=method, bits=bits, group_size=group, perplexity=ppl, linear_bytes=lb,
+            name=_name(f), algorithm=algorithm, bits=bits, group_size=group, perplexity=ppl, linear_bytes=lb,
             bytes_vs_fp32=lb / fp32_bytes, ppl_change_pct=100 * (ppl / base - 1), kld=kld,
             decode_tokens_per_s=g.decode_tokens_per_s, prepare_s=prep, sample=prompt + tok.decode(g.new_tokens)))
     return table

@@ -10,7 +10,7 @@ here quantise each run of 32 consecutive weights of a row:
   value j in its low nibble and value j + 16 in its high nibble. 4.5 bits per weight.
 
 The arithmetic follows ggml's reference C code (float32, C ``roundf``), so the blocks are
-bit-identical to those of the ``gguf`` package's quantisers (tests/test_llm_gguf.py checks this, and
+bit-identical to those of the ``gguf`` package's quantisers (tests/llm/test_gguf.py checks this, and
 reads every exported file back with ``gguf.GGUFReader``). Introduced in notebook 13.
 """
 from __future__ import annotations
@@ -120,8 +120,10 @@ def _kv(key: str, kind: str, value: Any) -> bytes:
     return out + struct.pack({"u32": "<I", "i32": "<i", "f32": "<f", "bool": "<?"}[kind], value)
 
 
-def _write_gguf(path: Path, meta: list[tuple[str, str, Any]], tensors: list[tuple[str, tuple[int, ...], str, np.ndarray]]) -> int:
-    """Write a GGUF v3 file; ``tensors`` are (name, logical numpy shape, format, encoded data). Returns bytes written."""
+def _write_gguf(path: Path, meta: list[tuple[str, str, Any]],
+                tensors: list[tuple[str, tuple[int, ...], str, np.ndarray]]) -> int:
+    """Write a GGUF v3 file; ``tensors`` are (name, logical numpy shape, format, encoded data). Returns bytes
+    written."""
     header = b"GGUF" + struct.pack("<IQQ", 3, len(tensors), len(meta)) + b"".join(_kv(*m) for m in meta)
     infos, offset, datas = b"", 0, []
     for name, shape, fmt, data in tensors:

@@ -31,7 +31,8 @@ class ByteTokenizer:
         return data.decode("utf-8", errors="replace")
 
     def token_str(self, token: int) -> str:
-        """Printable form of one token: the character for printable ASCII, ``<0xNN>`` otherwise (llama.cpp's spelling)."""
+        """Printable form of one token: the character for printable ASCII, ``<0xNN>`` otherwise (llama.cpp's
+        spelling)."""
         return chr(token) if 32 <= token < 127 else f"<0x{token:02X}>"
 
 
@@ -51,11 +52,11 @@ class Corpus:
 def corpus(val_fraction: float = 0.1) -> Corpus:
     """Load ``pydoc_data.topics`` (topics in sorted order), byte-encode it and split it; returns a :class:`Corpus`.
 
-    Whole topics are held out, spread through the alphabet (a topic goes to ``val`` when that brings the held-out share of
-    the bytes so far closer to ``val_fraction``): held-out text is unseen but of the same kind as the training text. A
-    split at one point (the last 10 % of the alphabet) holds out different subjects, on which a trained model is
-    over-confident; any weight noise, such as INT4 rounding, then *lowers* held-out perplexity by flattening its
-    predictions, which hides which quantiser is more accurate (notebook 13).
+    Whole topics are held out, spread through the alphabet (a topic goes to ``val`` when that brings the held-out
+    share of the bytes so far closer to ``val_fraction``): held-out text is unseen but of the same kind as the
+    training text. A split at one point (the last 10 % of the alphabet) holds out different subjects, on which a
+    trained model is over-confident; any weight noise, such as INT4 rounding, then *lowers* held-out perplexity by
+    flattening its predictions, which hides which quantiser is more accurate (notebook 13).
     """
     if not 0 < val_fraction < 1:
         raise ValueError(f"val_fraction={val_fraction} must be between 0 and 1 (exclusive)")

@@ -1,8 +1,8 @@
 """Training the tiny language model, caching the checkpoint, and perplexity on held-out text.
 
-``pretrained(TrainConfig())`` returns a trained :class:`TinyLlama`: from the cache when a
-checkpoint for the same model shape, training settings, text and torch version exists, else it
-trains (a progress bar shows loss) and saves. The cache directory is ``$MCLAB_CACHE`` or
+``pretrained(TrainConfig())`` returns a :class:`TrainResult` whose ``model`` is a trained :class:`TinyLlama`:
+from the cache when a checkpoint for the same model shape, training settings, text and torch version exists,
+else it trains (a progress bar shows loss) and saves. The cache directory is ``$MCLAB_CACHE`` or
 ``~/.cache/mclab``. Introduced in notebook 13.
 """
 from __future__ import annotations
@@ -11,7 +11,7 @@ import hashlib
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -27,9 +27,9 @@ __all__ = ["TrainConfig", "TrainResult", "train", "pretrained", "perplexity", "k
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """How to train. Defaults: 400 steps x 2048 tokens (about two passes over the 0.42 MB training text), about 1.5 minutes
-    on 2 quiet cores. At 200 steps the model is still far from trained (loss falling fast) and INT4 rounding barely
-    changes its perplexity, so no quantiser can be ranked by it (notebook 13)."""
+    """How to train. Defaults: 400 steps x 2048 tokens (about two passes over the 0.42 MB training text), about
+    1.5 minutes on 2 quiet cores. At 200 steps the model is still far from trained (loss falling fast) and INT4
+    rounding barely changes its perplexity, so no quantiser can be ranked by it (notebook 13)."""
 
     model: LlamaConfig = field(default_factory=LlamaConfig)
     steps: int = 400  # optimiser steps; loss is still falling at the end, but slowly
@@ -63,8 +63,10 @@ class TrainConfig:
 
 @dataclass
 class TrainResult:
-    """What training produced: the loss curve (nats/token), wall time, held-out perplexity, whether it came from the cache."""
+    """What training produced: the trained ``model`` (eval mode), the loss curve (nats/token), wall time in s,
+    held-out perplexity, whether it came from the cache and the checkpoint's path."""
 
+    model: TinyLlama = field(repr=False)
     losses: list[float]
     train_s: float
     val_perplexity: float
@@ -73,7 +75,8 @@ class TrainResult:
     path: str
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Everything but the model (what the checkpoint stores beside the weights)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "model"}
 
 
 def _lr(step: int, cfg: TrainConfig) -> float:
@@ -83,8 +86,9 @@ def _lr(step: int, cfg: TrainConfig) -> float:
     return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def train(cfg: TrainConfig, data: Corpus | None = None, progress: bool = True) -> tuple[TinyLlama, TrainResult]:
-    """Train a fresh model on random windows of the training split; returns (model in eval mode, result)."""
+def train(cfg: TrainConfig, data: Corpus | None = None, progress: bool = True) -> TrainResult:
+    """Train a fresh model on random windows of the training split; returns a :class:`TrainResult` (``.model``
+    in eval mode)."""
     from tqdm.auto import tqdm
 
     data = data or corpus()
@@ -119,12 +123,13 @@ def train(cfg: TrainConfig, data: Corpus | None = None, progress: bool = True) -
     train_s = time.perf_counter() - start
     model.eval()
     ppl = perplexity(model, data.val, seq_len=cfg.seq_len)
-    return model, TrainResult(losses=losses, train_s=train_s, val_perplexity=ppl, n_params=model.n_params(),
-                              from_cache=False, path="")
+    return TrainResult(model=model, losses=losses, train_s=train_s, val_perplexity=ppl, n_params=model.n_params(),
+                       from_cache=False, path="")
 
 
-def pretrained(cfg: TrainConfig | None = None, progress: bool = True) -> tuple[TinyLlama, TrainResult]:
-    """A trained model for ``cfg``: loaded from the cache if present, else trained and cached; returns (model, result)."""
+def pretrained(cfg: TrainConfig | None = None, progress: bool = True) -> TrainResult:
+    """A trained model for ``cfg``: loaded from the cache if present, else trained and cached; returns a
+    :class:`TrainResult` (``.model``, and how it was trained)."""
     cfg = cfg or TrainConfig()
     data = corpus()
     path = cache_dir() / "llm" / f"tinyllama-{cfg.key(data.sha256)}.pt"
@@ -133,15 +138,14 @@ def pretrained(cfg: TrainConfig | None = None, progress: bool = True) -> tuple[T
         model = TinyLlama(cfg.model)
         model.load_state_dict(saved["state_dict"])
         model.eval()
-        res = TrainResult(**{**saved["result"], "from_cache": True, "path": str(path)})
-        return model, res
-    model, res = train(cfg, data, progress=progress)
+        return TrainResult(model=model, **{**saved["result"], "from_cache": True, "path": str(path)})
+    res = train(cfg, data, progress=progress)
     res.path = str(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    torch.save({"state_dict": model.state_dict(), "result": res.as_dict(), "config": asdict(cfg)}, tmp)
+    torch.save({"state_dict": res.model.state_dict(), "result": res.as_dict(), "config": asdict(cfg)}, tmp)
     tmp.replace(path)  # atomic: a half-written file is never mistaken for a checkpoint
-    return model, res
+    return res
 
 
 def _windows(tokens, seq_len: int, max_tokens: int | None, what: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -174,7 +178,7 @@ def perplexity(model: torch.nn.Module, tokens, seq_len: int = 256, batch_size: i
     ``max_tokens`` caps how much of ``tokens`` is used (FAST runs). Lower is better; 256 is a uniform guess.
     """
     x, y = _windows(tokens, seq_len, max_tokens, "perplexity")
-    total = sum(_nll(lp, yb) for lp, yb in zip(_log_probs(model, x, batch_size), y.split(batch_size)))
+    total = sum(_nll(lp, yb) for lp, yb in zip(_log_probs(model, x, batch_size), y.split(batch_size), strict=True))
     return math.exp(total / y.numel())
 
 
@@ -188,5 +192,5 @@ def kl_divergence(model: torch.nn.Module, reference: torch.nn.Module, tokens, se
     """
     x, _ = _windows(tokens, seq_len, max_tokens, "KL divergence")
     total = sum(F.kl_div(lp, lq, log_target=True, reduction="sum").item()
-                for lp, lq in zip(_log_probs(model, x, batch_size), _log_probs(reference, x, batch_size)))
+                for lp, lq in zip(_log_probs(model, x, batch_size), _log_probs(reference, x, batch_size), strict=True))
     return total / x.numel()

@@ -1,181 +1,36 @@
 """One small interface over inference runtimes: ``load(model, runtime, precision=...)`` -> :class:`Runner`.
 
-A :class:`Runner` takes a NumPy batch and returns a NumPy array; it knows its input shape, the
-precision that was requested and the one the runtime actually computes in, its thread count and
-the model file it read. Each runtime lives in its own module (``mclab/runtimes/<module>.py``) with
-
-    build(model, *, batch, threads, input_shape, precision) -> Runner
-    available() -> tuple[bool, str]        # optional: checks beyond "the package imports" (e.g. a GPU)
-    import_framework() -> module           # optional: how to import its framework (tflite: after Triton)
-
-and imports its framework only inside those functions. :data:`RUNTIMES` maps a runtime's name to a
-:class:`Spec` (one line per runtime). Introduced in notebook 01 (``mclab bench``); notebooks 09–12
-add runtimes and :func:`mclab.runtimes.compare.compare_runtimes` sets them side by side.
+The interface, the registry, :func:`load` and the model resolver live in :mod:`mclab.runtimes.base`; each
+runtime in its own module (``torch_eager``, ``torch_compile``, ``onnxrt``, ``openvino``, ``tflite``, ``ncnn``,
+``tensorrt``), imported only when it is used; :func:`compare_runtimes` (:mod:`mclab.runtimes.compare`) sets
+them side by side. This package only re-exports: its modules import from ``.base``, never from the package.
+Introduced in notebook 01 (``mclab bench``); notebooks 09-12 add runtimes.
 """
 from __future__ import annotations
 
-import importlib
-import os
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Callable
+from .base import (
+    PRECISIONS,
+    RUNTIMES,
+    Resolved,
+    Runner,
+    Spec,
+    available,
+    batched,
+    int8_op_counts,
+    load,
+    model_label,
+    precisions,
+    resolve,
+)
+from .compare import CompareConfig, RuntimeComparison, compare_runtimes
 
 __all__ = [
     # the interface and the registry
     "Runner", "Spec", "RUNTIMES", "PRECISIONS", "load", "available", "precisions", "model_label",
+    # a torchvision name or a torch module -> (module, input shape, label)
+    "Resolved", "resolve",
+    # using and inspecting a runner
+    "batched", "int8_op_counts",
     # side by side
     "CompareConfig", "RuntimeComparison", "compare_runtimes",
 ]
-
-# What a caller may ask for. "default" lets the runtime choose (and Runner.precision says what it chose).
-PRECISIONS = ("fp32", "fp16", "bf16", "int8", "default")
-
-
-@dataclass
-class Runner:
-    """A model ready to run on one runtime. ``run(x)`` checks ``x`` and calls the runtime;
-    ``raw_run`` is the unchecked call."""
-
-    model: str                       # torchvision name, file path, or the module's class name
-    runtime: str
-    input_shape: tuple[int, ...]     # (B, C, H, W) with the batch requested
-    precision: str                   # what the runtime actually computes in (read back from it)
-    threads: int | None
-    run: Callable[[Any], Any]        # numpy batch -> numpy output
-    file: str | None = None          # the model file it reads, if any
-    requested: str = "fp32"          # the precision that was asked for
-    input_dtype: str = "float32"     # what run() accepts
-    info: dict[str, Any] = field(default_factory=dict)  # runtime-specific facts (hints, versions, providers)
-    handle: Any = None               # the runtime's own object (session, compiled model …) for inspection
-
-    def __post_init__(self) -> None:
-        self.raw_run = raw = self.run
-        shape, dtype, where = tuple(self.input_shape), self.input_dtype, f"{self.runtime} runner for {self.model}"
-
-        def run(x: Any) -> Any:
-            if getattr(x, "shape", None) != shape or str(getattr(x, "dtype", "")) != dtype:
-                got = f"{type(x).__name__} {getattr(x, 'dtype', '?')} {tuple(getattr(x, 'shape', ()))}"
-                raise ValueError(f"input is {got}; the {where} takes a numpy {dtype} array of shape {shape}")
-            return raw(x)
-
-        self.run = run
-
-    def example_input(self, seed: int = 0):
-        import numpy as np
-
-        return np.random.default_rng(seed).standard_normal(self.input_shape, dtype=np.float32)
-
-    @property
-    def size_bytes(self) -> int | None:
-        """Bytes of the model file(s) this runner reads (an OpenVINO ``.xml`` or NCNN ``.param`` counts its ``.bin``)."""
-        if not self.file or not os.path.isfile(self.file):
-            return None
-        extra = Path(self.file).with_suffix(".bin") if self.file.endswith((".xml", ".param")) else None
-        return os.path.getsize(self.file) + (os.path.getsize(extra) if extra and extra.is_file() else 0)
-
-    def as_dict(self) -> dict[str, Any]:
-        keep = ("model", "runtime", "input_shape", "precision", "requested", "threads", "file", "input_dtype")
-        return {**{k: getattr(self, k) for k in keep}, "size_bytes": self.size_bytes, "info": self.info}
-
-
-@dataclass(frozen=True)
-class Spec:
-    """How to build one runtime: its module in this package, the package it needs, the precisions it takes."""
-
-    module: str                      # mclab.runtimes.<module> with build(...) and optionally available()
-    requires: str                    # python package whose import makes the runtime usable
-    precisions: tuple[str, ...]      # requestable precisions ("default" is always allowed)
-
-
-# One line per runtime. Names are what `mclab bench --runtime` and compare_runtimes use.
-RUNTIMES: dict[str, Spec] = {
-    "torch": Spec("torch_eager", "torch", ("fp32", "bf16")),
-    "onnxruntime": Spec("onnxrt", "onnxruntime", ("fp32", "int8")),
-    "openvino": Spec("openvino", "openvino", ("fp32", "bf16", "fp16")),
-    "torch-compile": Spec("torch_compile", "torch", ("fp32", "bf16")),
-    "tflite": Spec("tflite", "tensorflow", ("fp32", "fp16", "int8")),
-    "ncnn": Spec("ncnn", "ncnn", ("fp32", "fp16", "bf16")),
-    "tensorrt": Spec("tensorrt", "tensorrt", ("fp32", "fp16", "int8")),
-}
-
-
-def precisions(runtime: str) -> tuple[str, ...]:
-    """The precisions ``runtime`` accepts (besides "default")."""
-    if runtime not in RUNTIMES:
-        raise ValueError(f"runtime={runtime!r} is unknown; available runtimes: {sorted(RUNTIMES)}")
-    return RUNTIMES[runtime].precisions
-
-
-def available(runtime: str) -> tuple[bool, str]:
-    """(True, version) when ``runtime`` can run here, else (False, the reason)."""
-    if runtime not in RUNTIMES:
-        return False, f"unknown runtime; known: {sorted(RUNTIMES)}"
-    spec = RUNTIMES[runtime]
-    impl = importlib.import_module(f".{spec.module}", __name__)
-    try:  # a runtime module may say how its framework must be imported (tflite: after Triton)
-        mod = getattr(impl, "import_framework", lambda: importlib.import_module(spec.requires))()
-    except ImportError as e:
-        return False, f"{spec.requires} is not installed ({e})"
-    if hasattr(impl, "available"):
-        ok, why = impl.available()
-        if not ok:
-            return False, why
-    return True, getattr(mod, "__version__", "?")
-
-
-def model_label(model: Any) -> str:
-    """A short name for a model given as a name, a path or a torch module."""
-    if isinstance(model, (str, os.PathLike)):
-        return os.fspath(model)
-    return type(model).__name__
-
-
-_FILE_SUFFIXES = (".onnx", ".xml", ".tflite", ".param", ".engine", ".pt2")
-
-
-def load(model: Any, runtime: str = "torch", *, batch: int = 1, threads: int | None = None,
-         input_shape: tuple[int, ...] | None = None, precision: str = "fp32") -> Runner:
-    """Build a :class:`Runner` for ``model`` on ``runtime`` at ``precision``.
-
-    ``model`` is a torchvision name (``"resnet18"``, random weights), a model file the runtime reads
-    (``.onnx``; OpenVINO also ``.xml``), or a ``torch.nn.Module`` (then ``input_shape`` is required).
-    ``input_shape`` (C, H, W …, without batch) overrides the default. ``precision="default"`` lets the
-    runtime choose; ``Runner.precision`` always says what it actually computes in.
-    """
-    if runtime not in RUNTIMES:
-        raise ValueError(f"runtime={runtime!r} is unknown; available runtimes: {sorted(RUNTIMES)}")
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision={precision!r} is unknown; allowed: {list(PRECISIONS)}")
-    if precision != "default" and precision not in RUNTIMES[runtime].precisions:
-        raise ValueError(f"precision={precision!r} is not supported by runtime={runtime!r}; "
-                         f"it takes {list(RUNTIMES[runtime].precisions)} or 'default'")
-    ok, why = available(runtime)
-    if not ok:
-        raise ValueError(f"runtime={runtime!r} is not available here: {why}")
-    if not isinstance(batch, int) or batch < 1:
-        raise ValueError(f"batch={batch!r} must be an integer >= 1")
-    if threads is not None and (not isinstance(threads, int) or threads < 1):
-        raise ValueError(f"threads={threads!r} must be an integer >= 1 or None")
-    if input_shape is not None and (not input_shape or any(int(d) < 1 for d in input_shape)):
-        raise ValueError(f"input_shape={input_shape} must be positive sizes without the batch, e.g. 3,224,224")
-    if isinstance(model, os.PathLike):
-        model = os.fspath(model)
-    if isinstance(model, str):
-        if model.endswith(_FILE_SUFFIXES) and not Path(model).is_file():
-            raise ValueError(f"model file {model!r} does not exist or is not readable")
-        if model.endswith(_FILE_SUFFIXES) and runtime == "torch":
-            raise ValueError(f"model={model!r} is a model file; torch runs torchvision names or modules, "
-                             f"use e.g. runtime='onnxruntime'")
-    elif not hasattr(model, "forward"):
-        raise TypeError(f"model has type {type(model).__name__}; pass a torchvision name, a model file path "
-                        f"or a torch.nn.Module")
-    elif input_shape is None:
-        raise ValueError("input_shape is required when model is a torch.nn.Module, e.g. (3, 224, 224)")
-    impl = importlib.import_module(f".{RUNTIMES[runtime].module}", __name__)
-    runner = impl.build(model, batch=batch, threads=threads,
-                        input_shape=tuple(int(d) for d in input_shape) if input_shape else None, precision=precision)
-    runner.requested = precision
-    return runner
-
-
-from .compare import CompareConfig, RuntimeComparison, compare_runtimes  # noqa: E402  (needs the names above)

@@ -13,7 +13,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from . import PRECISIONS, RUNTIMES, available, load, model_label
+from .base import PRECISIONS, RUNTIMES, available, load, model_label
 
 __all__ = ["CompareConfig", "RuntimeRow", "RuntimeComparison", "compare_runtimes", "parse_target"]
 
@@ -153,7 +153,8 @@ def _build(model: Any, runtime: str, precision: str, cfg: CompareConfig) -> tupl
         row.status = f"skipped: {why}"
         return None, row
     if precision != "default" and precision not in RUNTIMES[runtime].precisions:
-        row.status = f"skipped: {runtime} does not take precision {precision} (it takes {list(RUNTIMES[runtime].precisions)})"
+        row.status = (f"skipped: {runtime} does not take precision {precision} "
+                      f"(it takes {list(RUNTIMES[runtime].precisions)})")
         return None, row
     t0 = time.perf_counter()
     try:
@@ -163,7 +164,8 @@ def _build(model: Any, runtime: str, precision: str, cfg: CompareConfig) -> tupl
         row.status = f"failed: {str(e).strip().splitlines()[0][:160]}"
         return None, row
     row.build_s = time.perf_counter() - t0
-    row.precision, row.threads, row.batch, row.size_bytes = runner.precision, runner.threads, cfg.batch, runner.size_bytes
+    row.precision, row.threads, row.batch = runner.precision, runner.threads, cfg.batch
+    row.size_bytes = runner.size_bytes
     return runner, row
 
 
@@ -188,9 +190,9 @@ def compare_runtimes(model: Any, config: CompareConfig | None = None) -> Runtime
     refs = [ref.run(x) for x in inputs]
     for runner, row in live:
         outs = [runner.run(x) for x in inputs]
-        row.max_abs_err = float(max(np.max(np.abs(o - r)) for o, r in zip(outs, refs)))
+        row.max_abs_err = float(max(np.max(np.abs(o - r)) for o, r in zip(outs, refs, strict=True)))
         agree = [np.argmax(o.reshape(o.shape[0], -1), 1) == np.argmax(r.reshape(r.shape[0], -1), 1)
-                 for o, r in zip(outs, refs)]
+                 for o, r in zip(outs, refs, strict=True)]
         row.top1_agreement = float(np.mean(np.concatenate(agree)))
 
     # timing: rounds rotate the order so no runtime always runs first or last
@@ -207,16 +209,16 @@ def compare_runtimes(model: Any, config: CompareConfig | None = None) -> Runtime
             res = bench.measure(runner.run, x, config=bc, label=live[i][1].label)
             samples[i] += res.samples_ms
             p50s[i].append(res.p50_ms)
-    for i, (runner, row) in enumerate(live):
+    for i, (_, row) in enumerate(live):
         pct = bench.percentiles(samples[i], (50, 99))
         row.p50_ms, row.p99_ms, row.samples = pct[50], pct[99], len(samples[i])
         row.throughput_per_s = cfg.batch * 1e3 / float(np.mean(samples[i]))
-        ratios = [a / b for a, b in zip(p50s[0], p50s[i])]
+        ratios = [a / b for a, b in zip(p50s[0], p50s[i], strict=True)]
         row.speedup, row.speedup_range = float(np.median(ratios)), (float(min(ratios)), float(max(ratios)))
         row.flags = bench.flags_for(samples[i])
 
     warnings = []
-    for runner, row in live:
+    for _, row in live:
         if row.requested not in ("default", row.precision):
             warnings.append(f"{row.label} asked for {row.requested} but computes in {row.precision}")
         if row.requested == "default" and row.precision != "fp32":
@@ -227,7 +229,8 @@ def compare_runtimes(model: Any, config: CompareConfig | None = None) -> Runtime
             warnings.append(f"{row.label} is FP32 but differs from PyTorch by {row.max_abs_err:.2g} (> 1e-4)")
     warnings += [f"{row.label} {row.status}" for runner, row in built if runner is None]
     manifest = {
-        "model": model_label(model), "input_shape": list(ref.input_shape), "input": f"numpy float32, standard normal, seed {cfg.seed}",
+        "model": model_label(model), "input_shape": list(ref.input_shape),
+        "input": f"numpy float32, standard normal, seed {cfg.seed}",
         "same_input_for_all": True, "batch": cfg.batch, "threads": cfg.threads, "rounds": cfg.rounds,
         "calls_per_round": cfg.calls_per_round, "warmup": f"{cfg.warmup} untimed calls per runtime before round 1",
         "order": "rotated each round", "io_copies": "included: each timed call takes a numpy array and returns a "

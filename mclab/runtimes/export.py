@@ -15,6 +15,8 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .base import model_label, resolve
+
 __all__ = ["ExportConfig", "ExportResult", "export_onnx", "op_counts", "onnx_for", "remove_with"]
 
 _OP = re.compile(r"operator '([^']+)'")
@@ -72,21 +74,11 @@ def op_counts(model_or_path: Any, *, with_domain: bool = False) -> dict[str, int
     import onnx
 
     m = onnx.load(os.fspath(model_or_path)) if isinstance(model_or_path, (str, os.PathLike)) else model_or_path
-    name = (lambda n: f"{n.domain}:{n.op_type}" if with_domain and n.domain not in ("", "ai.onnx") else n.op_type)
+
+    def name(n: Any) -> str:
+        return f"{n.domain}:{n.op_type}" if with_domain and n.domain not in ("", "ai.onnx") else n.op_type
+
     return dict(Counter(name(n) for n in m.graph.node).most_common())
-
-
-def _module_and_shape(model: Any, input_shape: tuple[int, ...] | None) -> tuple[Any, tuple[int, ...], str]:
-    if isinstance(model, str):
-        from ..models import zoo
-
-        zm = zoo(model)
-        return zm.module, tuple(input_shape or zm.input_shape[1:]), model
-    if not hasattr(model, "forward"):
-        raise TypeError(f"model has type {type(model).__name__}; pass a torch.nn.Module or a torchvision name")
-    if input_shape is None:
-        raise ValueError("input_shape is required to export a torch.nn.Module, e.g. (3, 224, 224)")
-    return model, tuple(input_shape), type(model).__name__
 
 
 def export_onnx(model: Any, path: str | os.PathLike, config: ExportConfig | None = None) -> ExportResult:
@@ -97,17 +89,17 @@ def export_onnx(model: Any, path: str | os.PathLike, config: ExportConfig | None
     import torch
 
     cfg = config or ExportConfig()
-    module, shape, label = _module_and_shape(model, cfg.input_shape)
-    module.eval()
+    res = resolve(model, cfg.input_shape)
+    module, shape, label = res.module.eval(), res.input_shape, res.label
     g = torch.Generator().manual_seed(cfg.seed)
     x = torch.randn((cfg.batch, *shape), generator=g)
     path = os.fspath(path)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     dyn = {cfg.input_name: {0: "batch"}, cfg.output_name: {0: "batch"}} if cfg.dynamic_batch else None
+    mode = torch.onnx.TrainingMode.EVAL if cfg.fold_batchnorm else torch.onnx.TrainingMode.PRESERVE
     try:
         torch.onnx.export(module, (x,), path, dynamo=False, opset_version=cfg.opset, input_names=[cfg.input_name],
-                          output_names=[cfg.output_name], dynamic_axes=dyn,
-                          training=torch.onnx.TrainingMode.EVAL if cfg.fold_batchnorm else torch.onnx.TrainingMode.PRESERVE)
+                          output_names=[cfg.output_name], dynamic_axes=dyn, training=mode)
     except torch.onnx.errors.UnsupportedOperatorError as e:
         op = _OP.search(str(e))
         raise ValueError(f"cannot export {label} to ONNX opset {cfg.opset}: operator "
@@ -121,7 +113,8 @@ def export_onnx(model: Any, path: str | os.PathLike, config: ExportConfig | None
         try:
             onnx.checker.check_model(path, full_check=True)
         except onnx.checker.ValidationError as e:
-            raise ValueError(f"the ONNX file exported from {label} fails the checker: {str(e).splitlines()[0]}") from None
+            raise ValueError(f"the ONNX file exported from {label} fails the checker: "
+                             f"{str(e).splitlines()[0]}") from None
     err, batches = None, []
     if cfg.verify:
         with torch.inference_mode():
@@ -129,7 +122,8 @@ def export_onnx(model: Any, path: str | os.PathLike, config: ExportConfig | None
         err = _ort_max_abs_err(path, x.numpy(), ref)
         batches.append(cfg.batch)
         if err > cfg.atol:
-            raise ValueError(f"ONNX export of {label} disagrees with PyTorch: max abs error {err:.3g} > atol={cfg.atol}")
+            raise ValueError(f"ONNX export of {label} disagrees with PyTorch: max abs error {err:.3g} "
+                             f"> atol={cfg.atol}")
         if cfg.dynamic_batch:  # the symbolic batch must really work: run another batch size
             b2 = cfg.batch + 1
             x2 = torch.randn((b2, *shape), generator=g)
@@ -159,8 +153,7 @@ def onnx_for(model: Any, batch: int, input_shape: tuple[int, ...] | None) -> tup
     if isinstance(model, str) and model.endswith((".onnx", ".xml")):
         return model, tuple(input_shape or ()), None
     tmp = tempfile.mkdtemp(prefix="mclab-onnx-")
-    name = model if isinstance(model, str) else type(model).__name__
-    res = export_onnx(model, os.path.join(tmp, f"{name}.onnx"),
+    res = export_onnx(model, os.path.join(tmp, f"{model_label(model)}.onnx"),
                       ExportConfig(input_shape=input_shape, batch=batch, verify=False, check=False))
     return res.path, res.input_shape[1:], tmp
 

@@ -17,7 +17,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from . import Runner
+from .base import Runner, resolve
 
 __all__ = ["OPTIONS", "INT8_UNAVAILABLE", "export", "net", "build"]
 
@@ -150,13 +150,8 @@ def build(model: Any, *, batch: int, threads: int | None, input_shape: tuple[int
         if not os.path.isfile(binf):
             raise ValueError(f"model file {binf!r} (the weights beside {model}) does not exist")
         return runner_for_files(model, binf, (batch, *input_shape), precision=precision, threads=threads)
-    if isinstance(model, str):
-        from ..models import zoo
-
-        zm = zoo(model)
-        module, label, rest = zm.module, model, tuple(input_shape or zm.input_shape[1:])
-    else:
-        module, label, rest = model, type(model).__name__, tuple(input_shape)
+    res = resolve(model, input_shape)
+    module, label, rest = res.module, res.label, res.input_shape
     example = torch.randn(1, *rest)
     param, binf = export(module, example, tempfile.mkdtemp(prefix="mclab-ncnn-"), name=os.path.basename(label),
                          fp16_weights=OPTIONS[precision]["fp16_weights"])

@@ -1,15 +1,41 @@
-"""ONNX Runtime on the CPU execution provider, at FP32 or INT8 (static QDQ quantisation)."""
+"""ONNX Runtime on the CPU execution provider, at FP32 or INT8 (static QDQ quantisation).
+
+:func:`session_options` and :func:`session` build ``InferenceSession`` objects with a fixed thread count;
+:func:`build` is this runtime's entry in :data:`mclab.runtimes.RUNTIMES` (``precision="int8"`` quantises a copy
+with :func:`mclab.quant.calibrate` and :func:`mclab.quant.quantize_static`); :func:`optimize_levels` reads back
+the graph ONNX Runtime runs at each optimisation level. Introduced in notebook 09.
+"""
 from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from . import Runner
+from .base import Runner
 
-__all__ = ["LEVELS", "GraphLevel", "build", "session", "optimize_levels", "quantize_int8"]
+__all__ = [
+    # sessions
+    "session_options", "session", "build",
+    # the graph ONNX Runtime runs
+    "LEVELS", "GraphLevel", "optimize_levels",
+]
 
 LEVELS = ("disable", "basic", "extended", "all")  # ONNX Runtime's graph optimisation levels, in order
+_CALIB_BATCHES, _CALIB_SEED = 8, 0  # build(precision="int8") calibrates on this many random N(0, 1) batches
+
+
+def session_options(threads: int) -> Any:
+    """ONNX Runtime ``SessionOptions`` with ``threads`` intra-op threads (and one inter-op thread), so that a
+    comparison with torch (``mclab.bench.set_threads``) and OpenVINO (:func:`mclab.runtimes.openvino.config`)
+    uses the same number of cores."""
+    if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
+        raise ValueError(f"threads={threads!r} must be an int >= 1")
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    return so
 
 
 def session(path: str, threads: int | None = None, *, level: str = "all", sequential: bool = True,
@@ -19,13 +45,12 @@ def session(path: str, threads: int | None = None, *, level: str = "all", sequen
     written to ``optimized_path``. A file ONNX Runtime cannot read raises ``ValueError``."""
     import onnxruntime as ort
 
-    from ..bench import ort_session_options
-
     g = ort.GraphOptimizationLevel
-    levels = dict(zip(LEVELS, (g.ORT_DISABLE_ALL, g.ORT_ENABLE_BASIC, g.ORT_ENABLE_EXTENDED, g.ORT_ENABLE_ALL)))
+    levels = dict(zip(LEVELS, (g.ORT_DISABLE_ALL, g.ORT_ENABLE_BASIC, g.ORT_ENABLE_EXTENDED, g.ORT_ENABLE_ALL),
+                      strict=True))
     if level not in levels:
         raise ValueError(f"level={level!r}; allowed: {list(levels)}")
-    so = ort_session_options(threads) if threads else ort.SessionOptions()
+    so = session_options(threads) if threads else ort.SessionOptions()
     so.graph_optimization_level = levels[level]
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL if sequential else ort.ExecutionMode.ORT_PARALLEL
     if optimized_path:
@@ -80,40 +105,12 @@ def optimize_levels(path: str | os.PathLike, out_dir: str | os.PathLike, *,
     return rows
 
 
-def quantize_int8(path: str, out_path: str, input_shape: tuple[int, ...], *, n_calib: int = 8, seed: int = 0,
-                  per_channel: bool = True, batches: Any = None) -> str:
-    """Static INT8 quantisation (QDQ, symmetric INT8 weights and activations) of an FP32 ONNX file,
-    calibrated (min-max) on ``batches`` (real NCHW float32 arrays or tensors, notebook 09) or else on
-    ``n_calib`` random inputs of ``input_shape`` (B, C, H, W); returns ``out_path``."""
-    import numpy as np
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    class Reader(CalibrationDataReader):
-        def __init__(self, name: str) -> None:
-            rng = np.random.default_rng(seed)
-            data = ([np.asarray(b, dtype=np.float32) for b in batches] if batches is not None
-                    else [rng.standard_normal(input_shape, dtype=np.float32) for _ in range(n_calib)])
-            if not data:
-                raise ValueError("batches= is empty; pass calibration batches or None for random ones")
-            self.items = iter([{name: b} for b in data])
-
-        def get_next(self) -> dict | None:
-            return next(self.items, None)
-
-    pre = out_path + ".pre.onnx"
-    quant_pre_process(path, pre, skip_symbolic_shape=True)
-    name = session(pre, 1).get_inputs()[0].name
-    quantize_static(pre, out_path, Reader(name), quant_format=QuantFormat.QDQ, per_channel=per_channel,
-                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
-    os.remove(pre)
-    return out_path
-
-
 def build(model: Any, *, batch: int, threads: int | None, input_shape: tuple[int, ...] | None,
           precision: str = "fp32") -> Runner:
     """A :class:`Runner` on ONNX Runtime (CPU). ``model``: an ``.onnx`` file, a torchvision name or a
-    module (exported first). ``precision="int8"`` quantises a copy statically (random calibration data)."""
+    module (exported first). ``precision="int8"`` quantises a copy statically with :func:`mclab.quant.calibrate`
+    (min-max ranges on 8 random N(0, 1) batches, seed 0) and :func:`mclab.quant.quantize_static` (UINT8
+    activations, INT8 per-channel weights); ``Runner.info`` then says ``activation_type`` and ``calibration``."""
     import onnxruntime as ort
 
     from .export import onnx_for, remove_with
@@ -126,7 +123,7 @@ def build(model: Any, *, batch: int, threads: int | None, input_shape: tuple[int
         if len(shape) != len(declared) - 1:
             raise ValueError(f"input shape {tuple(shape)} has {len(shape)} dims; {path} expects "
                              f"{len(declared) - 1} after the batch ({declared})")
-        for want, have in zip(shape, declared[1:]):
+        for want, have in zip(shape, declared[1:], strict=True):
             if isinstance(have, int) and have != want:
                 raise ValueError(f"input shape {tuple(shape)} does not fit {path}: it declares {declared}")
         rest = tuple(int(d) for d in shape)
@@ -137,13 +134,27 @@ def build(model: Any, *, batch: int, threads: int | None, input_shape: tuple[int
     if isinstance(declared[0], int) and declared[0] != batch:
         raise ValueError(f"batch={batch} does not fit {path}: its batch dim is fixed at {declared[0]}")
     actual = {"tensor(float)": "fp32", "tensor(float16)": "fp16"}.get(inp.type, inp.type)
+    info: dict[str, Any] = {}
     if precision == "int8":
         import tempfile
 
+        import numpy as np
+
+        from ..quant import api  # here, not at the top: mclab.quant.api imports this module's session()
+
         tmp = tmp or tempfile.mkdtemp(prefix="mclab-onnx-")
-        path = quantize_int8(path, os.path.join(tmp, "int8.onnx"), (batch, *rest))
+        pre = api.prepare_onnx(path, os.path.join(tmp, "fp32"), rest)
+        rng = np.random.default_rng(_CALIB_SEED)
+        batches = [rng.standard_normal((batch, *rest), dtype=np.float32) for _ in range(_CALIB_BATCHES)]
+        cal = api.calibrate(pre, batches)
+        act = "uint8"  # with int8 weights: the pair x86 VNNI multiplies (quant.quantize_static)
+        path = api.quantize_static(pre, os.path.join(tmp, "int8.onnx"), cal, activation_type=act)
+        os.remove(pre)
         sess = session(path, threads)
         actual = "int8"
+        info = {"activation_type": act, "weight_type": "int8",
+                "calibration": {"data": f"random N(0, 1), seed {_CALIB_SEED}", "batches": _CALIB_BATCHES,
+                                "images": cal.n_images, "method": cal.method}}
     name, out_name = sess.get_inputs()[0].name, sess.get_outputs()[0].name
 
     def run(x: Any) -> Any:
@@ -152,6 +163,6 @@ def build(model: Any, *, batch: int, threads: int | None, input_shape: tuple[int
     label = model if isinstance(model, str) else type(model).__name__
     used = threads or sess.get_session_options().intra_op_num_threads or None
     runner = Runner(label, "onnxruntime", (batch, *rest), actual, used, run, file=path,
-                    info={"version": ort.__version__, "providers": sess.get_providers()}, handle=sess)
+                    info={"version": ort.__version__, "providers": sess.get_providers(), **info}, handle=sess)
     remove_with(runner, tmp)
     return runner

@@ -15,10 +15,14 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from . import Runner
+from .base import Runner
 
-__all__ = ["build", "compile_model", "actual_precision", "to_ir", "async_throughput", "AsyncResult", "HINTS",
-           "runtime_layers", "kernels", "isa_caps", "ab_under_isa", "ISA_CAPS"]
+__all__ = [
+    # compiling and running
+    "config", "build", "compile_model", "actual_precision", "to_ir", "async_throughput", "AsyncResult", "HINTS",
+    # what the CPU plugin runs
+    "runtime_layers", "kernels", "isa_caps", "ab_under_isa", "ISA_CAPS",
+]
 
 _TO_OV = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
 _FROM_OV = {"f32": "fp32", "bf16": "bf16", "f16": "fp16", "i8": "int8", "u8": "int8"}
@@ -35,6 +39,15 @@ ISA_CAPS = {
 }
 
 
+def config(threads: int) -> dict[str, Any]:
+    """``compile_model`` properties that run OpenVINO's CPU plugin on ``threads`` inference threads, so that a
+    comparison with torch (``mclab.bench.set_threads``) and ONNX Runtime
+    (:func:`mclab.runtimes.onnxrt.session_options`) uses the same number of cores."""
+    if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
+        raise ValueError(f"threads={threads!r} must be an int >= 1")
+    return {"INFERENCE_NUM_THREADS": threads}
+
+
 def actual_precision(compiled: Any) -> str:
     """The precision a compiled model computes in (``INFERENCE_PRECISION_HINT`` read back): fp32, bf16, fp16."""
     hint = compiled.get_property("INFERENCE_PRECISION_HINT")
@@ -47,8 +60,10 @@ def runtime_layers(compiled: Any) -> list[dict[str, str]]:
     ``{"layerType": "Convolution", "primitiveType": "brgconv_avx512_I8", "runtimePrecision": "u8", ...}`` each."""
     compiled = getattr(compiled, "handle", compiled)
     if not hasattr(compiled, "get_runtime_model"):
-        raise TypeError(f"compiled must be an OpenVINO CompiledModel or a Runner built on OpenVINO, got {type(compiled).__name__}")
-    return [{k: v.astype(str) for k, v in op.get_rt_info().items()} for op in compiled.get_runtime_model().get_ordered_ops()]
+        raise TypeError(f"compiled must be an OpenVINO CompiledModel or a Runner built on OpenVINO, "
+                        f"got {type(compiled).__name__}")
+    ops = compiled.get_runtime_model().get_ordered_ops()
+    return [{k: v.astype(str) for k, v in op.get_rt_info().items()} for op in ops]
 
 
 def kernels(compiled: Any, layer_type: str = "Convolution") -> dict[str, int]:
@@ -71,8 +86,8 @@ def ab_under_isa(path_a: str | os.PathLike, path_b: str | os.PathLike, input_sha
                  isa: str | None = None, threads: int | None = None, rounds: int = 10, calls: int = 5,
                  timeout_s: float = 600) -> dict[str, Any]:
     """Two model files on OpenVINO, interleaved (``mclab ab``), in a fresh process whose kernels are capped at
-    ``isa`` (a key of :data:`ISA_CAPS`; None: no cap). Returns ``ABResult.as_dict()`` plus ``kernels`` ({"a": ..., "b": ...},
-    convolution kernels per model, which show the cap took effect) and ``isa``."""
+    ``isa`` (a key of :data:`ISA_CAPS`; None: no cap). Returns ``ABResult.as_dict()`` plus ``kernels``
+    ({"a": ..., "b": ...}, convolution kernels per model, which show the cap took effect) and ``isa``."""
     if isa is not None and isa not in ISA_CAPS:
         raise ValueError(f"isa={isa!r}; allowed: None (no cap) or one of {list(ISA_CAPS)}")
     for name, p in (("path_a", path_a), ("path_b", path_b)):
@@ -111,7 +126,7 @@ def _read(path: str, batch: int, input_shape: tuple[int, ...]) -> Any:
         if not all(declared[i].is_static for i in range(1, rank)):
             raise ValueError(f"{path} has dynamic dims {declared}; pass input_shape")
         want = (batch, *(declared[i].get_length() for i in range(1, rank)))
-    for i, (w, d) in enumerate(zip(want, declared)):
+    for i, (w, d) in enumerate(zip(want, declared, strict=True)):
         if d.is_static and d.get_length() != w:
             what = f"batch={batch}" if i == 0 else f"input shape {want[1:]}"
             raise ValueError(f"{what} does not fit {path}: it declares {declared}")
@@ -133,7 +148,7 @@ def compile_model(model: Any, *, precision: str = "fp32", threads: int | None = 
     if precision != "default":
         cfg["INFERENCE_PRECISION_HINT"] = _TO_OV[precision]
     if threads is not None:
-        cfg["INFERENCE_NUM_THREADS"] = int(threads)
+        cfg.update(config(threads))
     if streams is not None:
         if streams < 1:
             raise ValueError(f"streams={streams} must be >= 1")
@@ -170,7 +185,8 @@ def build(model: Any, *, batch: int, threads: int | None, input_shape: tuple[int
     return runner
 
 
-def to_ir(onnx_path: str | os.PathLike, xml_path: str | os.PathLike, *, compress_to_fp16: bool = False) -> dict[str, Any]:
+def to_ir(onnx_path: str | os.PathLike, xml_path: str | os.PathLike, *,
+          compress_to_fp16: bool = False) -> dict[str, Any]:
     """Convert an ONNX file to OpenVINO IR (``.xml`` + ``.bin``); returns paths and sizes in bytes.
 
     ``openvino.save_model`` stores weights as FP16 unless told otherwise — another silent precision
@@ -182,7 +198,8 @@ def to_ir(onnx_path: str | os.PathLike, xml_path: str | os.PathLike, *, compress
     try:
         m = ov.convert_model(os.fspath(onnx_path))
     except Exception as e:  # convert_model raises several frontend-specific types
-        raise ValueError(f"cannot convert {os.fspath(onnx_path)!r} to OpenVINO: {str(e).strip().splitlines()[0][:200]}") from None
+        first = str(e).strip().splitlines()[0][:200]
+        raise ValueError(f"cannot convert {os.fspath(onnx_path)!r} to OpenVINO: {first}") from None
     xml = os.fspath(xml_path)
     ov.save_model(m, xml, compress_to_fp16=compress_to_fp16)
     binf = xml[:-4] + ".bin" if xml.endswith(".xml") else xml + ".bin"

@@ -19,7 +19,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Iterable
 
-from . import Runner
+from .base import Runner, model_label
 
 __all__ = ["TRTConfig", "EngineReport", "available", "to_fp16_onnx", "to_qdq_onnx", "build_engine",
            "engine_runner", "cuda_time_ms", "build"]
@@ -52,7 +52,8 @@ class TRTConfig:
 
     def __post_init__(self) -> None:
         if self.precision not in ("fp32", "fp16", "int8"):
-            raise ValueError(f"precision={self.precision!r} is not a TensorRT precision here; allowed: fp32, fp16, int8")
+            raise ValueError(f"precision={self.precision!r} is not a TensorRT precision here; "
+                             f"allowed: fp32, fp16, int8")
         if not 1 <= self.min_batch <= self.opt_batch <= self.max_batch:
             raise ValueError(f"need 1 <= min_batch <= opt_batch <= max_batch, got {self.min_batch}, "
                              f"{self.opt_batch}, {self.max_batch}")
@@ -97,8 +98,13 @@ def to_qdq_onnx(path: str, out_path: str, calibration: Iterable[Any], *, method:
     per-channel Q/DQ pairs as TensorRT requires (zero point 0); returns ``out_path``."""
     import numpy as np
     import onnx
-    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
-                                          quantize_static)
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
 
     name = onnx.load(path, load_external_data=False).graph.input[0].name
     batches = iter([{name: np.asarray(b, np.float32)} for b in calibration])
@@ -197,8 +203,8 @@ def engine_runner(engine_path: str, input_shape: tuple[int, ...], *, precision: 
         return out.cpu().numpy()  # .cpu() synchronises the stream
 
     return Runner(model or engine_path, "tensorrt", tuple(input_shape), precision, None, run, file=engine_path,
-                  info={"device_run": device_run, "profile": (tuple(lo), tuple(hi)), "gpu": torch.cuda.get_device_name()},
-                  handle=engine)
+                  info={"device_run": device_run, "profile": (tuple(lo), tuple(hi)),
+                        "gpu": torch.cuda.get_device_name()}, handle=engine)
 
 
 def cuda_time_ms(fn: Callable[..., Any], *args: Any, iters: int = 100, warmup: int = 10) -> list[float]:
@@ -249,7 +255,7 @@ def build(model: Any, *, batch: int, threads: int | None, input_shape: tuple[int
                        TRTConfig(precision=precision, min_batch=1, opt_batch=batch, max_batch=max(batch, 8),
                                  calibration=calib if precision == "int8" else None))
     runner = engine_runner(rep.engine, (batch, *rest), precision=precision,
-                           model=model if isinstance(model, str) else type(model).__name__)
+                           model=model_label(model))
     runner.info.update(rep.as_dict())
     remove_with(runner, tmp)
     return runner

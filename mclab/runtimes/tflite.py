@@ -14,12 +14,12 @@ import contextlib
 import io
 import operator
 import os
-import warnings
 import tempfile
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
-from . import Runner
+from .base import Runner, resolve
 
 __all__ = ["MODES", "TFLiteConfig", "to_keras", "convert", "verify_file", "interpreter", "inspect_file",
            "runner_for_file", "build"]
@@ -266,7 +266,8 @@ def interpreter(path: str, *, threads: int | None = None, xnnpack: bool = True) 
     try:
         with warnings.catch_warnings():  # "tf.lite.Interpreter is deprecated": still TF's own, and works
             warnings.simplefilter("ignore", UserWarning)
-            it = tf.lite.Interpreter(model_path=os.fspath(path), num_threads=threads, experimental_op_resolver_type=resolver)
+            it = tf.lite.Interpreter(model_path=os.fspath(path), num_threads=threads,
+                                     experimental_op_resolver_type=resolver)
             it.allocate_tensors()
     except (ValueError, RuntimeError) as e:
         first = str(e).strip().splitlines()[0][:200]
@@ -280,7 +281,8 @@ def inspect_file(path_or_interpreter: Any) -> dict[str, Any]:
     and the operator counts."""
     import numpy as np
 
-    it = interpreter(path_or_interpreter) if isinstance(path_or_interpreter, (str, os.PathLike)) else path_or_interpreter
+    it = (interpreter(path_or_interpreter) if isinstance(path_or_interpreter, (str, os.PathLike))
+          else path_or_interpreter)
     tensors = {t["index"]: t for t in it.get_tensor_details()}
     ops = it._get_ops_details()  # noqa: SLF001 — the only way TFLite's Python API lists operators
     counts: dict[str, int] = {}
@@ -352,14 +354,8 @@ def build(model: Any, *, batch: int, threads: int | None, input_shape: tuple[int
             raise ValueError(f"precision={precision!r} does not match {model} (it computes in {r.precision}); "
                              f"pass precision='default' or convert the model again in that mode")
         return r
-    if isinstance(model, str):
-        from ..models import zoo
-
-        zm = zoo(model)
-        module, label, rest = zm.module, model, tuple(input_shape or zm.input_shape[1:])
-    else:
-        module, label, rest = model, type(model).__name__, tuple(input_shape)
-    shape = (batch, *rest)
+    res = resolve(model, input_shape)
+    module, label, shape = res.module, res.label, (batch, *res.input_shape)
     keras_model = to_keras(module, shape)
     rng = np.random.default_rng(0)
     make = calibration or (lambda i: rng.standard_normal(shape, dtype=np.float32))

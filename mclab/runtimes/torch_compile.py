@@ -1,8 +1,8 @@
 """``torch.compile``: PyTorch's graph compiler (TorchDynamo captures the graph, Inductor generates fused
 C++/OpenMP kernels on CPU, Triton on GPU), FP32 or BF16 autocast.
 
-:func:`compile_module` compiles and runs once, timing that first call (the compile), and returns the
-compiled callable with a :class:`CompileReport`; ``build(...)`` is the registry entry
+:func:`compile_module` compiles and runs once, timing that first call (the compile), and returns a
+:class:`Compiled`: the compiled callable with its :class:`CompileReport`; ``build(...)`` is the registry entry
 (``load(model, "torch-compile")``). Introduced in notebook 12.
 """
 from __future__ import annotations
@@ -12,9 +12,10 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
-from . import Runner
+from ..bench import sync_fn
+from .base import Runner, resolve
 
-__all__ = ["MODES", "CompileReport", "compile_module", "build"]
+__all__ = ["MODES", "CompileReport", "Compiled", "compile_module", "build"]
 
 # torch.compile modes. "reduce-overhead" adds CUDA graphs (GPU only); "max-autotune-no-cudagraphs" tries
 # several kernel configurations per operator (long compiles).
@@ -36,13 +37,27 @@ class CompileReport:
         return asdict(self)
 
 
+@dataclass
+class Compiled:
+    """A compiled module, callable as ``compiled(x)``, and what compiling it cost."""
+
+    fn: Callable[[Any], Any]    # fn(tensor) -> tensor under inference_mode (and bf16 autocast when asked)
+    report: CompileReport
+
+    def __call__(self, x: Any) -> Any:
+        return self.fn(x)
+
+    def as_dict(self) -> dict[str, Any]:
+        return self.report.as_dict()
+
+
 def compile_module(module: Any, example: Any, *, mode: str = "default", backend: str = "inductor",
-                   dynamic: bool | None = None, bf16: bool = False) -> tuple[Callable[[Any], Any], CompileReport]:
+                   dynamic: bool | None = None, bf16: bool = False) -> Compiled:
     """``torch.compile(module)`` and run it once on ``example`` (a tensor) to trigger compilation.
 
-    Returns ``(fn, report)``: ``fn(tensor) -> tensor`` runs under ``inference_mode`` (and bf16 autocast
-    when ``bf16``); ``report.compile_s`` is the first call's wall time. ``torch._dynamo.reset()`` runs first
-    so a cached compile from an earlier call does not hide the cost.
+    Returns a :class:`Compiled`: calling it (``compiled(tensor) -> tensor``) runs under ``inference_mode`` (and
+    bf16 autocast when ``bf16``); ``compiled.report.compile_s`` is the first call's wall time.
+    ``torch._dynamo.reset()`` runs first so a cached compile from an earlier call does not hide the cost.
     """
     import torch
 
@@ -69,8 +84,9 @@ def compile_module(module: Any, example: Any, *, mode: str = "default", backend:
     except Exception as e:  # Dynamo/Inductor raise their own types; re-raised with the first line
         first = str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__
         raise ValueError(f"torch.compile failed for {type(module).__name__}: {first}") from None
-    if dev == "cuda":
-        torch.cuda.synchronize()
+    sync = sync_fn(example.device)
+    if sync:
+        sync()
     seconds = time.perf_counter() - t0
     graphs = breaks = None
     with contextlib.suppress(ImportError, AttributeError):  # counters are internal; report None if they move
@@ -78,7 +94,7 @@ def compile_module(module: Any, example: Any, *, mode: str = "default", backend:
 
         graphs = int(counters["stats"]["unique_graphs"])
         breaks = int(sum(counters["graph_break"].values()))
-    return fn, CompileReport(mode, backend, dynamic, seconds, graphs, breaks)
+    return Compiled(fn, CompileReport(mode, backend, dynamic, seconds, graphs, breaks))
 
 
 def build(model: Any, *, batch: int, threads: int | None, input_shape: tuple[int, ...] | None,
@@ -87,13 +103,8 @@ def build(model: Any, *, batch: int, threads: int | None, input_shape: tuple[int
     compile happens here, so ``Runner.info['compile_s']`` is its cost and ``run`` is steady state."""
     import torch
 
-    if isinstance(model, str):
-        from ..models import zoo
-
-        zm = zoo(model)
-        module, label, rest = zm.module, model, tuple(input_shape or zm.input_shape[1:])
-    else:
-        module, label, rest = model, type(model).__name__, tuple(input_shape)
+    res = resolve(model, input_shape)
+    module, label, rest = res.module, res.label, res.input_shape
     if threads is not None:
         torch.set_num_threads(threads)
     shape = (batch, *rest)
@@ -104,10 +115,10 @@ def build(model: Any, *, batch: int, threads: int | None, input_shape: tuple[int
     except RuntimeError as e:
         raise ValueError(f"input shape {rest} does not fit {label}: {str(e).strip().splitlines()[0]}") from None
     bf16 = precision == "bf16"
-    fn, report = compile_module(module, example, bf16=bf16)
+    compiled = compile_module(module, example, bf16=bf16)
 
     def run(x: Any) -> Any:
-        return fn(torch.from_numpy(x)).float().numpy()
+        return compiled(torch.from_numpy(x)).float().numpy()
 
     return Runner(label, "torch-compile", shape, "bf16" if bf16 else "fp32", threads or torch.get_num_threads(), run,
-                  info={"version": torch.__version__, **report.as_dict()}, handle=fn)
+                  info={"version": torch.__version__, **compiled.as_dict()}, handle=compiled.fn)

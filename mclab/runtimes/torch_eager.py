@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import Runner
+from .base import Runner, resolve
 
 __all__ = ["build"]
 
@@ -14,17 +14,11 @@ def build(model: Any, *, batch: int, threads: int | None, input_shape: tuple[int
     ``precision="bf16"`` runs under CPU autocast to bfloat16 and returns FP32 outputs."""
     import contextlib
 
-    import numpy as np
     import torch
 
-    from ..models import zoo
-
-    if isinstance(model, str):
-        zm = zoo(model)  # raises ValueError naming torchvision's models for an unknown name
-        module, default, label = zm.module, zm.input_shape[1:], model
-    else:
-        module, default, label = model.eval(), input_shape, type(model).__name__
-    shape = (batch, *(input_shape or default))
+    res = resolve(model, input_shape)
+    module, label = res.module.eval(), res.label
+    shape = (batch, *res.input_shape)
     if threads is not None:
         torch.set_num_threads(threads)
     bf16 = precision == "bf16"

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import nbformat
 import pytest
-
 from conftest import REPO
 
 from .lab import LabServer

@@ -25,10 +25,12 @@ _KERNEL = f"({_NOTEBOOK}.sessionContext.session?.kernel)"
 _SNAPSHOT_JS = """cell => {
   const out = cell.querySelector('.jp-Cell-outputArea');
   if (!out) return JSON.stringify({text: [], images: []});
-  const leaves = [...out.querySelectorAll('.jp-OutputArea-output')].filter(e => !e.querySelector('.jp-OutputArea-output'));
+  const leaves = [...out.querySelectorAll('.jp-OutputArea-output')]
+    .filter(e => !e.querySelector('.jp-OutputArea-output'));
   const text = leaves.map(e => e.innerText.trim()).filter(t => t);
   const imgs = [...out.querySelectorAll('img')].map(i => i.src);
-  const canvases = [...out.querySelectorAll('canvas')].map(k => { try { return k.toDataURL(); } catch (e) { return ''; } });
+  const canvases = [...out.querySelectorAll('canvas')]
+    .map(k => { try { return k.toDataURL(); } catch (e) { return ''; } });
   return JSON.stringify({text: text, images: imgs.concat(canvases)});
 }"""
 
@@ -78,7 +80,8 @@ def run_all(page: Page, name: str, timeout_s: float = 300) -> None:
 def cell_errors(page: Page) -> list[str]:
     """'cell N: Ename: value' for every error output in the open notebook."""
     return page.evaluate(f"""() => {_NOTEBOOK}.content.model.toJSON().cells.flatMap((c, i) =>
-        (c.outputs || []).filter(o => o.output_type === 'error').map(o => `cell ${{i + 1}}: ${{o.ename}}: ${{o.evalue}}`))""")
+        (c.outputs || []).filter(o => o.output_type === 'error')
+          .map(o => `cell ${{i + 1}}: ${{o.ename}}: ${{o.evalue}}`))""")
 
 
 def sliders(page: Page) -> Locator:

@@ -76,7 +76,8 @@ class LabServer:
         for d in ("config/labconfig", "data", "runtime"):
             (self.state / d).mkdir(parents=True, exist_ok=True)
         (self.state / "config/labconfig/page_config.json").write_text(json.dumps(_QUIET_PAGE_CONFIG))
-        env = {**os.environ, "JUPYTER_CONFIG_DIR": str(self.state / "config"), "JUPYTER_DATA_DIR": str(self.state / "data"),
+        env = {**os.environ, "JUPYTER_CONFIG_DIR": str(self.state / "config"),
+               "JUPYTER_DATA_DIR": str(self.state / "data"),
                "JUPYTER_RUNTIME_DIR": str(self.state / "runtime"), "JUPYTER_PREFER_ENV_PATH": "1",
                "PYTHONWARNINGS": "ignore", "TF_CPP_MIN_LOG_LEVEL": "3", **self.env}
         cmd = [str(Path(sys.executable).parent / "jupyter"), "lab", "--no-browser",

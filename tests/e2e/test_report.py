@@ -66,7 +66,8 @@ def test_index_lists_every_notebook(report, offline):
 
 def _figures(path) -> int:
     nb = nbformat.read(path, 4)
-    return sum(1 for c in nb.cells for o in c.get("outputs", []) if {"image/png", "image/jpeg"} & set(o.get("data", {})))
+    images = {"image/png", "image/jpeg"}
+    return sum(1 for c in nb.cells for o in c.get("outputs", []) if images & set(o.get("data", {})))
 
 
 @pytest.mark.parametrize("path", sorted(NB_DIR.glob("[0-9][0-9]_*.ipynb")), ids=lambda p: p.name)

@@ -1,7 +1,9 @@
+"""mclab.quant.primitives: scales, zero points and integers bit-exact with PyTorch; float16 scales; error
+metrics, k-means, integer-only arithmetic and INT4 packing."""
 from __future__ import annotations
 
 import math
-import numpy as np
+
 import pytest
 import torch
 from torch.ao.quantization import MinMaxObserver, PerChannelMinMaxObserver
@@ -122,7 +124,8 @@ def test_all_bit_widths_round_trip_within_half_a_step(bits, symmetric):
 
 def test_sqnr_grows_about_six_db_per_bit():
     x = torch.rand(200_000) * 2 - 1  # uniform: the textbook 6.02 dB/bit case
-    sq = [quant.error(x, quant.dequantize(quant.quantize(x, qp := quant.qparams(x, b)), qp)).sqnr_db for b in range(4, 13)]
+    sq = [quant.error(x, quant.dequantize(quant.quantize(x, qp := quant.qparams(x, b)), qp)).sqnr_db
+          for b in range(4, 13)]
     slope = (sq[-1] - sq[0]) / 8
     assert 5.8 < slope < 6.2, sq
     assert quant.sqnr_db(x, x) == math.inf
@@ -168,13 +171,15 @@ def test_kmeans_beats_linear_on_bell_shaped_weights():
 
 def test_integer_only_linear_matches_float_within_one_step():
     g = torch.Generator().manual_seed(4)
-    x, w, b = torch.randn(32, 256, generator=g), torch.randn(64, 256, generator=g) * 0.05, torch.randn(64, generator=g) * 0.1
+    x, w = torch.randn(32, 256, generator=g), torch.randn(64, 256, generator=g) * 0.05
+    b = torch.randn(64, generator=g) * 0.1
     y = x @ w.T + b
     xq_p, wq_p, yq_p = quant.qparams(x, 8), quant.qparams(w, 8, symmetric=True, axis=0), quant.qparams(y, 8)
     yq, acc = quant.int_linear(quant.quantize(x, xq_p), xq_p, quant.quantize(w, wq_p), wq_p, b, yq_p)
     assert acc.dtype == torch.int32 and yq.dtype == torch.uint8
     # the reference: the same integer inputs, computed in float64, rounded once
-    xd, wd = quant.dequantize(quant.quantize(x, xq_p), xq_p).double(), quant.dequantize(quant.quantize(w, wq_p), wq_p).double()
+    xd = quant.dequantize(quant.quantize(x, xq_p), xq_p).double()
+    wd = quant.dequantize(quant.quantize(w, wq_p), wq_p).double()
     exact = torch.round((xd @ wd.T + b.double()) / yq_p.scale.double()) + yq_p.zero_point
     assert int((yq.long() - exact.clamp(0, 255).long()).abs().max()) <= 1
     assert quant.sqnr_db(y, quant.dequantize(yq, yq_p)) > 30
@@ -235,101 +240,40 @@ def test_trained_reference_weights_keep_35_db_at_8_bit_per_channel():
             assert quant.sqnr_db(p, quant.dequantize(quant.quantize(p.detach(), qp), qp)) >= 35, name
 
 
-# ----------------------------------------------------------------------------- model level
+# ----------------------------------------------------------------------------- float16 scales and INT4 packing
 
 
-@pytest.fixture(scope="module")
-def small():
-    from mclab import models
-
-    torch.manual_seed(0)
-    m = models.small_cnn(8).eval()
-    with torch.no_grad():  # non-trivial BatchNorm statistics, so folding has something to fold
-        for mod in m.modules():
-            if isinstance(mod, torch.nn.BatchNorm2d):
-                mod.running_mean.uniform_(-0.2, 0.2)
-                mod.running_var.uniform_(0.5, 2.0)
-    return m
-
-
-def test_weight_only_quantisation_report(small):
-    import copy
-
-    m = copy.deepcopy(small)
-    rep = quant.quantize_weights_(m, quant.WeightOnlyConfig(bits=8))
-    assert set(rep.sqnr_db) == {"0", "4", "8", "14"} and rep.min_sqnr_db > 35
-    assert 0.25 < rep.weight_bytes / rep.fp32_weight_bytes < 0.30  # 1 byte per weight + a scale per channel
-    w0 = small[8].weight.detach()
-    qp = quant.qparams(w0, 8, symmetric=True, axis=0)
-    assert torch.equal(m[8].weight, quant.dequantize(quant.quantize(w0, qp), qp))  # replaced by its grid values
-    rep4 = quant.quantize_weights_(copy.deepcopy(small), quant.WeightOnlyConfig(bits=4, group_size=8))
-    assert rep4.weight_bytes < rep.weight_bytes and rep4.min_sqnr_db < rep.min_sqnr_db
+@pytest.mark.parametrize("bits", [4, 8])
+@pytest.mark.parametrize("group", [16, 64])
+def test_float16_scales_are_stored_rounded_up_so_nothing_clips(bits, group):
+    g = torch.Generator().manual_seed(5)
+    w = torch.randn(24, 128, generator=g) * torch.rand(24, 1, generator=g) * 3
+    qp = quant.qparams(w, bits, axis=1, group_size=group, scale_dtype=torch.float16)
+    assert qp.scale.dtype == torch.float16 and qp.scale.shape == (24, 128 // group)
+    ref = quant.qparams(w, bits, axis=1, group_size=group)  # float32 scales of the same ranges
+    assert bool((qp.scale.float() >= ref.scale).all())  # rounded up, never down ...
+    assert bool((qp.scale.float() <= ref.scale * (1 + 2**-9)).all())  # ... by about one float16 step at most
+    lo, _ = quant.observe_range(w, axis=1, group_size=group)
+    assert torch.equal(qp.zero_point, torch.round(-lo.clamp(max=0) / qp.scale.float()).long())  # from the stored scale
+    err = (quant.dequantize(quant.quantize(w, qp), qp) - w).abs().unflatten(-1, (-1, group))
+    assert bool((err <= qp.scale.float()[..., None] / 2 * (1 + 1e-6)).all())  # half a step: no value clipped
 
 
-def test_fold_batchnorm_keeps_outputs(small):
-    x = torch.randn(4, 1, 16, 16)
-    folded = quant.fold_batchnorm(small)
-    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
-    with torch.no_grad():
-        assert torch.allclose(folded(x), small(x), atol=1e-5)
+def test_float16_scale_floor_is_the_smallest_normal():
+    qp = quant.qparams(torch.zeros(2, 32), 4, axis=1, group_size=32, scale_dtype=torch.float16)
+    assert bool((qp.scale == torch.finfo(torch.float16).tiny).all()) and bool((qp.zero_point == 0).all())
+    with pytest.raises(ValueError, match=r"scale_dtype=torch.bfloat16 is not allowed; allowed: torch.float32 or"):
+        quant.qparams(torch.randn(4), scale_dtype=torch.bfloat16)
 
 
-def test_static_int8_runs_for_real_on_onnxruntime_and_openvino(small, tmp_path):
-    from mclab import runtimes
-
-    pre = quant.prepare_onnx(small, str(tmp_path / "m.onnx"), (1, 16, 16))
-    g = torch.Generator().manual_seed(0)
-    batches = [torch.randn(8, 1, 16, 16, generator=g) for _ in range(3)]
-    cal = quant.calibrate(pre, batches)
-    assert cal.n_images == 24 and all(lo <= 0 <= hi for lo, hi in cal.ranges.values())
-    pct = quant.calibrate(pre, batches, method="percentile", percentile=99.0)
-    assert all(pct.ranges[n][1] <= cal.ranges[n][1] + 1e-6 for n in cal.ranges)
-    q = quant.quantize_static(pre, str(tmp_path / "int8.onnx"), cal)
-    x = torch.randn(4, 1, 16, 16, generator=g)
-    with torch.no_grad():
-        ref = small(x)
-    ort = runtimes.load(q, "onnxruntime", input_shape=(1, 16, 16), batch=4)
-    assert quant.int8_op_counts(ort).get("QLinearConv") == 3
-    assert quant.sqnr_db(ref, torch.from_numpy(ort.run(x.numpy()))) > 20
-    ov = runtimes.load(q, "openvino", input_shape=(1, 16, 16), batch=4)
-    assert quant.int8_op_counts(ov).get("Convolution u8", 0) + quant.int8_op_counts(ov).get("Convolution i8", 0) == 3
-    assert quant.sqnr_db(ref, torch.from_numpy(ov.run(x.numpy()))) > 20
-    assert quant.batched(ort)(torch.cat([x, x[:1]])).shape == (5, 10)
-    dyn = quant.quantize_dynamic(pre, str(tmp_path / "dyn.onnx"))
-    assert "ConvInteger" in quant.int8_op_counts(runtimes.load(dyn, "onnxruntime", input_shape=(1, 16, 16)))
-
-
-def test_fake_quant_model_and_qat(small):
-    from mclab import data
-
-    x = data.digits("val", size=16).x[:64]
-    fq = quant.fake_quant_model(small, 8, calibration=[x])
-    with torch.no_grad():
-        assert quant.sqnr_db(small(x), fq(x)) > 20
-    res = quant.qat(small, quant.QATConfig(epochs=1, lr=1e-3), size=16)
-    assert len(res.loss) == 1 and not any(isinstance(m, torch.nn.BatchNorm2d) for m in res.float.modules())
-    with torch.no_grad():
-        assert quant.sqnr_db(res.fake(x), res.float(x)) > 20  # the same weights, with and without fake quantisation
-
-
-@pytest.mark.parametrize("call, match", [
-    (lambda: quant.WeightOnlyConfig(bits=0), "bits=0"),
-    (lambda: quant.WeightOnlyConfig(method="kl"), "method='kl'"),
-    (lambda: quant.QATConfig(bits=20), "bits=20"),
-    (lambda: quant.QATConfig(epochs=0), "epochs=0"),
-    (lambda: quant.prepare_onnx("/nonexistent/model.onnx", "/tmp/x", (1, 8, 8)), "does not exist"),
-    (lambda: quant.calibrate("unused.onnx", [], method="minmax"), "batches is empty"),
-    (lambda: quant.calibrate("unused.onnx", [np.zeros(1)], method="entropy"), "method='entropy'"),
-])
-def test_model_level_bad_input(call, match):
-    with pytest.raises(ValueError, match=match):
-        call()
-
-
-def test_corrupt_model_file_is_a_value_error(tmp_path):
-    bad = tmp_path / "bad.onnx"
-    bad.write_bytes(b"not an onnx file")
-    with pytest.raises(ValueError, match="bad.onnx"):
-        quant.prepare_onnx(str(bad), str(tmp_path / "out"), (1, 8, 8))
-    with pytest.raises(TypeError, match="Calibration"):
-        quant.quantize_static(str(bad), str(tmp_path / "q.onnx"), {"x": (0, 1)})
+def test_pack_int4_round_trip_and_errors():
+    q = torch.randint(0, 16, (5, 64), dtype=torch.uint8)
+    p = quant.pack_int4(q)
+    assert p.shape == (5, 32) and torch.equal(quant.unpack_int4(p), q)
+    assert torch.equal(p[0, 0], q[0, 0] | (q[0, 1] << 4))  # byte j = q[2j] | q[2j+1] << 4
+    with pytest.raises(ValueError, match="even last dimension"):
+        quant.pack_int4(q[:, :3])
+    with pytest.raises(ValueError, match="0..15"):
+        quant.pack_int4(q + 16)
+    with pytest.raises(TypeError, match="uint8"):
+        quant.unpack_int4(p.long())

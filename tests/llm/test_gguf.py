@@ -9,8 +9,6 @@ from gguf import GGMLQuantizationType, GGUFReader, quants
 from mclab import llm
 from mclab.llm import gguf as G
 
-TINY = llm.LlamaConfig(dim=64, n_layers=2, n_heads=4, n_kv_heads=2, hidden_dim=128, max_seq_len=96)
-
 
 def _awkward(seed=0):
     rng = np.random.default_rng(seed)
@@ -58,9 +56,8 @@ def test_rows_must_be_whole_blocks():
 
 
 @pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(0)
-    return llm.TinyLlama(TINY).eval()
+def model(tiny_model):
+    return tiny_model()
 
 
 def test_f32_file_reads_back_identically(model, tmp_path):
@@ -70,7 +67,7 @@ def test_f32_file_reads_back_identically(model, tmp_path):
     f = r.fields["general.architecture"]
     assert bytes(f.parts[f.data[0]]).decode() == "llama"
     assert r.fields["llama.block_count"].parts[-1][0] == 2
-    names = G.tensor_names(TINY.n_layers)
+    names = G.tensor_names(model.cfg.n_layers)
     state = model.state_dict()
     assert len(r.tensors) == len(state)
     for t in r.tensors:
@@ -87,7 +84,7 @@ def test_f32_file_reads_back_identically(model, tmp_path):
 def test_quantised_files_hold_the_gguf_packages_blocks(model, tmp_path, fmt):
     e = G.export_gguf(model, tmp_path / f"m-{fmt}.gguf", G.GGUFConfig(ftype=fmt))
     state = model.state_dict()
-    inv = {v: k for k, v in G.tensor_names(TINY.n_layers).items()}
+    inv = {v: k for k, v in G.tensor_names(model.cfg.n_layers).items()}
     r = GGUFReader(e.path)
     for t in r.tensors:
         w = state[inv[t.name]].numpy()
@@ -102,6 +99,6 @@ def test_quantised_files_hold_the_gguf_packages_blocks(model, tmp_path, fmt):
 
 
 def test_export_refuses_a_model_with_packed_layers(model, tmp_path):
-    qm, _ = llm.quantized(model, llm.WeightQuantConfig())
+    qm = llm.quantized(model, llm.LLMQuantConfig()).model
     with pytest.raises(ValueError, match="has no GGUF name"):
         G.export_gguf(qm, tmp_path / "q.gguf")

@@ -1,0 +1,70 @@
+"""mclab.quant — quantisation: the arithmetic from scratch, then model-level INT8 that really runs.
+
+Two layers, as torchao separates ``quant_primitives`` from ``quantize_``:
+
+- :mod:`mclab.quant.primitives` — the arithmetic on tensors, bit-exact with PyTorch: :class:`QParams`
+  (per tensor, channel or group; float32 or float16 scales), :func:`quantize`, :func:`dequantize`,
+  :func:`fake_quantize`, error metrics, k-means codebooks, integer-only linear layers, INT4 packing.
+  Every quantiser in the kit (``mclab.llm.quant`` included) takes its scales and integers from here.
+- :mod:`mclab.quant.api` — the model-level verbs: weight-only fake quantisation, PTQ on ONNX Runtime and
+  OpenVINO (:func:`calibrate` -> :func:`quantize_static`, the one builder of static-INT8 ONNX files),
+  dynamic INT8, and quantisation-aware training.
+
+Both are re-exported here: ``from mclab import quant; quant.qparams(...)``. Introduced in notebooks 04 and 05.
+"""
+from __future__ import annotations
+
+from .api import (
+    ACTIVATION_TYPES,
+    Calibration,
+    QATConfig,
+    QATResult,
+    WeightOnlyConfig,
+    WeightReport,
+    calibrate,
+    fake_quant_model,
+    fold_batchnorm,
+    prepare_onnx,
+    qat,
+    quantize_dynamic,
+    quantize_static,
+    quantize_weights_,
+)
+from .primitives import (
+    METHODS,
+    SCALE_DTYPES,
+    Codebook,
+    QParams,
+    QuantError,
+    dequantize,
+    error,
+    fake_quantize,
+    int_linear,
+    kmeans,
+    observe_range,
+    pack_int4,
+    qparams,
+    qparams_from_range,
+    quantize,
+    quantize_multiplier,
+    requantize,
+    sqnr_by_bits,
+    sqnr_db,
+    unpack_int4,
+)
+
+__all__ = [
+    # parameters and primitives
+    "QParams", "METHODS", "SCALE_DTYPES", "qparams", "qparams_from_range", "observe_range", "quantize", "dequantize",
+    "fake_quantize", "pack_int4", "unpack_int4",
+    # error and alternatives
+    "QuantError", "error", "sqnr_db", "sqnr_by_bits", "Codebook", "kmeans",
+    # integer-only arithmetic
+    "quantize_multiplier", "requantize", "int_linear",
+    # model level: weight-only
+    "WeightOnlyConfig", "WeightReport", "quantize_weights_",
+    # model level: PTQ on ONNX Runtime / OpenVINO
+    "ACTIVATION_TYPES", "Calibration", "calibrate", "prepare_onnx", "quantize_static", "quantize_dynamic",
+    # model level: QAT
+    "QATConfig", "QATResult", "fold_batchnorm", "fake_quant_model", "qat",
+]

@@ -1,0 +1,401 @@
+"""Model-level quantisation: the verbs on ``torch.nn.Module`` and ONNX files, built on :mod:`mclab.quant.primitives`.
+
+- Weight-only: :func:`quantize_weights_` replaces every Conv2d / Linear weight by its quantised-dequantised
+  value at any width (:class:`WeightOnlyConfig`) and reports the SQNR per layer.
+- PTQ on ONNX Runtime and OpenVINO: :func:`prepare_onnx` exports and pre-processes, :func:`calibrate` finds
+  activation ranges on calibration data (a serialisable :class:`Calibration`), :func:`quantize_static` replays
+  them into a static INT8 QDQ file — the one builder of every static-INT8 ONNX file in the kit
+  (``mclab.runtimes.onnxrt`` calls it for ``precision="int8"``) — and :func:`quantize_dynamic` writes dynamic INT8.
+- QAT: :func:`fold_batchnorm`, :func:`fake_quant_model` and :func:`qat` (straight-through fake quantisation).
+
+Introduced in notebook 05.
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import asdict, dataclass
+from typing import Any, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from .primitives import METHODS, _check_bits, dequantize, fake_quantize, qparams, qparams_from_range, quantize, sqnr_db
+
+__all__ = [
+    # weight-only
+    "WeightOnlyConfig", "WeightReport", "quantize_weights_",
+    # PTQ on ONNX Runtime / OpenVINO
+    "ACTIVATION_TYPES", "Calibration", "calibrate", "prepare_onnx", "quantize_static", "quantize_dynamic",
+    # QAT
+    "QATConfig", "QATResult", "fold_batchnorm", "fake_quant_model", "qat",
+]
+
+# Integer types quantize_static can give activations (weights are always INT8, symmetric, per channel).
+# UINT8 activations x INT8 weights is what x86 VNNI (vpdpbusd) multiplies in one instruction.
+ACTIVATION_TYPES = ("uint8", "int8")
+_MSE_SAMPLE = 16_384  # values per activation tensor the MSE range search looks at (seeded sample)
+
+
+# ----------------------------------------------------------------------------- model level: weight-only
+
+
+def _quantizable(model: torch.nn.Module) -> dict[str, torch.nn.Module]:
+    return {n: m for n, m in model.named_modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))}
+
+
+@dataclass(frozen=True)
+class WeightOnlyConfig:
+    """Weight-only quantisation of every Conv2d / Linear weight (biases and activations stay float): the weights
+    are replaced by their fake-quantised values at any width from 2 to 16 bits, per tensor, channel or group.
+
+    It measures what a width and a range method do to a CNN (notebook 05). The LLM's packed format is its
+    sibling :class:`mclab.llm.LLMQuantConfig`: INT4/INT8 group-wise integers really stored packed, chosen by
+    RTN, AWQ or GPTQ; both take their scales from :func:`mclab.quant.qparams` (or ``qparams_from_range``)."""
+
+    bits: int = 8                   # 2..16
+    symmetric: bool = True          # weights are centred on 0; symmetric grids keep kernels simple
+    per_channel: bool = True        # one scale per output channel (axis 0); False: one per tensor
+    group_size: int | None = None   # per group of input channels (axis 1), e.g. 32; layers it does not divide
+                                    # stay per channel
+    method: str = "minmax"          # range: "minmax" | "percentile" | "mse"
+
+    def __post_init__(self) -> None:
+        _check_bits(self.bits)
+        if self.method not in METHODS:
+            raise ValueError(f"method={self.method!r} is unknown; allowed: {METHODS}")
+        if self.group_size is not None and (not isinstance(self.group_size, int) or self.group_size < 1):
+            raise ValueError(f"group_size={self.group_size!r} must be a positive int or None")
+
+
+@dataclass
+class WeightReport:
+    """Per-layer SQNR (dB) of the quantised weights, and their storage at ``bits`` (scales included)."""
+
+    config: WeightOnlyConfig
+    sqnr_db: dict[str, float]
+    weight_bytes: int               # integer weights + one float32 scale (and zero point) per slot
+    fp32_weight_bytes: int
+
+    @property
+    def min_sqnr_db(self) -> float:
+        return min(self.sqnr_db.values())
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"config": asdict(self.config), "sqnr_db": self.sqnr_db, "min_sqnr_db": self.min_sqnr_db,
+                "weight_bytes": self.weight_bytes, "fp32_weight_bytes": self.fp32_weight_bytes}
+
+
+def quantize_weights_(model: torch.nn.Module, config: WeightOnlyConfig | None = None) -> WeightReport:
+    """Replace every Conv2d / Linear weight of ``model`` in place by its quantised-dequantised value
+    (what a weight-only INT8/INT4 kernel computes with); returns a :class:`WeightReport`."""
+    cfg = config or WeightOnlyConfig()
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    sq, nbytes, fp32 = {}, 0, 0
+    with torch.no_grad():
+        for name, mod in _quantizable(model).items():
+            w = mod.weight
+            if cfg.group_size is not None and w.shape[1] % cfg.group_size == 0:
+                qp = qparams(w, cfg.bits, cfg.symmetric, axis=1, group_size=cfg.group_size, method=cfg.method)
+            else:
+                qp = qparams(w, cfg.bits, cfg.symmetric, axis=0 if cfg.per_channel else None, method=cfg.method)
+            w_hat = dequantize(quantize(w, qp), qp)
+            sq[name] = sqnr_db(w, w_hat)
+            w.copy_(w_hat)
+            nbytes += math.ceil(w.numel() * cfg.bits / 8) + qp.scale.numel() * (4 if cfg.symmetric else 5)
+            fp32 += 4 * w.numel()
+    return WeightReport(cfg, sq, nbytes, fp32)
+
+
+# ----------------------------------------------------------------------------- model level: ONNX Runtime INT8
+
+
+@dataclass
+class Calibration:
+    """Activation ranges for static quantisation, found on calibration data: ONNX tensor name ->
+    (rmin, rmax), by ``method``. Serialisable (``as_dict``); :func:`quantize_static` replays it."""
+
+    ranges: dict[str, tuple[float, float]]
+    method: str
+    n_images: int
+    percentile: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _batches(batches: Any) -> list[Any]:
+    import numpy as np
+
+    out = [np.ascontiguousarray(np.asarray(b, dtype=np.float32)) for b in batches]
+    if not out:
+        raise ValueError("batches is empty; pass at least one calibration batch, "
+                         "e.g. mclab.data.calibration_batches()")
+    return out
+
+
+def prepare_onnx(model: Any, path: str, input_shape: tuple[int, ...]) -> str:
+    """Export a torch module (BatchNorm folded) to ``path`` and run ONNX Runtime's quantisation
+    pre-processing (shape inference, constant folding); an existing ``.onnx`` file is pre-processed
+    only. Returns the pre-processed file (``<path>.pre.onnx``)."""
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    from ..runtimes.export import ExportConfig, export_onnx
+
+    src = os.fspath(model) if isinstance(model, (str, os.PathLike)) else None
+    if src is None:
+        src = export_onnx(model, path, ExportConfig(input_shape=tuple(input_shape))).path
+    elif not os.path.isfile(src):
+        raise ValueError(f"model file {src!r} does not exist")
+    pre = os.fspath(path) + ".pre.onnx"
+    try:
+        quant_pre_process(src, pre, skip_symbolic_shape=True)
+    except Exception as e:  # onnx/ORT raise several types for unreadable files
+        raise ValueError(f"cannot prepare {src!r} for quantisation: {str(e).strip().splitlines()[0][:200]}") from None
+    return pre
+
+
+def calibrate(onnx_path: str, batches: Sequence[Any], *, method: str = "minmax",
+              percentile: float = 99.99) -> Calibration:
+    """Run ``batches`` (arrays or tensors of the model's input shape) through the FP32 ONNX model with
+    every intermediate float tensor exposed, and choose each tensor's range by ``method`` (the same
+    :func:`qparams` calibrators as for tensors: min-max, percentile or MSE on an 8-bit unsigned grid).
+    Returns a :class:`Calibration` (ranges per ONNX tensor name) for :func:`quantize_static`."""
+    import tempfile
+
+    import numpy as np
+    import onnx
+
+    from ..runtimes.onnxrt import session
+
+    if method not in METHODS:
+        raise ValueError(f"method={method!r} is unknown; allowed: {METHODS}")
+    xs = _batches(batches)
+    m = onnx.shape_inference.infer_shapes(onnx.load(onnx_path))
+    floats = {vi.name for vi in (*m.graph.value_info, *m.graph.input, *m.graph.output)
+              if vi.type.tensor_type.elem_type == onnx.TensorProto.FLOAT}
+    inits = {i.name for i in m.graph.initializer}
+    names = [n.name for n in m.graph.input if n.name not in inits]
+    names += [o for node in m.graph.node for o in node.output if o in floats]
+    have = {o.name for o in m.graph.output}
+    m.graph.output.extend(onnx.helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, None)
+                          for n in names if n not in have)
+    with tempfile.TemporaryDirectory(prefix="mclab-calib-") as tmp:
+        aug = os.path.join(tmp, "augmented.onnx")
+        onnx.save(m, aug)
+        sess = session(aug)
+        inp = sess.get_inputs()[0].name
+        outs = [o.name for o in sess.get_outputs()]
+        got: dict[str, list[Any]] = {n: [] for n in outs}
+        for x in xs:
+            for n, v in zip(outs, sess.run(None, {inp: x}), strict=True):
+                got[n].append(v)
+    ranges = {}
+    rng = np.random.default_rng(0)
+    for n in names:
+        v = np.concatenate([a.reshape(-1) for a in got[n]])
+        if method == "mse" and v.size > _MSE_SAMPLE:  # the search quantises the tensor 24 times: sample it
+            v = np.concatenate([rng.choice(v, _MSE_SAMPLE, replace=False), [v.min(), v.max()]])
+        qp = qparams(torch.from_numpy(v), 8, method=method, percentile=percentile, grid=24)
+        lo = float((qp.qmin - int(qp.zero_point)) * float(qp.scale))
+        hi = float((qp.qmax - int(qp.zero_point)) * float(qp.scale))
+        ranges[n] = (lo, hi)
+    return Calibration(ranges, method, int(sum(x.shape[0] for x in xs)), percentile if method == "percentile" else None)
+
+
+def quantize_static(onnx_path: str, out_path: str, calibration: Calibration, *, per_channel: bool = True,
+                    activation_type: str = "uint8") -> str:
+    """Static INT8 with ONNX Runtime's ``quantize_static`` (QDQ format): activations asymmetric on the
+    ``activation_type`` grid ("uint8" or "int8") with the ranges in ``calibration``; weights INT8 symmetric,
+    per output channel unless ``per_channel=False``. The default, UINT8 activations with INT8 weights, is the
+    pair x86 VNNI multiplies (``vpdpbusd``): ONNX Runtime's x86 kernels run it several times faster than INT8
+    activations. Every static-INT8 ONNX file in the kit comes from here. Returns ``out_path``; run it with
+    ``mclab.runtimes.load(out_path, "onnxruntime" | "openvino")``. Introduced in notebook 05."""
+    import numpy as np
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType
+    from onnxruntime.quantization import quantize_static as ort_quantize_static
+
+    if activation_type not in ACTIVATION_TYPES:
+        raise ValueError(f"activation_type={activation_type!r} is not allowed; allowed: "
+                         f"{' | '.join(repr(t) for t in ACTIVATION_TYPES)}")
+    if not isinstance(calibration, Calibration):
+        raise TypeError(f"calibration must be a Calibration from mclab.quant.calibrate, "
+                        f"got {type(calibration).__name__}")
+    if not os.path.isfile(onnx_path):
+        raise ValueError(f"onnx_path={onnx_path!r} does not exist")
+
+    class OneBatch(CalibrationDataReader):  # ORT insists on a reader; every range is overridden below
+        def __init__(self) -> None:
+            self.items = None
+
+        def get_next(self) -> dict | None:
+            if self.items is None:
+                from ..runtimes.onnxrt import session
+
+                inp = session(onnx_path).get_inputs()[0]
+                shape = [d if isinstance(d, int) else 1 for d in inp.shape]
+                self.items = iter([{inp.name: np.zeros(shape, np.float32)}])
+            return next(self.items, None)
+
+    act = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}[activation_type]
+    overrides = {n: [{"rmin": np.float32(lo), "rmax": np.float32(hi)}] for n, (lo, hi) in calibration.ranges.items()}
+    ort_quantize_static(onnx_path, out_path, OneBatch(), quant_format=QuantFormat.QDQ, per_channel=per_channel,
+                        activation_type=act, weight_type=QuantType.QInt8,
+                        extra_options={"TensorQuantOverrides": overrides})
+    return out_path
+
+
+def quantize_dynamic(onnx_path: str, out_path: str, *, per_channel: bool = True) -> str:
+    """Dynamic INT8 with ONNX Runtime: weights stored as INT8, each activation's range measured at run time
+    (no calibration; ConvInteger / MatMulInteger kernels). Returns ``out_path``."""
+    from onnxruntime.quantization import QuantType
+    from onnxruntime.quantization import quantize_dynamic as ort_quantize_dynamic
+
+    if not os.path.isfile(onnx_path):
+        raise ValueError(f"onnx_path={onnx_path!r} does not exist")
+    ort_quantize_dynamic(onnx_path, out_path, per_channel=per_channel, weight_type=QuantType.QInt8)
+    return out_path
+
+
+# ----------------------------------------------------------------------------- model level: QAT
+
+
+def fold_batchnorm(model: torch.nn.Module) -> torch.nn.Module:
+    """A copy of ``model`` (eval mode) with every Conv→BatchNorm pair folded into one Conv, as the ONNX
+    export and INT8 kernels see it — so QAT quantises the weights that will really be deployed."""
+    import copy
+
+    from torch.fx.experimental.optimization import fuse
+
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    return fuse(copy.deepcopy(model).eval(), inplace=True)
+
+
+class _QATLayer(torch.nn.Module):
+    """Wraps a Conv2d / Linear: fake-quantised input (per tensor, asymmetric, EMA min-max range) and
+    weights (per output channel, symmetric narrow range — ONNX Runtime's INT8 weight grid)."""
+
+    def __init__(self, inner: torch.nn.Module, bits: int, momentum: float) -> None:
+        super().__init__()
+        self.inner, self.bits, self.momentum = inner, bits, momentum
+        self.register_buffer("lo", torch.tensor(math.inf))
+        self.register_buffer("hi", torch.tensor(-math.inf))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training or not bool(torch.isfinite(self.lo)):
+            lo, hi = torch.aminmax(x.detach())
+            first = not bool(torch.isfinite(self.lo))
+            self.lo.copy_(lo if first else self.lo + self.momentum * (lo - self.lo))
+            self.hi.copy_(hi if first else self.hi + self.momentum * (hi - self.hi))
+        xq = fake_quantize(x, qparams_from_range(self.lo, self.hi, bits=self.bits))
+        w = self.inner.weight
+        wq = fake_quantize(w, qparams(w.detach(), self.bits, symmetric=True, axis=0, narrow=True))
+        if isinstance(self.inner, torch.nn.Linear):
+            return F.linear(xq, wq, self.inner.bias)
+        c = self.inner
+        return F.conv2d(xq, wq, c.bias, c.stride, c.padding, c.dilation, c.groups)
+
+
+@dataclass(frozen=True)
+class QATConfig:
+    """Quantisation-aware fine-tuning: a short, low-learning-rate run with fake quantisation in the loop."""
+
+    epochs: int = 2                 # a few epochs suffice: the float model is already trained
+    lr: float = 5e-5                # peak learning rate, 1/60 of the reference training's 3e-3 (2e-4 measured
+                                    # 2 points lower on the fast reference model: fine-tuning must nudge the
+                                    # weights, not retrain)
+    bits: int = 8                   # weights and activations
+    momentum: float = 0.05          # EMA of the activation ranges
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _check_bits(self.bits)
+        if not isinstance(self.epochs, int) or self.epochs < 1:
+            raise ValueError(f"epochs={self.epochs!r} must be an int >= 1")
+        if not self.lr > 0:
+            raise ValueError(f"lr={self.lr} must be > 0")
+        if not 0 < self.momentum <= 1:
+            raise ValueError(f"momentum={self.momentum} must be in (0, 1]")
+
+
+@dataclass
+class QATResult:
+    """The fine-tuned model with fake quantisation (``fake``: evaluate it to see simulated accuracy) and
+    the same weights as a plain float model without BatchNorm (``float``: export it, then quantise)."""
+
+    fake: torch.nn.Module
+    float: torch.nn.Module
+    loss: list[float]
+    val_accuracy: list[float]
+    seconds: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"loss": self.loss, "val_accuracy": self.val_accuracy, "seconds": self.seconds}
+
+
+def fake_quant_model(model: torch.nn.Module, bits: int = 8, *, momentum: float = 0.05,
+                     calibration: Sequence[Any] = ()) -> torch.nn.Module:
+    """A copy of ``model`` with BatchNorm folded and every Conv2d / Linear wrapped by fake quantisation
+    (inputs per tensor with running ranges, weights per channel); ranges are first observed on the
+    ``calibration`` batches. Evaluating it simulates INT8 (or ``bits``) PTQ; training it is QAT."""
+    _check_bits(bits)
+    fused = fold_batchnorm(model)
+    for name, mod in list(_quantizable(fused).items()):
+        parent, _, leaf = name.rpartition(".")
+        setattr(fused.get_submodule(parent) if parent else fused, leaf, _QATLayer(mod, bits, momentum))
+    fused.train()
+    with torch.no_grad():
+        for x in calibration:
+            fused(torch.as_tensor(x))
+    return fused.eval()
+
+
+def _unwrap(fake: torch.nn.Module) -> torch.nn.Module:
+    import copy
+
+    plain = copy.deepcopy(fake)
+    for name, mod in list(plain.named_modules()):
+        if isinstance(mod, _QATLayer):
+            parent, _, leaf = name.rpartition(".")
+            setattr(plain.get_submodule(parent) if parent else plain, leaf, mod.inner)
+    return plain.eval()
+
+
+def qat(model: torch.nn.Module, config: QATConfig | None = None, *, size: int = 32, progress: bool = False,
+        cache: str | None = None) -> QATResult:
+    """Quantisation-aware training on the digits: :func:`fake_quant_model` (BatchNorm folded, fake
+    quantisation with straight-through gradients), fine-tuned with :func:`mclab.models.train`. ``model``
+    is not changed. ``cache`` (a name, e.g. the reference model's cache key) stores the result in
+    :func:`mclab.models.cache_dir` and reuses it. Returns a :class:`QATResult`. Introduced in notebook 05."""
+    import hashlib
+    import json
+    import time
+
+    from ..data import calibration_batches
+    from ..models import TrainConfig, cache_dir, train
+
+    cfg = config or QATConfig()
+    if not isinstance(cfg, QATConfig):
+        raise TypeError(f"config must be a QATConfig, got {type(cfg).__name__}")
+    path = None
+    if cache is not None:
+        blob = json.dumps({"m": cache, "cfg": asdict(cfg), "size": size}, sort_keys=True).encode()
+        key = hashlib.sha256(blob).hexdigest()[:12]
+        path = cache_dir() / f"qat-{key}.pt"
+        if path.is_file():  # the saved state holds the trained weights and the activation ranges
+            saved = torch.load(path, map_location="cpu", weights_only=True)
+            fake = fake_quant_model(model, cfg.bits, momentum=cfg.momentum)
+            fake.load_state_dict(saved["state_dict"])
+            return QATResult(fake.eval(), _unwrap(fake), saved["loss"], saved["val_accuracy"], 0.0)
+    fake = fake_quant_model(model, cfg.bits, momentum=cfg.momentum,
+                            calibration=calibration_batches(4, batch_size=64, size=size, seed=cfg.seed))
+    t0 = time.perf_counter()
+    res = train(fake, TrainConfig(epochs=cfg.epochs, lr=cfg.lr, size=size, seed=cfg.seed, progress=progress,
+                                  weight_decay=0.0))
+    if path is not None:
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        torch.save({"state_dict": fake.state_dict(), "loss": res.loss, "val_accuracy": res.val_accuracy}, tmp)
+        os.replace(tmp, path)
+    return QATResult(fake.eval(), _unwrap(fake), res.loss, res.val_accuracy, time.perf_counter() - t0)

@@ -1,0 +1,90 @@
+"""mclab.cli: the `mclab` command, run as a fresh process (``python -m mclab.cli`` / ``python -m mclab``).
+
+Each subcommand prints JSON with ``--json``; bad input ends with a one-line message on stderr and exit
+status 2, never a traceback. ``mclab notebooks`` is tested beside the notebooks (tests/test_notebooks.py)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from mclab import hw
+from mclab.runtimes import export
+
+
+@pytest.fixture(scope="module")
+def tiny_onnx(tmp_path_factory):
+    """A small conv net (3x32x32 input) exported by the kit with a dynamic batch dimension: its path."""
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
+                                torch.nn.Flatten(), torch.nn.Linear(8, 4))
+    return export.export_onnx(model, tmp_path_factory.mktemp("onnx") / "tiny.onnx",
+                              export.ExportConfig(input_shape=(3, 32, 32), verify=False)).path
+
+
+def _mclab(*args, module="mclab.cli"):
+    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True)
+
+
+# ----------------------------------------------------------------------------- bench and ab
+
+
+def test_cli_bench_json(tiny_onnx):
+    r = _mclab("bench", str(tiny_onnx), "--batch", "2", "--threads", "1", "--iters", "30", "--min-time", "0",
+               "--json")
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert {"p50_ms", "p90_ms", "p99_ms", "mean_ms", "throughput_per_s", "samples", "flags"} <= set(d)
+    assert d["samples"] == 30 and d["runtime"] == "onnxruntime" and d["input_shape"] == [2, 3, 32, 32]
+    assert d["p50_ms"] <= d["p90_ms"] <= d["p99_ms"] and "p99_few_samples" in d["flags"]
+    assert d["throughput_per_s"] == pytest.approx(2e3 / d["mean_ms"])
+
+
+@pytest.mark.parametrize("args, match", [
+    (["resnet19"], "not a torchvision classifier"),
+    (["resnet18", "--runtime", "openvino-nope"], "unknown; available runtimes"),
+    (["resnet18", "--input-shape", "3,7"], "does not fit resnet18"),
+    (["resnet18", "--iters", "0"], "min_iters=0"),
+    (["resnet18", "--input-shape", "a,b"], "not a shape"),
+])
+def test_cli_bench_errors_are_one_line(args, match):
+    r = _mclab("bench", *args)
+    assert r.returncode == 2 and match in r.stderr and "Traceback" not in r.stderr
+
+
+def test_cli_ab_json_and_errors(tiny_onnx, tmp_path):
+    r = _mclab("ab", str(tiny_onnx), str(tiny_onnx), "--threads", "1", "--rounds", "3", "--calls", "2", "--json",
+               module="mclab")
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert d["runtime"] == "onnxruntime" and d["rounds"] == 3 and len(d["ratios"]) == 3
+    assert d["input_shape"] == [1, 3, 32, 32]
+    assert d["speedup_b_vs_a"] == pytest.approx(1 / d["ratio_b_over_a"]) and "kernels" not in d
+    other = tmp_path / "other.onnx"
+    torch.onnx.export(torch.nn.Linear(5, 2).eval(), (torch.randn(1, 5),), str(other), dynamo=False)
+    r = _mclab("ab", str(tiny_onnx), str(other))
+    assert r.returncode == 2 and "different inputs" in r.stderr and "Traceback" not in r.stderr
+
+
+# ----------------------------------------------------------------------------- flops and doctor
+
+
+def test_cli_flops_json_and_errors():
+    r = _mclab("flops", "resnet18", "--json")
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert d["macs"] / 1e9 == pytest.approx(1.814, rel=0.01)
+    assert d["flops"] == 2 * d["macs"] and d["params"] == 11_689_512 and d["input_shape"] == [1, 3, 224, 224]
+    r = _mclab("flops", "resnet5")
+    assert r.returncode == 2 and "resnet50" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_cli_doctor_json():
+    r = _mclab("doctor", "--json")
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert {"python", "cpu", "gpus", "runtimes", "verdicts", "packages"} <= set(d)
+    assert {r["name"] for r in d["runtimes"]} == set(hw.RUNTIMES)
+    assert d["packages"]["torch"].startswith("2.14.1")
