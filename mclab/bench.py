@@ -28,7 +28,7 @@ __all__ = [
     # threads
     "set_threads",
     # verbs
-    "measure", "throughput", "batch_sweep", "compare", "simulate_batcher",
+    "measure", "throughput", "batch_sweep", "compare", "compare_many", "simulate_batcher",
     # what every timer uses
     "inference_fn", "sync_fn",
 ]
@@ -482,18 +482,36 @@ def compare(fn_a: Callable[..., Any], fn_b: Callable[..., Any], args_a: tuple = 
             label_a: str = "A", label_b: str = "B") -> ABResult:
     """Interleaved A/B: each round times ``calls_per_round`` calls of A and of B, alternating which goes
     first (AB, BA, …), and keeps the ratio of their medians; a drifting machine moves both alike."""
+    args_b = args_a if args_b is None else args_b
+    if label_a == label_b:  # two runs of one model: keep the sides apart
+        label_a, label_b = f"{label_a} (A)", f"{label_b} (B)"
+    return compare_many({label_a: (fn_a, args_a), label_b: (fn_b, args_b)}, rounds=rounds,
+                        calls_per_round=calls_per_round, warmup=warmup, device=device)[label_b]
+
+
+def compare_many(fns: dict[str, Any], args: tuple = (), *, rounds: int = 20, calls_per_round: int = 10,
+                 warmup: int = 5, device: str = "cpu") -> dict[str, ABResult]:
+    """Interleaved comparison of several functions against the first: ``fns`` maps a label to a function (called
+    with ``args``) or to ``(function, its own args)``. Each round times ``calls_per_round`` calls of every
+    function, the order rotating round by round, and keeps per round the ratio of each median to the first's.
+    Returns one :class:`ABResult` per label after the first (A = the first), all from the same rounds; with two
+    functions this is :func:`compare`."""
+    if len(fns) < 2:
+        raise ValueError(f"fns has {len(fns)} entries; compare at least two")
     if rounds < 2 or calls_per_round < 1 or warmup < 0:
         raise ValueError(f"rounds={rounds} must be >= 2, calls_per_round={calls_per_round} >= 1, warmup={warmup} >= 0")
-    args_b = args_a if args_b is None else args_b
+    sides = [(lab, *(f if isinstance(f, tuple) else (f, args))) for lab, f in fns.items()]
     cfg = BenchConfig(warmup=warmup, min_iters=calls_per_round, min_time_s=0, max_iters=calls_per_round,
                       device=device, n_boot=200)
-    runs: dict[str, list[LatencyResult]] = {"a": [], "b": []}
+    runs: dict[str, list[LatencyResult]] = {lab: [] for lab, _, _ in sides}
+    n = len(sides)
     for r in range(rounds):
-        order = (("a", fn_a, args_a, label_a), ("b", fn_b, args_b, label_b))
-        for key, fn, args, lab in (order if r % 2 == 0 else order[::-1]):
-            runs[key].append(measure(fn, *args, config=cfg, label=lab))
-            cfg.warmup = 0 if r else cfg.warmup
-    ratios = [b.p50_ms / a.p50_ms for a, b in zip(runs["a"], runs["b"], strict=True)]
+        order = sides[r % n:] + sides[:r % n]
+        if n == 2 and r % 2:  # two sides: AB, BA, AB, … (rotation and reversal agree)
+            order = sides[::-1]
+        for lab, fn, a in order:
+            runs[lab].append(measure(fn, *a, config=cfg, label=lab))
+        cfg.warmup = 0
 
     def pooled(rs: list[LatencyResult], lab: str) -> LatencyResult:
         ms = [s for r in rs for s in r.samples_ms]
@@ -502,7 +520,11 @@ def compare(fn_a: Callable[..., Any], fn_b: Callable[..., Any], args_a: tuple = 
                              sum(r.wall_s for r in rs), {q: bootstrap_ci(ms, q, n_boot=200) for q in PCTS},
                              flags_for(ms))
 
-    return ABResult(label_a, label_b, ratios, pooled(runs["a"], label_a), pooled(runs["b"], label_b))
+    base = sides[0][0]
+    a = pooled(runs[base], base)
+    return {lab: ABResult(base, lab, [b.p50_ms / x.p50_ms for x, b in zip(runs[base], runs[lab], strict=True)],
+                          a, pooled(runs[lab], lab))
+            for lab, _, _ in sides[1:]}
 
 
 # ----------------------------------------------------------------------------- dynamic batching

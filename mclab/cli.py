@@ -44,7 +44,7 @@ def _bench(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({**result.summary(), "model": args.model, "runtime": args.runtime,
                           "input_shape": list(runner.input_shape), "precision": runner.precision,
-                          "requested_precision": args.precision}, indent=2))
+                          "requested_precision": args.precision, "info": runner.info}, indent=2, default=str))
     else:
         print(f"{args.model} on {args.runtime} ({runner.precision}, asked {args.precision}), "
               f"input {runner.input_shape}")

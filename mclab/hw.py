@@ -296,6 +296,14 @@ def _probe_tflite() -> dict[str, Any]:
             "details": {"interpreter": "tf.lite.Interpreter"}}
 
 
+def _probe_executorch() -> dict[str, Any]:
+    import executorch.runtime as et_runtime
+    from executorch import version
+
+    backends = et_runtime.Runtime.get().backend_registry.registered_backend_names
+    return {"version": version.__version__, "devices": ["CPU"], "details": {"backends": backends}}
+
+
 def _probe_tensorrt() -> dict[str, Any]:
     import tensorrt as trt
 
@@ -309,6 +317,7 @@ RUNTIMES: dict[str, tuple[Callable[[], dict[str, Any]], str]] = {
     "openvino": (_probe_openvino, "pip install -c constraints.txt openvino"),
     "tflite": (_probe_tflite, "pip install -c constraints.txt tensorflow"),
     "tensorrt": (_probe_tensorrt, "needs an NVIDIA GPU and `pip install tensorrt`"),
+    "executorch": (_probe_executorch, "pip install -c constraints.txt executorch"),
 }
 
 

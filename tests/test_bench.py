@@ -120,6 +120,23 @@ def test_compare_interleaves_and_finds_the_faster():
     assert res.speedup_ci == (1 / hi, 1 / lo) and res.speedup_ci[0] <= res.speedup <= res.speedup_ci[1]
 
 
+def test_compare_many_rotates_the_order_and_shares_the_baseline():
+    order = []
+
+    def f(name, s):
+        return lambda: (order.append(name), time.sleep(s))
+
+    res = bench.compare_many({"a": f("a", 0.003), "b": f("b", 0.0015), "c": (f("c", 0.003), ())},
+                             rounds=3, calls_per_round=2, warmup=0)
+    assert list(res) == ["b", "c"] and all(len(r.ratios) == 3 and r.label_a == "a" for r in res.values())
+    assert res["b"].a is res["c"].a  # one baseline, timed in the same rounds
+    assert res["b"].speedup > 1.3 and 0.6 < res["c"].speedup < 1.6
+    groups = [order[i] for i in range(len(order)) if i == 0 or order[i] != order[i - 1]]
+    assert groups == ["a", "b", "c", "b", "c", "a", "c", "a", "b"]  # each round opened by the next one
+    with pytest.raises(ValueError, match="at least two"):
+        bench.compare_many({"a": f("a", 0)})
+
+
 def test_set_threads_restores():
     import torch
 

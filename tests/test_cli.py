@@ -42,6 +42,16 @@ def test_cli_bench_json(tiny_onnx):
     assert d["throughput_per_s"] == pytest.approx(2e3 / d["mean_ms"])
 
 
+def test_cli_bench_openvino_int8_says_how_it_was_quantised(tiny_onnx):
+    r = _mclab("bench", str(tiny_onnx), "--runtime", "openvino", "--precision", "int8", "--threads", "1",
+               "--iters", "5", "--min-time", "0", "--json")
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert d["precision"] == "int8" and d["requested_precision"] == "int8"
+    assert d["info"]["quantiser"].startswith("nncf") and d["info"]["calibration"]["data"].startswith("random")
+    assert d["info"]["int8_layers"]["int8"] >= 1 and "fp32_layers" in d["info"]["int8_layers"]
+
+
 @pytest.mark.parametrize("args, match", [
     (["resnet19"], "not a torchvision classifier"),
     (["resnet18", "--runtime", "openvino-nope"], "unknown; available runtimes"),

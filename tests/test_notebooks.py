@@ -400,6 +400,22 @@ def check_09(m):
     acc = m["digits_accuracy"]
     assert abs(acc["ORT FP32"] - acc["PyTorch FP32"]) <= 1 / m["digits_n_test"] and acc["PyTorch FP32"] > 0.8
     assert m["int8_drop_pp"] < 3 and 3.5 < m["int8_size_ratio"] < 4.1 and m["int8_speedup"] > 0
+    # S8S8 vs U8S8 from one calibration: every convolution accounted for, U8S8 all in INT8 on U8 activations
+    for a in m["activation_types"]:
+        u, s = a["U8S8 ran"], a["S8S8 ran"]
+        assert u["QLinearConv"] > 0 and u["QLinearConv inputs"] == ["uint8"] and u["FP32 Conv"] == 0
+        assert s["QLinearConv"] + s["FP32 Conv"] == u["QLinearConv"]
+        assert 0 <= s["weight dequantise share"] <= s["DequantizeLinear share"] <= 1
+        for k in ("u8s8", "s8s8"):
+            lo, hi = a[f"{k} ci"]
+            assert lo <= a[f"{k} speedup"] <= hi and a[f"{k} ms"] > 0
+        if hw.cpu_info().arch in ("x86_64", "AMD64"):  # x86 ORT: INT8 kernels only on U8 activations
+            assert set(s["QLinearConv inputs"]) <= {"uint8"}
+    # where the time goes: one profile per runner, shares summing to one, ORT INT8 dominated by QLinearConv
+    prof = {(p["runtime"], p["precision"]): p for p in m["profiles"]}
+    assert {("torch", "fp32"), ("onnxruntime", "fp32"), ("onnxruntime", "int8")} <= set(prof)
+    assert all(p["total_ms"] > 0 and 0.5 < sum(o["share"] for o in p["ops"]) <= 1 + 1e-6 for p in prof.values())
+    assert prof["onnxruntime", "int8"]["ops"][0]["op"] == "QLinearConv"
 
 
 @checks("10_openvino.ipynb")
@@ -422,6 +438,16 @@ def check_10(m):
     assert hints["LATENCY"]["streams"] == 1 and hints["THROUGHPUT"]["requests"] >= hints["THROUGHPUT"]["streams"] >= 1
     assert all(h["async items/s"] > 0 and h["sync items/s"] > 0 for h in m["hints"])
     assert m["ov_speedup_vs_torch"] > 0
+    # INT8: NNCF and a QDQ file, both run by OpenVINO, calibrated on the same training images
+    q, n = m["int8"], m["int8_n_test"]
+    assert q["FP32"]["computes_in"] == "fp32" and q["FP32"]["int8_layers"] == 0 and m["nncf_preset"] == "performance"
+    assert m["int8_calibration"]["data"].endswith("given batches") and m["int8_calibration"]["images"] >= 64
+    for name in ("NNCF INT8", "QDQ INT8 (U8S8)"):
+        assert q[name]["computes_in"] == "int8" and q[name]["int8_layers"] >= 15  # ResNet-18: 20 convolutions, 1 FC
+        assert q[name]["accuracy"] >= q["FP32"]["accuracy"] - 0.03 and q[name]["answers_changed"] <= 0.05 * n
+        assert q[name]["file_bytes"] < 0.35 * q["FP32"]["file_bytes"]
+        lo, hi = m["int8_speedup_ci"][name]
+        assert 0 < lo <= m["int8_speedup"][name] <= hi and m["int8_speed_layers"][name]["int8"] >= 15
 
 
 @checks("11_mobile_runtimes.ipynb")
@@ -445,6 +471,26 @@ def check_11(m):
     rows = {(r["runtime"], r["requested"]): r for r in m["compare"]["rows"]}
     for key in (("onnxruntime", "fp32"), ("tflite", "fp32"), ("ncnn", "fp32")):
         assert rows[key]["status"] == "ok" and rows[key]["max_abs_err"] < 1e-4, key
+    et = m["executorch"]
+    et_rows = {r["model"]: r for r in et["rows"]}
+    e32, e8 = et_rows["ExecuTorch FP32"], et_rows["ExecuTorch INT8"]
+    assert e32["computes in"] == "fp32" and e32["max |err|"] < 1e-4
+    assert e8["computes in"] == "int8" and e8["max |err|"] > 1e-3 and e8[".pte KB"] < 0.5 * e32[".pte KB"]
+    ev = et["eval"]
+    assert ev["ExecuTorch FP32"]["n"] == ev["PyTorch eager FP32"]["n"] >= 360
+    eager = ev["PyTorch eager FP32"]
+    assert abs(ev["ExecuTorch FP32"]["accuracy"] - eager["accuracy"]) <= 1 / eager["n"]
+    assert ev["ExecuTorch INT8"]["accuracy"] >= ev["ExecuTorch FP32"]["accuracy"] - (0.03 if m["fast"] else 0.02)
+    for p in ("fp32", "int8"):  # XNNPACK takes the whole graph but the getitem that unpacks its output
+        assert et["delegation"][p]["subgraphs"] >= 1 and set(et["delegation"][p]["non_delegated_ops"]) <= {"getitem"}
+    assert et["calibration"]["data"] == "given batches" and et["threads"]["size"] >= 1
+    speed = {r["comparison"]: r for r in et["speed"]}
+    assert {"ExecuTorch FP32 vs PyTorch eager", "ExecuTorch INT8 vs ExecuTorch FP32"} <= set(speed)
+    assert all(r["CI low"] <= r["speed-up (B vs A)"] <= r["CI high"] for r in speed.values())
+    if not m["fast"]:
+        for key in (("executorch", "fp32"), ("executorch", "int8")):
+            assert rows[key]["status"] == "ok", key
+        assert rows[("executorch", "fp32")]["max_abs_err"] < 1e-4
 
 
 @checks("12_tensorrt_torch_compile.ipynb")
@@ -462,6 +508,45 @@ def check_12(m):
     when = {r["model"]: r for r in m["when"]}
     assert len(when) == 3 and when["MLP block + .item() branch"]["graph breaks"] >= 1
     assert when["MLP block"]["graph breaks"] == 0 and all(r["max |err|"] < 1e-4 for r in m["when"])
+    # what torch.export captured: ATen ops, a symbolic batch in its range; Dynamo's guards on the input tensor
+    assert m["export_ops"].get("aten.conv2d.default", 0) >= 1 and m["export_core_ops"]["aten.convolution.default"] >= 1
+    sym = m["export_dynamic_shape"][0]
+    assert isinstance(sym, str) and m["export_dynamic_range"] == {sym: "VR[1, 64]"}
+    assert m["guard_kinds"].get("TENSOR_MATCH", 0) >= 1
+    # fusion: three versions against eager, each interval around its ratio, the verdict follows the interval
+    fusion = {r["version"]: r for r in m["fusion"]}
+    assert set(fusion) == {"BN folded (eager)", "torch.compile", "torch.compile + freezing"}
+    for r in fusion.values():
+        assert r["CI low"] <= r["speed-up"] <= r["CI high"] and r["max |err|"] < 1e-3
+    best = fusion[m["fusion_best"]]
+    assert best["speed-up"] == max(r["speed-up"] for r in fusion.values())
+    word = "more than" if best["CI low"] > 1.5 else "less than" if best["CI high"] < 1.2 else "consistent with"
+    assert m["fusion_verdict"].startswith(word)
+    # the generated code: without freezing BN is computed in Inductor's loops, with freezing it is folded away
+    assert m["bn_loops"]["torch.compile"] >= 1 and m["bn_loops"]["torch.compile + freezing"] == 0
+    assert any(not k["generated"] and "convolution" in k["kernel"] for k in m["kernels"])
+    # recompiles over T = 64, 32, 16, 64, 48: automatic dynamic compiles twice, static once per distinct shape
+    assert m["recompile_counts"] == {"None": 2, "False": 4}
+    assert [r["compiled"] for r in m["recompiles"]["False"]] == [True, True, True, False, True]
+    if m["fast"]:
+        assert m["autotune"] is None
+    else:
+        a = m["autotune"]
+        assert a["autotune_compile_s"] > 0 and a["speedup_ci"][0] <= a["speedup"] <= a["speedup_ci"][1]
+    # PT2E INT8: strict export, 8 random calibration batches, oneDNN INT8 kernels, close to FP32, accuracy kept
+    info = m["int8_info"]
+    assert info["export"] == "strict" and info["freezing"] and info["calibration"]["batches"] == 8
+    assert sum(info["int8_kernels"].values()) >= 1 and info["int8_kernels"].get("qconv_pointwise", 0) >= 1
+    lo8, hi8 = m["int8_speedup_ci"]
+    assert lo8 <= m["int8_speedup"] <= hi8 and 0 < m["int8_rel_err"] < 0.2
+    assert m["int8_acc"] >= m["int8_acc_fp32"] - 0.02 and m["int8_acc_fp32"] > 0.8
+    # torchao INT8 on the MLP block: FP32 compiled at FP32 rounding, INT8 variants at 8-bit error
+    ao = {r["variant"]: r for r in m["torchao"]}
+    assert set(ao) == {"FP32 compiled", "INT8 weight-only eager", "INT8 weight-only compiled", "INT8 dynamic eager",
+                       "INT8 dynamic compiled"}
+    assert ao["FP32 compiled"]["max |err|"] < 1e-4
+    assert all(1e-5 < r["max |err|"] < 0.1 for k, r in ao.items() if k.startswith("INT8"))
+    assert all(r["CI low"] <= r["speed-up"] <= r["CI high"] for r in ao.values())
     ok, why = runtimes.available("tensorrt")
     assert m["tensorrt_ran"] == ok
     if ok:  # pragma: no cover - GPU only

@@ -1,8 +1,9 @@
 """One small interface over inference runtimes: ``load(model, runtime, precision=...)`` -> :class:`Runner`.
 
 The interface, the registry, :func:`load` and the model resolver live in :mod:`mclab.runtimes.base`; each
-runtime in its own module (``torch_eager``, ``torch_compile``, ``onnxrt``, ``openvino``, ``tflite``, ``ncnn``,
-``tensorrt``), imported only when it is used; :func:`compare_runtimes` (:mod:`mclab.runtimes.compare`) sets
+runtime in its own module (``torch_eager``, ``torch_compile``, ``onnxrt``, ``openvino``, ``executorch``,
+``tflite``, ``ncnn``, ``tensorrt``), imported only when it is used; :mod:`mclab.runtimes.profile` reads back
+where each runtime spends its time; :func:`compare_runtimes` (:mod:`mclab.runtimes.compare`) sets
 them side by side. This package only re-exports: its modules import from ``.base``, never from the package.
 Introduced in notebook 01 (``mclab bench``); notebooks 09-12 add runtimes.
 """

@@ -95,11 +95,12 @@ class Spec:
 RUNTIMES: dict[str, Spec] = {
     "torch": Spec("torch_eager", "torch", ("fp32", "bf16")),
     "onnxruntime": Spec("onnxrt", "onnxruntime", ("fp32", "int8")),
-    "openvino": Spec("openvino", "openvino", ("fp32", "bf16", "fp16")),
-    "torch-compile": Spec("torch_compile", "torch", ("fp32", "bf16")),
+    "openvino": Spec("openvino", "openvino", ("fp32", "bf16", "fp16", "int8")),
+    "torch-compile": Spec("torch_compile", "torch", ("fp32", "bf16", "int8")),
     "tflite": Spec("tflite", "tensorflow", ("fp32", "fp16", "int8")),
     "ncnn": Spec("ncnn", "ncnn", ("fp32", "fp16", "bf16")),
     "tensorrt": Spec("tensorrt", "tensorrt", ("fp32", "fp16", "int8")),
+    "executorch": Spec("executorch", "executorch", ("fp32", "int8")),
 }
 
 
@@ -159,7 +160,7 @@ def resolve(model: Any, input_shape: tuple[int, ...] | None = None) -> Resolved:
     return Resolved(model, tuple(input_shape), type(model).__name__)
 
 
-_FILE_SUFFIXES = (".onnx", ".xml", ".tflite", ".param", ".engine", ".pt2")
+_FILE_SUFFIXES = (".onnx", ".xml", ".tflite", ".param", ".engine", ".pt2", ".pte")
 
 
 def load(model: Any, runtime: str = "torch", *, batch: int = 1, threads: int | None = None,

@@ -3,7 +3,8 @@
 :func:`session_options` and :func:`session` build ``InferenceSession`` objects with a fixed thread count;
 :func:`build` is this runtime's entry in :data:`mclab.runtimes.RUNTIMES` (``precision="int8"`` quantises a copy
 with :func:`mclab.quant.calibrate` and :func:`mclab.quant.quantize_static`); :func:`optimize_levels` reads back
-the graph ONNX Runtime runs at each optimisation level. Introduced in notebook 09.
+the graph ONNX Runtime runs at each optimisation level, and :func:`profile_nodes` what each of its nodes ran on
+(kernel, input dtypes) and cost (ONNX Runtime's profiler). Introduced in notebook 09.
 """
 from __future__ import annotations
 
@@ -16,8 +17,8 @@ from .base import Runner
 __all__ = [
     # sessions
     "session_options", "session", "build",
-    # the graph ONNX Runtime runs
-    "LEVELS", "GraphLevel", "optimize_levels",
+    # the graph ONNX Runtime runs, and what each of its nodes costs
+    "LEVELS", "GraphLevel", "optimize_levels", "profile_nodes",
 ]
 
 LEVELS = ("disable", "basic", "extended", "all")  # ONNX Runtime's graph optimisation levels, in order
@@ -103,6 +104,56 @@ def optimize_levels(path: str | os.PathLike, out_dir: str | os.PathLike, *,
         removed = {k: v - ops.get(k, 0) for k, v in base.items() if v > ops.get(k, 0)}
         rows.append(GraphLevel(lv, int(sum(ops.values())), ops, added, removed, dest))
     return rows
+
+
+def profile_nodes(model: Any, x: Any, *, runs: int = 20, threads: int | None = None,
+                  warmup: int = 3) -> list[dict[str, Any]]:
+    """Run ``x`` through ONNX Runtime ``runs`` times with ``SessionOptions.enable_profiling`` on and return what its
+    profiler wrote for each node of the optimised graph, one dict per node (in execution order), times averaged
+    over the runs: ``{"name", "op", "us" (per run), "input_types" (the dtype of each input), "input_shapes"}``.
+    An ``op`` such as ``QLinearConv`` with ``input_types[0] == "uint8"`` is an INT8 convolution on U8
+    activations; ``DequantizeLinear`` on a 4-d ``int8`` input of a weight's shape dequantises weights at run time.
+    ``model``: an ``.onnx`` path or a :class:`Runner` on ONNX Runtime (its file and thread count are used)."""
+    import json
+    import tempfile
+
+    import onnxruntime as ort
+
+    if isinstance(model, Runner):
+        if model.runtime != "onnxruntime":
+            raise ValueError(f"runner.runtime={model.runtime!r}; profile_nodes reads ONNX Runtime runners")
+        path, threads = model.file, threads or model.threads
+    else:
+        path = os.fspath(model)
+    if not path or not os.path.isfile(path):
+        raise ValueError(f"model={path!r} is not an ONNX file")
+    if not isinstance(runs, int) or runs < 1:
+        raise ValueError(f"runs={runs!r} must be an int >= 1")
+    so = session_options(threads) if threads else ort.SessionOptions()
+    with tempfile.TemporaryDirectory(prefix="mclab-ortprof-") as tmp:
+        so.enable_profiling = True
+        so.profile_file_prefix = os.path.join(tmp, "ort")
+        sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+        feed = {sess.get_inputs()[0].name: x}
+        for _ in range(max(0, warmup) + runs):  # the warm-up calls are profiled too; dropped below
+            sess.run(None, feed)
+        with open(sess.end_profiling()) as f:
+            events = json.load(f)
+    nodes: dict[str, dict[str, Any]] = {}
+    seen: dict[str, int] = {}
+    for e in events:
+        if e.get("cat") != "Node" or not e.get("name", "").endswith("_kernel_time"):
+            continue
+        a, name = e["args"], e["name"][: -len("_kernel_time")]
+        seen[name] = seen.get(name, 0) + 1
+        if seen[name] <= max(0, warmup):  # a warm-up call
+            continue
+        types = [next(iter(d)) for d in a.get("input_type_shape", [])]
+        shapes = [next(iter(d.values())) for d in a.get("input_type_shape", [])]
+        node = nodes.setdefault(name, {"name": name, "op": a.get("op_name", "?"), "us": 0.0,
+                                       "input_types": types, "input_shapes": shapes})
+        node["us"] += float(e.get("dur", 0)) / runs
+    return list(nodes.values())
 
 
 def build(model: Any, *, batch: int, threads: int | None, input_shape: tuple[int, ...] | None,

@@ -3,17 +3,24 @@
 On CPUs with native BF16 (AVX512-BF16 / AMX, e.g. Sapphire Rapids) the CPU plugin's default
 ``INFERENCE_PRECISION_HINT`` is ``bf16``: a model "run in FP32" silently computes in BF16. This module
 always reads the hint back from the compiled model, and ``precision="fp32"`` pins ``f32``.
-Introduced in notebook 10.
+
+``precision="int8"`` quantises with OpenVINO's own post-training quantiser, NNCF (:func:`quantize_nncf`:
+FakeQuantize ops inserted by ``nncf.quantize``), unless the model already holds FakeQuantize ops (an NNCF IR, or
+a QDQ ONNX file from :func:`mclab.quant.quantize_static`), then compiles with the rest pinned to FP32; the runner
+says which calibration data, which NNCF preset and subset size, and which Convolution / MatMul layers the CPU
+plugin still runs in FP32 (:func:`int8_layers`, read back from the runtime graph). Introduced in notebook 10.
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Iterator
 
 from .base import Runner
 
@@ -22,11 +29,19 @@ __all__ = [
     "config", "build", "compile_model", "actual_precision", "to_ir", "async_throughput", "AsyncResult", "HINTS",
     # what the CPU plugin runs
     "runtime_layers", "kernels", "isa_caps", "ab_under_isa", "ISA_CAPS",
+    # INT8 with NNCF
+    "quantize_nncf", "int8_layers", "NNCF_PRESETS",
 ]
 
 _TO_OV = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
 _FROM_OV = {"f32": "fp32", "bf16": "bf16", "f16": "fp16", "i8": "int8", "u8": "int8"}
 HINTS = ("LATENCY", "THROUGHPUT", "CUMULATIVE_THROUGHPUT")
+NNCF_PRESETS = ("performance", "mixed")  # NNCF: symmetric activations / asymmetric activations (weights symmetric)
+_CALIB_BATCHES, _CALIB_SEED = 8, 0  # build(precision="int8") without data: 8 random N(0, 1) batches, seed 0
+# Layers whose arithmetic INT8 replaces: the runtime graph's types for convolutions and matrix products.
+_COMPUTE_LAYERS = ("Convolution", "GroupConvolution", "Deconvolution", "FullyConnected", "MatMul")
+_COMPUTE_OPS = ("Convolution", "GroupConvolution", "ConvolutionBackpropData", "GroupConvolutionBackpropData", "MatMul")
+_INT8 = ("u8", "i8")
 # The CPU plugin's kernels come from oneDNN, which reads ONEDNN_MAX_CPU_ISA once, when the plugin loads. A cap only
 # lowers the instruction set the kernels may use, so one machine can show what an older CPU would do. Each cap
 # needs the CPU feature (as mclab.hw.cpu_info names it) beside it; on a CPU without it, the cap changes nothing.
@@ -63,7 +78,33 @@ def runtime_layers(compiled: Any) -> list[dict[str, str]]:
         raise TypeError(f"compiled must be an OpenVINO CompiledModel or a Runner built on OpenVINO, "
                         f"got {type(compiled).__name__}")
     ops = compiled.get_runtime_model().get_ordered_ops()
-    return [{k: v.astype(str) for k, v in op.get_rt_info().items()} for op in ops]
+    return [{"name": op.get_friendly_name(), **{k: v.astype(str) for k, v in op.get_rt_info().items()}}
+            for op in ops]
+
+
+def int8_layers(compiled: Any, model: Any = None) -> dict[str, Any]:
+    """Which convolutions and matrix products of a compiled model (or a :class:`Runner` on OpenVINO) the CPU
+    plugin runs in INT8 (runtime precision u8 / i8) and which it still runs in another precision:
+    ``{"int8": n, "other": n, "fp32_layers": ["<name> (<op> as <layerType> f32)", ...]}``. Read back from the
+    runtime graph, so it reports what runs, not what the quantiser intended.
+
+    ``model``: the ``openvino.Model`` that was compiled. With it, each Convolution / MatMul op of the model is
+    found in the runtime layer that runs it — also when the plugin fused it into a ``Subgraph`` (two Linear
+    layers of an MLP head, for instance); without it, only runtime layers of a convolution or fully-connected
+    type are counted. :func:`build` passes the model (``Runner.info["int8_layers"]``)."""
+    kinds = {op.get_friendly_name(): op.get_type_name() for op in model.get_ops()
+             if op.get_type_name() in _COMPUTE_OPS} if model is not None else {}
+    seen: dict[str, tuple[bool, str]] = {}
+    for info in runtime_layers(compiled):
+        names = [n for n in info.get("originalLayersNames", "").split(",") if n in kinds]
+        if not names and info.get("layerType") in _COMPUTE_LAYERS:
+            names = [info["name"]]
+        prec = info.get("runtimePrecision", "?")
+        for n in names:
+            if not seen.get(n, (False,))[0]:  # INT8 wherever it runs in INT8
+                seen[n] = (prec in _INT8, f"{n} ({kinds.get(n, info['layerType'])} as {info['layerType']} {prec})")
+    fp32 = [desc for is8, desc in seen.values() if not is8]
+    return {"int8": len(seen) - len(fp32), "other": len(fp32), "fp32_layers": fp32}
 
 
 def kernels(compiled: Any, layer_type: str = "Convolution") -> dict[str, int]:
@@ -134,6 +175,139 @@ def _read(path: str, batch: int, input_shape: tuple[int, ...]) -> Any:
     return m
 
 
+def _as_batches(batches: Any) -> list[Any]:
+    """Calibration batches as C-contiguous float32 arrays (N, C, H, W …); torch tensors are accepted."""
+    import numpy as np
+
+    if batches is None or isinstance(batches, (str, bytes)) or not hasattr(batches, "__iter__"):
+        raise TypeError(f"batches must be a list of (N, C, H, W) arrays or tensors, got {type(batches).__name__}")
+    out = []
+    for i, b in enumerate(batches):
+        b = b.detach().cpu().numpy() if hasattr(b, "detach") else b
+        a = np.ascontiguousarray(np.asarray(b, dtype=np.float32))
+        if a.ndim < 2 or a.shape[0] < 1:
+            raise ValueError(f"batches[{i}] has shape {a.shape}; each batch is (N, C, H, W …) with N >= 1")
+        if out and a.shape[1:] != out[0].shape[1:]:
+            raise ValueError(f"batches[{i}] has shape {a.shape}; batches[0] has {out[0].shape}: the sizes after "
+                             "the batch must agree")
+        out.append(a)
+    if not out:
+        raise ValueError("batches is empty; pass at least one calibration batch")
+    return out
+
+
+@contextlib.contextmanager
+def _quiet_nncf() -> Iterator[None]:
+    """NNCF without its notices (log level ERROR) and without its progress bars, which rich draws on its global
+    console: on stdout (breaking ``mclab bench --json``) or, in Jupyter, in an ipywidgets Output (which headless
+    notebook runs avoid). Both are restored afterwards."""
+    import logging
+
+    import nncf
+    import rich
+
+    level, console = logging.getLogger("nncf").level, rich.get_console()
+    state = dict(console.__dict__)
+    nncf.set_log_level(logging.ERROR)
+    rich.reconfigure(quiet=True, file=io.StringIO(), force_jupyter=False, force_terminal=False)
+    try:
+        yield
+    finally:
+        console.__dict__ = state
+        nncf.set_log_level(level)
+
+
+def quantize_nncf(model_path: str | os.PathLike, out_xml: str | os.PathLike, batches: Any = None, *,
+                  input_shape: tuple[int, ...] | None = None, preset: str = "performance",
+                  subset_size: int | None = None, fast_bias_correction: bool = True) -> dict[str, Any]:
+    """Quantise an ONNX file or OpenVINO IR to INT8 with NNCF (``nncf.quantize``: FakeQuantize ops with ranges
+    from calibration, INT8 weights, bias correction) and save it as IR (``out_xml`` + ``.bin``, weights not
+    compressed to FP16). The saved model keeps a dynamic batch, so :func:`build` can compile it at any batch.
+
+    ``batches``: calibration inputs, a list of (N, C, H, W …) arrays or tensors (e.g.
+    :func:`mclab.data.calibration_batches`). None: 8 random N(0, 1) batches of one image (seed 0) of
+    ``input_shape`` (or the file's static sizes) — enough for speed, meaningless for accuracy.
+    ``preset``: "performance" (NNCF's default for CNNs: symmetric activations) or "mixed" (asymmetric
+    activations). ``subset_size``: how many batches NNCF reads (default: all of them).
+
+    Returns ``{"xml", "bin", "bytes", "preset", "subset_size", "fake_quantize", "calibration"}``; the same
+    facts are stored in the IR's rt_info (NNCF writes its parameters there; the calibration data goes under
+    ``mclab``), which :func:`build` reads back into ``Runner.info``."""
+    import numpy as np
+    import openvino as ov
+
+    if preset not in NNCF_PRESETS:
+        raise ValueError(f"preset={preset!r}; NNCF's presets are {list(NNCF_PRESETS)}")
+    if subset_size is not None and (not isinstance(subset_size, int) or isinstance(subset_size, bool)
+                                    or subset_size < 1):
+        raise ValueError(f"subset_size={subset_size!r} must be an int >= 1 or None (all batches)")
+    src, xml = os.fspath(model_path), os.fspath(out_xml)
+    if not os.path.isfile(src):
+        raise ValueError(f"model_path={src!r} does not exist")
+    if not xml.endswith(".xml"):
+        raise ValueError(f"out_xml={xml!r} must end in .xml (OpenVINO IR)")
+    try:
+        m = ov.Core().read_model(src)
+    except RuntimeError as e:
+        first = next((ln for ln in str(e).splitlines() if ln.strip() and "Exception from" not in ln), str(e))
+        raise ValueError(f"cannot load {src!r} as an OpenVINO model: {first.strip()[:200]}") from None
+    if any(op.get_type_name() == "FakeQuantize" for op in m.get_ops()):
+        raise ValueError(f"{src!r} is already quantised (it has FakeQuantize ops); quantise its FP32 source")
+    declared = m.inputs[0].get_partial_shape()
+    rank = declared.rank.get_length()
+    if batches is not None:
+        data = _as_batches(batches)
+        rest = tuple(data[0].shape[1:])
+        source = f"{len(data)} given batches"
+    else:
+        if input_shape is None:
+            if not all(declared[i].is_static for i in range(1, rank)):
+                raise ValueError(f"{src} has dynamic dims {declared}; pass input_shape or batches")
+            input_shape = tuple(declared[i].get_length() for i in range(1, rank))
+        rest = tuple(int(d) for d in input_shape)
+        rng = np.random.default_rng(_CALIB_SEED)
+        data = [rng.standard_normal((1, *rest), dtype=np.float32) for _ in range(_CALIB_BATCHES)]
+        source = f"random N(0, 1), seed {_CALIB_SEED}"
+    if len(rest) != rank - 1 or any(d.is_static and d.get_length() != w
+                                    for d, w in zip(list(declared)[1:], rest, strict=True)):
+        raise ValueError(f"calibration input sizes {rest} do not fit {src}: it declares {declared}")
+    m.reshape({m.inputs[0].get_any_name(): ov.PartialShape([-1, *rest])})
+    import nncf
+
+    used = min(subset_size or len(data), len(data))
+    with _quiet_nncf():
+        q = nncf.quantize(m, nncf.Dataset(data), preset=nncf.QuantizationPreset(preset), subset_size=used,
+                          fast_bias_correction=fast_bias_correction)
+    calibration = {"data": source, "batches": used, "images": int(sum(len(b) for b in data[:used])),
+                   "input_shape": list(rest)}
+    q.set_rt_info(json.dumps(calibration), ["mclab", "calibration"])
+    os.makedirs(os.path.dirname(os.path.abspath(xml)), exist_ok=True)
+    ov.save_model(q, xml, compress_to_fp16=False)
+    binf = xml[:-4] + ".bin"
+    return {"xml": xml, "bin": binf, "bytes": os.path.getsize(xml) + os.path.getsize(binf), "preset": preset,
+            "subset_size": used, "fake_quantize": sum(op.get_type_name() == "FakeQuantize" for op in q.get_ops()),
+            "calibration": calibration}
+
+
+def _quant_info(m: Any) -> dict[str, Any]:
+    """What a quantised model says about how it was made: NNCF's preset and subset size (its rt_info) and
+    the calibration data mclab recorded; a QDQ ONNX file says nothing of either."""
+    info: dict[str, Any] = {}
+    if m.has_rt_info(["nncf", "quantization"]):
+        info["quantiser"] = "nncf " + (m.get_rt_info(["nncf", "version"]).astype(str)
+                                       if m.has_rt_info(["nncf", "version"]) else "?")
+        for key in ("preset", "subset_size", "fast_bias_correction"):
+            if m.has_rt_info(["nncf", "quantization", key]):
+                info[key] = m.get_rt_info(["nncf", "quantization", key]).astype(str)
+    else:
+        info["quantiser"] = "the file's own FakeQuantize / QuantizeLinear ops (not NNCF)"
+    if m.has_rt_info(["mclab", "calibration"]):
+        info["calibration"] = json.loads(m.get_rt_info(["mclab", "calibration"]).astype(str))
+    else:
+        info["calibration"] = "not recorded in the file"
+    return info
+
+
 def compile_model(model: Any, *, precision: str = "fp32", threads: int | None = None, hint: str = "LATENCY",
                   streams: int | None = None, extra: dict[str, Any] | None = None) -> Any:
     """Compile an ``openvino.Model`` for the CPU with a precision ("default" leaves the plugin's own
@@ -159,7 +333,17 @@ def compile_model(model: Any, *, precision: str = "fp32", threads: int | None = 
 def build(model: Any, *, batch: int, threads: int | None, input_shape: tuple[int, ...] | None,
           precision: str = "fp32") -> Runner:
     """A :class:`Runner` on OpenVINO (CPU). ``model``: an ``.xml`` IR, an ``.onnx`` file, a torchvision
-    name or a module (exported to ONNX first). The runner copies each output out of OpenVINO's buffer."""
+    name or a module (exported to ONNX first). The runner copies each output out of OpenVINO's buffer.
+
+    ``precision="int8"``: a model without FakeQuantize ops is quantised first with :func:`quantize_nncf`
+    (calibrated on random N(0, 1) inputs — for calibration on real data call :func:`quantize_nncf` with
+    batches and load its ``.xml``); a model with them (an NNCF IR, a QDQ ONNX file) is compiled as it is. The
+    rest of the graph is pinned to FP32. ``Runner.precision`` is "int8" whenever the runtime graph runs INT8
+    convolutions or matrix products (also for a quantised file loaded at "fp32"); ``Runner.info`` then holds
+    :func:`int8_layers` (``fp32_layers``: the ones left in FP32), the quantiser, NNCF's preset and subset size,
+    and the calibration data."""
+    import tempfile
+
     import numpy as np
     import openvino as ov
 
@@ -167,7 +351,12 @@ def build(model: Any, *, batch: int, threads: int | None, input_shape: tuple[int
 
     path, shape, tmp = onnx_for(model, batch, input_shape)
     m = _read(path, batch, tuple(shape))
-    compiled = compile_model(m, precision=precision, threads=threads)
+    if precision == "int8" and not any(op.get_type_name() == "FakeQuantize" for op in m.get_ops()):
+        tmp = tmp or tempfile.mkdtemp(prefix="mclab-ov-")
+        rest = tuple(m.inputs[0].get_partial_shape().get_shape())[1:]
+        path = quantize_nncf(path, os.path.join(tmp, "int8.xml"), input_shape=rest)["xml"]
+        m = _read(path, batch, tuple(shape))
+    compiled = compile_model(m, precision="fp32" if precision == "int8" else precision, threads=threads)
     request = compiled.create_infer_request()
     want = tuple(compiled.inputs[0].get_shape())
 
@@ -176,11 +365,18 @@ def build(model: Any, *, batch: int, threads: int | None, input_shape: tuple[int
 
     info = {"version": ov.get_version(), "performance_hint": str(compiled.get_property("PERFORMANCE_HINT")),
             "streams": int(compiled.get_property("NUM_STREAMS")),
-            "optimal_infer_requests": int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))}
+            "optimal_infer_requests": int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")),
+            "inference_precision": actual_precision(compiled)}
+    layers = int8_layers(compiled, m)
+    if layers["int8"]:
+        info.update(int8_layers=layers, **_quant_info(m))
+    elif precision == "int8":
+        raise ValueError(f"OpenVINO compiled {path} without a single INT8 convolution or matrix product "
+                         f"(this CPU plugin may lack INT8 kernels); its layers: {layers['fp32_layers'][:5]}")
     used_threads = int(compiled.get_property("INFERENCE_NUM_THREADS")) or threads
     label = model if isinstance(model, str) else type(model).__name__
-    runner = Runner(label, "openvino", want, actual_precision(compiled), used_threads, run,
-                    file=path, info=info, handle=compiled)
+    runner = Runner(label, "openvino", want, "int8" if layers["int8"] else actual_precision(compiled), used_threads,
+                    run, file=path, info=info, handle=compiled)
     remove_with(runner, tmp)
     return runner
 

@@ -1,25 +1,39 @@
 """``torch.compile``: PyTorch's graph compiler (TorchDynamo captures the graph, Inductor generates fused
-C++/OpenMP kernels on CPU, Triton on GPU), FP32 or BF16 autocast.
+C++/OpenMP kernels on CPU, Triton on GPU), at FP32, BF16 autocast, or INT8 through PT2E quantisation.
 
 :func:`compile_module` compiles and runs once, timing that first call (the compile), and returns a
-:class:`Compiled`: the compiled callable with its :class:`CompileReport`; ``build(...)`` is the registry entry
-(``load(model, "torch-compile")``). Introduced in notebook 12.
+:class:`Compiled`: the compiled callable with its :class:`CompileReport` (and, when asked, the code Inductor
+generated). :func:`quantize_pt2e` is PyTorch's own static INT8 path for x86 (``torch.export`` -> torchao's
+``X86InductorQuantizer`` -> calibrate -> ``convert_pt2e``), which Inductor with ``freezing`` lowers to oneDNN
+INT8 kernels. ``build(...)`` is the registry entry (``load(model, "torch-compile", precision=...)``).
+Introduced in notebook 12.
 """
 from __future__ import annotations
 
 import contextlib
+import re
 import time
-from dataclasses import asdict, dataclass
-from typing import Any, Callable
+import warnings
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Iterable
 
 from ..bench import sync_fn
 from .base import Runner, resolve
 
-__all__ = ["MODES", "CompileReport", "Compiled", "compile_module", "build"]
+__all__ = ["MODES", "CompileReport", "Compiled", "compile_module", "PT2EInt8", "quantize_pt2e", "int8_kernels",
+           "build"]
 
 # torch.compile modes. "reduce-overhead" adds CUDA graphs (GPU only); "max-autotune-no-cudagraphs" tries
 # several kernel configurations per operator (long compiles).
 MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+_CALIB_BATCHES, _CALIB_SEED = 8, 0  # build(precision="int8") calibrates on this many random N(0, 1) batches
+# Under non-strict torch.export (its default) one module called twice (torchvision's BasicBlock calls its one
+# ReLU twice) becomes one source partition with two outputs, and X86InductorQuantizer's fusion annotation raises
+# "Input partition has more than one output node": pytorch/ao#4478 (Linear, fixed by pytorch/ao#4480), Conv2d
+# follow-up pytorch/ao#4482. A strict (Dynamo) export gives each call its own partition, so it is tried first.
+_REUSED_MODULE_ISSUE = ("X86InductorQuantizer cannot annotate a module that is called more than once under "
+                        "non-strict torch.export (pytorch/ao#4478, pytorch/ao#4482)")
 
 
 @dataclass
@@ -32,6 +46,7 @@ class CompileReport:
     compile_s: float            # wall time of the first call, which compiles
     graphs: int | None          # graphs Dynamo captured (> 1: graph breaks)
     graph_breaks: int | None
+    freezing: bool = False      # Inductor treated the weights as constants (folds BN, prepacks oneDNN weights)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -43,6 +58,7 @@ class Compiled:
 
     fn: Callable[[Any], Any]    # fn(tensor) -> tensor under inference_mode (and bf16 autocast when asked)
     report: CompileReport
+    code: list[str] = field(default_factory=list)  # Inductor's generated Python/C++ wrapper(s) when code=True
 
     def __call__(self, x: Any) -> Any:
         return self.fn(x)
@@ -52,11 +68,15 @@ class Compiled:
 
 
 def compile_module(module: Any, example: Any, *, mode: str = "default", backend: str = "inductor",
-                   dynamic: bool | None = None, bf16: bool = False) -> Compiled:
+                   dynamic: bool | None = None, bf16: bool = False, freezing: bool = False,
+                   code: bool = False) -> Compiled:
     """``torch.compile(module)`` and run it once on ``example`` (a tensor) to trigger compilation.
 
     Returns a :class:`Compiled`: calling it (``compiled(tensor) -> tensor``) runs under ``inference_mode`` (and
     bf16 autocast when ``bf16``); ``compiled.report.compile_s`` is the first call's wall time.
+    ``freezing=True`` sets Inductor's ``freezing`` for this module's compiles (weights become constants: BatchNorm
+    folds into the convolution and oneDNN prepacks the weights — what makes PT2E INT8 run INT8 kernels on CPU).
+    ``code=True`` keeps the code Inductor generated for the first call in ``compiled.code``.
     ``torch._dynamo.reset()`` runs first so a cached compile from an earlier call does not hide the cost.
     """
     import torch
@@ -70,17 +90,28 @@ def compile_module(module: Any, example: Any, *, mode: str = "default", backend:
         from torch._dynamo.utils import counters  # graphs and breaks below are this compile's own
 
         counters.clear()
-    compiled = torch.compile(module.eval(), mode=mode, backend=backend, dynamic=dynamic)
+    module.eval()  # (an exported model's eval() returns None)
+    compiled = torch.compile(module, mode=mode, backend=backend, dynamic=dynamic)
     dev = example.device.type
 
     def fn(x: Any) -> Any:
+        # torch.compile(options={"freezing": True}) left BatchNorm unfolded here (torch 2.14): patch the config
         amp = torch.autocast(dev, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
-        with torch.inference_mode(), amp:
+        frz = torch._inductor.config.patch(freezing=True) if freezing else contextlib.nullcontext()
+        with torch.inference_mode(), amp, frz:
             return compiled(x)
 
+    sources: list[str] = []
     t0 = time.perf_counter()
     try:
-        fn(example)
+        with warnings.catch_warnings():  # Inductor's INT8 lowering copies zero points with torch.tensor(tensor)
+            warnings.filterwarnings("ignore", message="To copy construct from a tensor", category=UserWarning)
+            if code:
+                from torch._inductor.utils import run_and_get_code
+
+                _, sources = run_and_get_code(fn, example)
+            else:
+                fn(example)
     except Exception as e:  # Dynamo/Inductor raise their own types; re-raised with the first line
         first = str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__
         raise ValueError(f"torch.compile failed for {type(module).__name__}: {first}") from None
@@ -94,13 +125,105 @@ def compile_module(module: Any, example: Any, *, mode: str = "default", backend:
 
         graphs = int(counters["stats"]["unique_graphs"])
         breaks = int(sum(counters["graph_break"].values()))
-    return Compiled(fn, CompileReport(mode, backend, dynamic, seconds, graphs, breaks))
+    return Compiled(fn, CompileReport(mode, backend, dynamic, seconds, graphs, breaks, freezing), list(sources))
+
+
+@dataclass
+class PT2EInt8:
+    """A module quantised by PT2E: ``module`` (a GraphModule with quantize/dequantize ops around each
+    quantisable operator, for Inductor to fuse into INT8 kernels) and how it was made."""
+
+    module: Any
+    export: str                 # "strict" or "non-strict" torch.export
+    calibration: dict[str, Any]
+    seconds: float              # export + prepare + calibrate + convert
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"quantizer": "X86InductorQuantizer (static, per-channel INT8 weights, UINT8 activations)",
+                "export": self.export, "calibration": self.calibration, "quantize_s": self.seconds}
+
+
+def quantize_pt2e(module: Any, example: Any, *, calibration: Iterable[Any] | None = None,
+                  seed: int = _CALIB_SEED, batches: int = _CALIB_BATCHES) -> PT2EInt8:
+    """Static INT8 with PyTorch's PT2E flow for x86: ``torch.export`` the module on ``example``, annotate it with
+    torchao's ``X86InductorQuantizer`` (default config), insert observers (``prepare_pt2e``), run the calibration
+    batches (``calibration``, tensors of ``example``'s shape; default ``batches`` random N(0, 1) tensors from
+    ``seed``), and ``convert_pt2e``. Compile the result with ``compile_module(..., freezing=True)``.
+
+    The export is strict (Dynamo) first: non-strict export merges every call of a reused module into one
+    partition, which the quantizer rejects (pytorch/ao#4478, #4482). A module neither export can capture, or
+    that the quantizer rejects, raises a ``ValueError`` that says which step failed and why."""
+    import torch
+    from torchao.quantization.pt2e import allow_exported_model_train_eval, move_exported_model_to_eval
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+    from torchao.quantization.pt2e.quantizer import x86_inductor_quantizer as xiq
+
+    t0 = time.perf_counter()
+    module = module.eval()
+    if calibration is None:
+        g = torch.Generator().manual_seed(seed)
+        cal = [torch.randn(tuple(example.shape), generator=g) for _ in range(batches)]
+        info: dict[str, Any] = {"data": f"random N(0, 1), seed {seed}", "batches": batches}
+    else:
+        cal = [torch.as_tensor(b) for b in calibration]
+        if not cal:
+            raise ValueError("calibration is empty; pass at least one batch or None for random batches")
+        bad = [tuple(b.shape) for b in cal if tuple(b.shape) != tuple(example.shape)]
+        if bad:  # the export is static: every batch has the example's shape, batch size included
+            raise ValueError(f"calibration batch of shape {bad[0]} does not fit the exported shape "
+                             f"{tuple(example.shape)}; pass batches shaped like the example")
+        info = {"data": "given", "batches": len(cal)}
+    info["images"] = int(sum(b.shape[0] for b in cal))
+    errors = []
+    for strict in (True, False):
+        try:
+            graph = torch.export.export(module, (example,), strict=strict).module()
+        except Exception as e:  # noqa: BLE001 - any capture failure: try the other export, then report both
+            errors.append(f"{'strict' if strict else 'non-strict'} torch.export: {_first_line(e)}")
+            continue
+        quantizer = xiq.X86InductorQuantizer()
+        quantizer.set_global(xiq.get_default_x86_inductor_quantization_config())
+        try:
+            prepared = prepare_pt2e(graph, quantizer)
+        except ValueError as e:
+            why = _REUSED_MODULE_ISSUE if "more than one output node" in str(e) else "X86InductorQuantizer"
+            errors.append(f"prepare_pt2e after {'strict' if strict else 'non-strict'} export: {_first_line(e)} "
+                          f"[{why}]")
+            continue
+        with torch.no_grad():
+            for b in cal:
+                prepared(b)
+        converted = move_exported_model_to_eval(convert_pt2e(prepared))
+        allow_exported_model_train_eval(converted)  # so .eval() (compile_module) works: a no-op from here
+        return PT2EInt8(converted, "strict" if strict else "non-strict", info, time.perf_counter() - t0)
+    raise ValueError(f"PT2E INT8 failed for {type(module).__name__}: " + "; ".join(errors))
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0][:300] if text else type(e).__name__
+
+
+# oneDNN INT8 operators Inductor calls once freezing has fused quantize -> op -> dequantize
+_INT8_OPS = re.compile(r"torch\.ops\.onednn\.(q\w+)")
+
+
+def int8_kernels(code: Iterable[str]) -> dict[str, int]:
+    """Count the oneDNN INT8 calls (``torch.ops.onednn.qconv_pointwise``, ``qlinear_pointwise`` …) in Inductor's
+    generated code (``Compiled.code``): zero means the INT8 graph ran as dequantize + FP32 operators."""
+    out: dict[str, int] = {}
+    for src in code:
+        for op in _INT8_OPS.findall(src):
+            out[op] = out.get(op, 0) + 1
+    return out
 
 
 def build(model: Any, *, batch: int, threads: int | None, input_shape: tuple[int, ...] | None,
           precision: str = "fp32") -> Runner:
-    """Registry entry: compile a torchvision name or a module on CPU at "fp32" or "bf16" (autocast); the
-    compile happens here, so ``Runner.info['compile_s']`` is its cost and ``run`` is steady state."""
+    """Registry entry: compile a torchvision name or a module on CPU at "fp32", "bf16" (autocast) or "int8"
+    (:func:`quantize_pt2e` on 8 random N(0, 1) batches, seed 0, compiled with freezing); the compile happens here,
+    so ``Runner.info['compile_s']`` is its cost and ``run`` is steady state. At INT8, ``Runner.info`` also says
+    the export, the calibration and ``int8_kernels`` (oneDNN INT8 calls in the generated code)."""
     import torch
 
     res = resolve(model, input_shape)
@@ -114,11 +237,20 @@ def build(model: Any, *, batch: int, threads: int | None, input_shape: tuple[int
             module.eval()(example)
     except RuntimeError as e:
         raise ValueError(f"input shape {rest} does not fit {label}: {str(e).strip().splitlines()[0]}") from None
-    bf16 = precision == "bf16"
-    compiled = compile_module(module, example, bf16=bf16)
+    info: dict[str, Any] = {"version": torch.__version__}
+    if precision == "int8":
+        import torchao
+
+        q = quantize_pt2e(module, example)
+        compiled = compile_module(q.module, example, freezing=True, code=True)
+        info.update({"torchao": torchao.__version__, **q.as_dict(), "int8_kernels": int8_kernels(compiled.code)})
+        actual = "int8"
+    else:
+        compiled = compile_module(module, example, bf16=precision == "bf16")
+        actual = "bf16" if precision == "bf16" else "fp32"
 
     def run(x: Any) -> Any:
         return compiled(torch.from_numpy(x)).float().numpy()
 
-    return Runner(label, "torch-compile", shape, "bf16" if bf16 else "fp32", threads or torch.get_num_threads(), run,
-                  info={"version": torch.__version__, **compiled.as_dict()}, handle=compiled.fn)
+    return Runner(label, "torch-compile", shape, actual, threads or torch.get_num_threads(), run,
+                  info={**info, **compiled.as_dict()}, handle=compiled.fn)

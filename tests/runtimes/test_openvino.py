@@ -1,5 +1,8 @@
-"""mclab.runtimes.openvino: the compile config, FP32 pinned and read back, IR files, ISA-capped A/B runs."""
+"""mclab.runtimes.openvino: the compile config, FP32 pinned and read back, IR files, ISA-capped A/B runs, INT8
+with NNCF (quantised, compiled and read back from the runtime graph)."""
 from __future__ import annotations
+
+import os
 
 import numpy as np
 import pytest
@@ -7,6 +10,8 @@ import torch
 
 from mclab import runtimes
 from mclab.runtimes import openvino
+
+SHAPE = (3, 16, 16)  # the toy CNN's input (conftest)
 
 
 def test_config_sets_the_threads():
@@ -60,5 +65,82 @@ def test_openvino_pins_fp32_and_reads_back_its_precision(tiny_onnx, tmp_path):
         runtimes.load(str(bad), "openvino", input_shape=(3, 32, 32))
     with pytest.raises(ValueError, match="float32 array of shape"):
         r.run(x.astype(np.float64))
-    with pytest.raises(ValueError, match="precision='int8' is not supported by runtime='openvino'"):
-        runtimes.load(str(path), "openvino", precision="int8")
+    with pytest.raises(ValueError, match="precision='int4' is unknown"):
+        runtimes.load(str(path), "openvino", precision="int4")
+    with pytest.raises(ValueError, match="OpenVINO's CPU plugin takes"):
+        ovrt.compile_model(ovrt._read(str(path), 1, (3, 32, 32)), precision="int8")  # int8 comes from the model
+
+
+def _onnx(module, path, shape):
+    from mclab.runtimes import export
+
+    return export.export_onnx(module, path, export.ExportConfig(input_shape=shape, verify=False)).path
+
+
+def test_openvino_int8_quantises_with_nncf_on_random_data(toy_cnn, reference, x):
+    model = toy_cnn()
+    r = runtimes.load(model, "openvino", batch=2, threads=1, input_shape=SHAPE, precision="int8")
+    assert r.precision == "int8" and r.requested == "int8" and r.input_shape == (2, *SHAPE)
+    assert r.info["inference_precision"] == "fp32"  # the layers left in floating point are pinned to FP32
+    assert r.info["quantiser"].startswith("nncf ") and r.info["preset"] == "performance"
+    cal = r.info["calibration"]
+    assert cal["data"] == "random N(0, 1), seed 0" and cal["batches"] == 8 and int(r.info["subset_size"]) == 8
+    layers = r.info["int8_layers"]
+    counts = runtimes.int8_op_counts(r)
+    assert counts.get("Convolution u8", 0) + counts.get("Convolution i8", 0) >= 2, counts  # read from the graph
+    assert layers["int8"] >= 3 and layers["other"] == len(layers["fp32_layers"])
+    assert all("(" in name and "u8" not in name for name in layers["fp32_layers"])
+    out, ref = r.run(x), reference(model, x)
+    assert out.shape == ref.shape and 0 < np.abs(out - ref).max() < 0.2 * np.abs(ref).max()
+    assert r.size_bytes and r.file.endswith(".xml")
+
+
+def test_quantize_nncf_on_given_batches_and_reads_it_back(tiny_module, tmp_path):
+    model = tiny_module()
+    src = _onnx(model, tmp_path / "tiny.onnx", (3, 16, 16))
+    batches = [torch.randn(4, 3, 16, 16, generator=torch.Generator().manual_seed(i)) for i in range(3)]
+    q = openvino.quantize_nncf(src, tmp_path / "q" / "tiny_int8.xml", batches, preset="mixed", subset_size=2)
+    assert q["preset"] == "mixed" and q["subset_size"] == 2 and q["fake_quantize"] >= 2
+    assert q["calibration"] == {"data": "3 given batches", "batches": 2, "images": 8, "input_shape": [3, 16, 16]}
+    assert q["bytes"] == sum(os.path.getsize(q[k]) for k in ("xml", "bin"))
+    for asked in ("int8", "fp32"):  # a quantised IR is compiled as it is, and says how it was made
+        r = runtimes.load(q["xml"], "openvino", batch=3, threads=1, precision=asked)
+        assert r.precision == "int8" and r.input_shape == (3, 3, 16, 16)  # the IR keeps a dynamic batch
+        assert r.info["preset"] == "mixed" and r.info["subset_size"] == "2"
+        assert r.info["calibration"]["data"] == "3 given batches"
+    with pytest.raises(ValueError, match="already quantised"):
+        openvino.quantize_nncf(q["xml"], tmp_path / "again.xml", batches)
+
+
+def test_openvino_int8_of_a_qdq_file_is_compiled_as_it_is(tiny_module, tmp_path):
+    from mclab import quant
+
+    src = _onnx(tiny_module(), tmp_path / "tiny.onnx", (3, 16, 16))
+    pre = quant.prepare_onnx(src, tmp_path / "pre", (3, 16, 16))
+    cal = quant.calibrate(pre, [np.random.default_rng(i).standard_normal((4, 3, 16, 16), dtype=np.float32)
+                                for i in range(2)])
+    qdq = quant.quantize_static(pre, tmp_path / "qdq.onnx", cal)
+    r = runtimes.load(qdq, "openvino", batch=1, threads=1, precision="int8")
+    assert r.precision == "int8" and r.file == str(qdq) and r.info["int8_layers"]["int8"] >= 1
+    assert "not NNCF" in r.info["quantiser"] and r.info["calibration"] == "not recorded in the file"
+
+
+def test_quantize_nncf_bad_input_is_a_clear_error(tiny_onnx, tmp_path):
+    _, path = tiny_onnx
+    out = tmp_path / "q.xml"
+    ok = [np.zeros((2, 3, 32, 32), np.float32)]
+    cases = [
+        (dict(batches=ok, preset="fast"), ValueError, "preset='fast'; NNCF's presets are"),
+        (dict(batches=ok, subset_size=0), ValueError, "subset_size=0 must be an int >= 1"),
+        (dict(batches=[]), ValueError, "batches is empty"),
+        (dict(batches="x.npy"), TypeError, "batches must be a list"),
+        (dict(batches=[np.zeros((2, 3, 32, 32)), np.zeros((2, 3, 16, 16))]), ValueError, "sizes after the batch"),
+        (dict(batches=[np.zeros((2, 3, 16, 16), np.float32)]), ValueError, "do not fit"),
+    ]
+    for kwargs, err, match in cases:
+        with pytest.raises(err, match=match):
+            openvino.quantize_nncf(path, out, **kwargs)
+    with pytest.raises(ValueError, match="must end in .xml"):
+        openvino.quantize_nncf(path, tmp_path / "q.onnx", ok)
+    with pytest.raises(ValueError, match="does not exist"):
+        openvino.quantize_nncf(tmp_path / "nope.onnx", out, ok)

@@ -40,3 +40,50 @@ def test_torch_compile_counts_each_compile_on_its_own():
     third = rtc.compile_module(nn.ReLU(), x).report
     assert first.graphs == third.graphs == 1 and first.graph_breaks == 0
     assert second.graph_breaks >= 1 and second.graphs >= 1
+
+
+def test_torch_compile_int8_runs_onednn_int8_kernels_close_to_fp32(x, toy_cnn, reference):
+    m = toy_cnn()
+    r = runtimes.load(m, "torch-compile", batch=2, input_shape=SHAPE, threads=1, precision="int8")
+    assert r.precision == r.requested == "int8" and r.info["compile_s"] > 0 and r.info["freezing"]
+    assert r.info["calibration"] == {"data": "random N(0, 1), seed 0", "batches": 8, "images": 16}
+    assert r.info["export"] == "strict" and r.info["int8_kernels"].get("qconv_pointwise", 0) >= 1
+    ref = reference(m, x)
+    err = np.abs(r.run(x) - ref).max()
+    assert 0 < err < 0.1 * np.abs(ref).max()  # quantised (not bit-equal), yet close to FP32 eager
+    with pytest.raises(ValueError, match="input is"):
+        r.run(x[:1])
+    with pytest.raises(ValueError, match="not supported by runtime='torch-compile'"):
+        runtimes.load(m, "torch-compile", input_shape=SHAPE, precision="fp16")
+    with pytest.raises(ValueError, match="does not fit"):
+        runtimes.load(m, "torch-compile", input_shape=(3, 8, 8), precision="int8")
+
+
+def test_quantize_pt2e_takes_given_batches_and_handles_a_reused_module():
+    class Reused(nn.Module):  # one ReLU module called twice, as in torchvision's BasicBlock
+        def __init__(self):
+            super().__init__()
+            self.conv1, self.conv2, self.relu = nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(4, 4, 3, padding=1), nn.ReLU()
+
+        def forward(self, x):
+            y = self.relu(self.conv1(x))
+            return self.relu(self.conv2(y) + y)
+
+    torch.manual_seed(0)
+    m, ex = Reused().eval(), torch.randn(2, 3, 8, 8)
+    q = rtc.quantize_pt2e(m, ex, calibration=[torch.randn(2, 3, 8, 8) for _ in range(3)])
+    assert q.export == "strict" and q.calibration == {"data": "given", "batches": 3, "images": 6}
+    assert q.as_dict()["quantize_s"] > 0
+    with torch.no_grad():
+        assert (q.module(ex) - m(ex)).abs().max() < 0.1 * m(ex).abs().max()
+    with pytest.raises(ValueError, match="does not fit the exported shape"):
+        rtc.quantize_pt2e(m, ex, calibration=[torch.randn(4, 3, 8, 8)])
+    with pytest.raises(ValueError, match="empty"):
+        rtc.quantize_pt2e(m, ex, calibration=[])
+
+
+def test_int8_kernels_counts_onednn_calls():
+    code = ["buf = torch.ops.onednn.qconv_pointwise.default(a)\nz = torch.ops.onednn.qlinear_pointwise.tensor(b)",
+            "torch.ops.onednn.qconv_pointwise.default(c); torch.ops.mkldnn._convolution_pointwise(d)"]
+    assert rtc.int8_kernels(code) == {"qconv_pointwise": 2, "qlinear_pointwise": 1}
+    assert rtc.int8_kernels([]) == {}
