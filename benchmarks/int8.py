@@ -13,9 +13,10 @@ Measured in one run, batch 1, the same threads for every runtime, all rows inter
    and INT8 on every runtime that builds both, each INT8 built as `runtimes.load(..., precision="int8")` builds it.
    Target: INT8 within 1 point of the same runtime's FP32.
 
-Run: `.venv/bin/python benchmarks/int8.py [out.json] [--threads N] [--rounds R] [--fast]`
-(default build/bench/int8.json, 2 threads, 20 rounds; --fast: 112x112, 3 rounds, the fast reference model on the
-plain test split, and no ExecuTorch / torch-compile rows, whose lowering takes minutes — about a minute in all).
+Run: `.venv/bin/python benchmarks/int8.py [out.json] [--threads N] [--rounds R] [--calls C] [--fast]`
+(default build/bench/int8.json, 2 threads, 10 rounds x 20 calls per row; --fast: 112x112, 3 rounds x 5 calls,
+the fast reference model on the plain test split, and no ExecuTorch / torch-compile rows, whose lowering takes
+minutes — about two minutes in all).
 """
 from __future__ import annotations
 
@@ -91,7 +92,7 @@ def _ratio(num: list[float], den: list[float]) -> tuple[float, tuple[float, floa
     return float(np.median(vals)), bench.bootstrap_ci(vals, 50, n_boot=500)
 
 
-def _speed(size: int, threads: int, rounds: int, fast: bool, tmp: str) -> dict:
+def _speed(size: int, threads: int, rounds: int, calls: int, fast: bool, tmp: str) -> dict:
     import torchvision
 
     torch.manual_seed(0)
@@ -113,7 +114,7 @@ def _speed(size: int, threads: int, rounds: int, fast: bool, tmp: str) -> dict:
     ops = {k: runtimes.int8_op_counts(r) for k, r in built.items() if "int8" in k and r.runtime in
            ("onnxruntime", "openvino")}
     with bench.set_threads(threads):
-        ab = bench.compare_many({k: r.run for k, r in built.items()}, (x,), rounds=rounds, calls_per_round=5,
+        ab = bench.compare_many({k: r.run for k, r in built.items()}, (x,), rounds=rounds, calls_per_round=calls,
                                 warmup=2)
     per_round = {"torch fp32": [1.0] * rounds, **{k: v.ratios for k, v in ab.items()}}  # time / eager time
     p50 = {"torch fp32": next(iter(ab.values())).a.p50_ms, **{k: v.b.p50_ms for k, v in ab.items()}}
@@ -129,7 +130,7 @@ def _speed(size: int, threads: int, rounds: int, fast: bool, tmp: str) -> dict:
                 s, ci = _ratio(per_round[same], per_round[label])
                 row.update(speedup_vs_same_fp32=s, speedup_vs_same_fp32_ci95=list(ci))
         rows[label] = row
-    print(f"\nResNet-18 {size}x{size}, batch 1, {threads} threads, {rounds} interleaved rounds x 5 calls")
+    print(f"\nResNet-18 {size}x{size}, batch 1, {threads} threads, {rounds} interleaved rounds x {calls} calls")
     print(f"{'row':24s}{'P50 ms':>9}{'vs eager':>10}{'95% CI':>14}{'vs same FP32':>14}{'95% CI':>14}")
     for label, row in rows.items():
         if "p50_ms" not in row:
@@ -143,7 +144,7 @@ def _speed(size: int, threads: int, rounds: int, fast: bool, tmp: str) -> dict:
     if s8:
         print(f"ONNX Runtime ran for S8S8: QLinearConv {s8.get('QLinearConv', 0)}, FP32 Conv "
               f"{s8.get('Conv', 0) + s8.get('FusedConv', 0)}, DequantizeLinear {s8.get('DequantizeLinear', 0)}")
-    return {"input": list(shape), "threads": threads, "rounds": rounds, "rows": rows}
+    return {"input": list(shape), "threads": threads, "rounds": rounds, "calls_per_round": calls, "rows": rows}
 
 
 def _accuracy(fast: bool, threads: int) -> dict:
@@ -181,12 +182,13 @@ def _accuracy(fast: bool, threads: int) -> dict:
     return out
 
 
-def main(out: Path = Path("build/bench/int8.json"), threads: int = 2, rounds: int = 20, fast: bool = False) -> dict:
+def main(out: Path = Path("build/bench/int8.json"), threads: int = 2, rounds: int = 10, calls: int = 20,
+         fast: bool = False) -> dict:
     start = time.perf_counter()
     threads = min(threads, len(os.sched_getaffinity(0)))
     cpu = hw.cpu_info()
     with tempfile.TemporaryDirectory(prefix="mclab-bench-int8-") as tmp:
-        speed = _speed(112 if fast else 224, threads, rounds, fast, tmp)
+        speed = _speed(112 if fast else 224, threads, rounds, calls, fast, tmp)
     acc = _accuracy(fast, threads)
     rows = speed["rows"]
     targets: dict[str, bool] = {}
@@ -213,7 +215,11 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out", nargs="?", type=Path, default=Path("build/bench/int8.json"))
     ap.add_argument("--threads", type=int, default=2, help="threads for every runtime (default 2)")
-    ap.add_argument("--rounds", type=int, default=20, help="interleaved rounds")
+    ap.add_argument("--rounds", type=int, default=10, help="interleaved rounds")
+    ap.add_argument("--calls", type=int, default=20, help="timed calls per row per round: a row's first calls after "
+                    "another runtime ran are slower (cold caches, sleeping threads); more calls keep its median steady")
     ap.add_argument("--fast", action="store_true", help="112x112, 3 rounds, fast reference, no slow runtimes")
     a = ap.parse_args()
-    main(a.out, a.threads, 3 if a.fast and a.rounds == 20 else a.rounds, a.fast)
+    rounds = 3 if a.fast and a.rounds == 10 else a.rounds
+    calls = 5 if a.fast and a.calls == 20 else a.calls
+    main(a.out, a.threads, rounds, calls, a.fast)
