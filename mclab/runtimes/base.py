@@ -28,6 +28,8 @@ __all__ = [
     "Resolved", "resolve",
     # using and inspecting a runner
     "batched", "int8_op_counts",
+    # calibration when a caller gives no data
+    "RANDOM_CALIBRATION", "random_batches",
 ]
 
 # What a caller may ask for. "default" lets the runtime choose (and Runner.precision says what it chose).
@@ -206,6 +208,19 @@ def load(model: Any, runtime: str = "torch", *, batch: int = 1, threads: int | N
                         input_shape=tuple(int(d) for d in input_shape) if input_shape else None, precision=precision)
     runner.requested = precision
     return runner
+
+
+# What every runtime's INT8 build calibrates on when it is given no data (a torchvision name has none)
+RANDOM_CALIBRATION = {"data": "random N(0, 1), seed 0", "batches": 8}
+
+
+def random_batches(shape: tuple[int, ...], n: int = RANDOM_CALIBRATION["batches"], seed: int = 0) -> list[Any]:
+    """``n`` float32 NumPy arrays of ``shape`` drawn from N(0, 1) with ``seed``: the calibration data of an INT8
+    build that was given none (:data:`RANDOM_CALIBRATION` describes it for ``Runner.info``)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    return [rng.standard_normal(shape, dtype=np.float32) for _ in range(n)]
 
 
 def batched(runner: Any) -> Any:

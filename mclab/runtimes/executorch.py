@@ -24,11 +24,10 @@ import tempfile
 import weakref
 from typing import Any, Callable, Iterable, Iterator
 
-from .base import Runner, resolve
+from .base import RANDOM_CALIBRATION, Runner, random_batches, resolve
 
 __all__ = ["build_pte", "delegation", "file_facts", "runner_for_file", "build", "available", "import_framework"]
 
-_CALIB_BATCHES, _CALIB_SEED = 8, 0       # calibration when none is given: 8 random N(0, 1) batches, seed 0
 _MARKER = "mclab_precision"             # a constant method build_pte writes into the .pte: 32 (fp32) or 8 (int8)
 _CODES = {"fp32": 32, "int8": 8}
 
@@ -68,10 +67,9 @@ def _batches(calibration: Any, shape: tuple[int, ...]) -> tuple[list[Any], str]:
     import torch
 
     if calibration is None:
-        rng = np.random.default_rng(_CALIB_SEED)
-        return ([torch.from_numpy(rng.standard_normal(shape, dtype=np.float32)) for _ in range(_CALIB_BATCHES)],
-                f"random N(0, 1), seed {_CALIB_SEED}")
-    items = [calibration(i) for i in range(_CALIB_BATCHES)] if callable(calibration) else list(calibration)
+        return [torch.from_numpy(b) for b in random_batches(shape)], RANDOM_CALIBRATION["data"]
+    n = RANDOM_CALIBRATION["batches"]
+    items = [calibration(i) for i in range(n)] if callable(calibration) else list(calibration)
     if not items:
         raise ValueError("calibration= is empty; pass batches (tensors or arrays) or leave it None")
     return [torch.as_tensor(np.asarray(b, dtype=np.float32)) for b in items], "given batches"
@@ -284,7 +282,6 @@ def build(model: Any, *, batch: int, threads: int | None, input_shape: tuple[int
     ``mclab ab`` asks for every file) accept any file, "int8" checks that the file is INT8. A torchvision
     name or a module is written to a temporary ``.pte`` by :func:`build_pte` at ``precision`` ("default" =
     "fp32"); ``Runner.info`` has ``calibration`` and ``delegation``."""
-    import numpy as np
 
     from .export import remove_with
 
@@ -301,7 +298,7 @@ def build(model: Any, *, batch: int, threads: int | None, input_shape: tuple[int
         raise ValueError(f"precision={precision!r} is not offered by executorch; allowed: {list(_CODES)} or 'default'")
     res = resolve(model, input_shape)
     shape = (batch, *res.input_shape)
-    example = np.random.default_rng(_CALIB_SEED).standard_normal(shape, dtype=np.float32)
+    example = random_batches(shape, 1)[0]
     tmp = tempfile.mkdtemp(prefix="mclab-executorch-")
     path = os.path.join(tmp, f"{os.path.basename(res.label)}_{want}.pte")
     facts = build_pte(res.module, example, path, want, calibration=calibration)

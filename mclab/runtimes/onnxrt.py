@@ -12,7 +12,7 @@ import os
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .base import Runner
+from .base import RANDOM_CALIBRATION, Runner, random_batches
 
 __all__ = [
     # sessions
@@ -22,7 +22,6 @@ __all__ = [
 ]
 
 LEVELS = ("disable", "basic", "extended", "all")  # ONNX Runtime's graph optimisation levels, in order
-_CALIB_BATCHES, _CALIB_SEED = 8, 0  # build(precision="int8") calibrates on this many random N(0, 1) batches
 
 
 def session_options(threads: int) -> Any:
@@ -189,23 +188,18 @@ def build(model: Any, *, batch: int, threads: int | None, input_shape: tuple[int
     if precision == "int8":
         import tempfile
 
-        import numpy as np
-
         from ..quant import api  # here, not at the top: mclab.quant.api imports this module's session()
 
         tmp = tmp or tempfile.mkdtemp(prefix="mclab-onnx-")
         pre = api.prepare_onnx(path, os.path.join(tmp, "fp32"), rest)
-        rng = np.random.default_rng(_CALIB_SEED)
-        batches = [rng.standard_normal((batch, *rest), dtype=np.float32) for _ in range(_CALIB_BATCHES)]
-        cal = api.calibrate(pre, batches)
+        cal = api.calibrate(pre, random_batches((batch, *rest)))
         act = "uint8"  # with int8 weights: the pair x86 VNNI multiplies (quant.quantize_static)
         path = api.quantize_static(pre, os.path.join(tmp, "int8.onnx"), cal, activation_type=act)
         os.remove(pre)
         sess = session(path, threads)
         actual = "int8"
         info = {"activation_type": act, "weight_type": "int8",
-                "calibration": {"data": f"random N(0, 1), seed {_CALIB_SEED}", "batches": _CALIB_BATCHES,
-                                "images": cal.n_images, "method": cal.method}}
+                "calibration": {**RANDOM_CALIBRATION, "images": cal.n_images, "method": cal.method}}
     name, out_name = sess.get_inputs()[0].name, sess.get_outputs()[0].name
 
     def run(x: Any) -> Any:

@@ -22,7 +22,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any, Iterator
 
-from .base import Runner
+from .base import RANDOM_CALIBRATION, Runner, random_batches
 
 __all__ = [
     # compiling and running
@@ -37,7 +37,6 @@ _TO_OV = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
 _FROM_OV = {"f32": "fp32", "bf16": "bf16", "f16": "fp16", "i8": "int8", "u8": "int8"}
 HINTS = ("LATENCY", "THROUGHPUT", "CUMULATIVE_THROUGHPUT")
 NNCF_PRESETS = ("performance", "mixed")  # NNCF: symmetric activations / asymmetric activations (weights symmetric)
-_CALIB_BATCHES, _CALIB_SEED = 8, 0  # build(precision="int8") without data: 8 random N(0, 1) batches, seed 0
 # Layers whose arithmetic INT8 replaces: the runtime graph's types for convolutions and matrix products.
 _COMPUTE_LAYERS = ("Convolution", "GroupConvolution", "Deconvolution", "FullyConnected", "MatMul")
 _COMPUTE_OPS = ("Convolution", "GroupConvolution", "ConvolutionBackpropData", "GroupConvolutionBackpropData", "MatMul")
@@ -233,7 +232,6 @@ def quantize_nncf(model_path: str | os.PathLike, out_xml: str | os.PathLike, bat
     Returns ``{"xml", "bin", "bytes", "preset", "subset_size", "fake_quantize", "calibration"}``; the same
     facts are stored in the IR's rt_info (NNCF writes its parameters there; the calibration data goes under
     ``mclab``), which :func:`build` reads back into ``Runner.info``."""
-    import numpy as np
     import openvino as ov
 
     if preset not in NNCF_PRESETS:
@@ -265,9 +263,8 @@ def quantize_nncf(model_path: str | os.PathLike, out_xml: str | os.PathLike, bat
                 raise ValueError(f"{src} has dynamic dims {declared}; pass input_shape or batches")
             input_shape = tuple(declared[i].get_length() for i in range(1, rank))
         rest = tuple(int(d) for d in input_shape)
-        rng = np.random.default_rng(_CALIB_SEED)
-        data = [rng.standard_normal((1, *rest), dtype=np.float32) for _ in range(_CALIB_BATCHES)]
-        source = f"random N(0, 1), seed {_CALIB_SEED}"
+        data = random_batches((1, *rest))
+        source = RANDOM_CALIBRATION["data"]
     if len(rest) != rank - 1 or any(d.is_static and d.get_length() != w
                                     for d, w in zip(list(declared)[1:], rest, strict=True)):
         raise ValueError(f"calibration input sizes {rest} do not fit {src}: it declares {declared}")

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterable
 
 from ..bench import sync_fn
-from .base import Runner, resolve
+from .base import RANDOM_CALIBRATION, Runner, random_batches, resolve
 
 __all__ = ["MODES", "CompileReport", "Compiled", "compile_module", "PT2EInt8", "quantize_pt2e", "int8_kernels",
            "build"]
@@ -27,7 +27,6 @@ __all__ = ["MODES", "CompileReport", "Compiled", "compile_module", "PT2EInt8", "
 # several kernel configurations per operator (long compiles).
 MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
-_CALIB_BATCHES, _CALIB_SEED = 8, 0  # build(precision="int8") calibrates on this many random N(0, 1) batches
 # Under non-strict torch.export (its default) one module called twice (torchvision's BasicBlock calls its one
 # ReLU twice) becomes one source partition with two outputs, and X86InductorQuantizer's fusion annotation raises
 # "Input partition has more than one output node": pytorch/ao#4478 (Linear, fixed by pytorch/ao#4480), Conv2d
@@ -144,7 +143,7 @@ class PT2EInt8:
 
 
 def quantize_pt2e(module: Any, example: Any, *, calibration: Iterable[Any] | None = None,
-                  seed: int = _CALIB_SEED, batches: int = _CALIB_BATCHES) -> PT2EInt8:
+                  seed: int = 0, batches: int = RANDOM_CALIBRATION["batches"]) -> PT2EInt8:
     """Static INT8 with PyTorch's PT2E flow for x86: ``torch.export`` the module on ``example``, annotate it with
     torchao's ``X86InductorQuantizer`` (default config), insert observers (``prepare_pt2e``), run the calibration
     batches (``calibration``, tensors of ``example``'s shape; default ``batches`` random N(0, 1) tensors from
@@ -161,8 +160,7 @@ def quantize_pt2e(module: Any, example: Any, *, calibration: Iterable[Any] | Non
     t0 = time.perf_counter()
     module = module.eval()
     if calibration is None:
-        g = torch.Generator().manual_seed(seed)
-        cal = [torch.randn(tuple(example.shape), generator=g) for _ in range(batches)]
+        cal = [torch.from_numpy(b) for b in random_batches(tuple(example.shape), batches, seed)]
         info: dict[str, Any] = {"data": f"random N(0, 1), seed {seed}", "batches": batches}
     else:
         cal = [torch.as_tensor(b) for b in calibration]
