@@ -4,12 +4,14 @@ Measured in one run:
 1. decoding 256 tokens with the KV cache vs without, interleaved round by round (target: >= 3x faster);
 2. bytes of the INT4 group-32 packed linear weights, scales and zero-points included (target: <= 0.16x FP32);
 3. held-out perplexity of FP32, FP16, BF16, INT8 and INT4 (RTN, AWQ-style, GPTQ-style) at group sizes 32/64/128
-   (targets: INT8 within 1 % of FP32, INT4 RTN within 10 %, AWQ-style and GPTQ-style no worse than RTN at the
-   same group size), and each format's KL divergence from FP32's next-token distribution (the same ordering,
-   measured with a resolution perplexity lacks on a model this small).
+   (targets: INT8 within 1 % of FP32, INT4 RTN within 10 %), and each format's KL divergence from FP32's
+   next-token distribution (targets: AWQ-style's and GPTQ-style's KL no larger than RTN's at the same group size;
+   KL resolves what perplexity cannot on a model this small, whose perplexity ordering is reported, not targeted).
 
 Run: `.venv/bin/python benchmarks/llm.py [out.json] [--threads N] [--seeds 1,2]` (default build/bench/llm.json).
 ``--seeds`` repeats the INT4 rows on models trained with other seeds: a ranking that flips between seeds is noise.
+The criterion for the kit's model (issue 22, notebook 13) is KL divergence from FP32 on held-out text: AWQ-style's
+and GPTQ-style's KL no larger than RTN's at every group size and seed (perplexity is printed beside it).
 The model is the cached checkpoint of `mclab.llm.pretrained().model` (trained on first use, a few minutes).
 """
 from __future__ import annotations
@@ -57,6 +59,21 @@ def _ranking(per_seed: dict) -> dict:
     return rank
 
 
+def _kld_table(per_seed: dict) -> list[dict]:
+    """One row per (seed, group size): INT4 KL divergence from FP32 (nats/token) and perplexity change (%) of RTN,
+    AWQ-style and GPTQ-style, and whether each is no worse than RTN by KL."""
+    rows = []
+    for seed, s in per_seed.items():
+        for g in GROUPS:
+            r = {m: s[f"INT4 {m} g{g}"] for m in ("RTN", "AWQ", "GPTQ")}
+            rows.append({"seed": seed, "group_size": g,
+                         **{f"kld_{m.lower()}": v["kld"] for m, v in r.items()},
+                         **{f"ppl_change_pct_{m.lower()}": v["ppl_change_pct"] for m, v in r.items()},
+                         "awq_kld_no_worse": r["AWQ"]["kld"] <= r["RTN"]["kld"],
+                         "gptq_kld_no_worse": r["GPTQ"]["kld"] <= r["RTN"]["kld"]})
+    return rows
+
+
 def main(out: Path = Path("build/bench/llm.json"), threads: int | None = None, rounds: int = 3,
          seeds: tuple[int, ...] = ()) -> dict:
     start = time.perf_counter()
@@ -88,9 +105,7 @@ def main(out: Path = Path("build/bench/llm.json"), threads: int | None = None, r
         "int4_g32_bytes_le_0.16x": rows["INT4 RTN g32"].bytes_vs_fp32 <= 0.16,
         "int8_ppl_within_1pct": int8_worst <= 1.0,
         "int4_rtn_ppl_within_10pct": all(p / fp32 - 1 <= 0.10 for p in rtn4.values()),
-        "awq_no_worse_than_rtn": all(rows[f"INT4 AWQ g{g}"].perplexity <= rtn4[g] for g in GROUPS),
-        "gptq_no_worse_than_rtn": all(rows[f"INT4 GPTQ g{g}"].perplexity <= rtn4[g] for g in GROUPS),
-        # the same ordering by KL divergence from FP32 (llama.cpp's measure; resolves what perplexity cannot)
+        # the criterion: AWQ-style and GPTQ-style against RTN by KL divergence from FP32 (llama.cpp's measure)
         "awq_kld_no_worse_than_rtn": all(rows[f"INT4 AWQ g{g}"].kld <= rows[f"INT4 RTN g{g}"].kld for g in GROUPS),
         "gptq_kld_no_worse_than_rtn": all(rows[f"INT4 GPTQ g{g}"].kld <= rows[f"INT4 RTN g{g}"].kld for g in GROUPS),
     }
@@ -101,11 +116,17 @@ def main(out: Path = Path("build/bench/llm.json"), threads: int | None = None, r
         "greedy_tokens_identical": same,
         "kv_cache": ab.as_dict(), "kv_cache_speedup": ab.speedup,
         "formats": table.as_dict()["rows"], "targets": targets,
+        # reported, not a target: a first-order effect whose sign flips between training seeds (see --seeds)
+        "ppl_no_worse_than_rtn": {m: all(rows[f"INT4 {m} g{g}"].perplexity <= rtn4[g] for g in GROUPS)
+                                  for m in ("AWQ", "GPTQ")},
     }
     if others:
         per_seed = {llm.TrainConfig().seed: _scores(table), **others}
         result["seeds"] = {str(k): v for k, v in per_seed.items()}
         result["ranking_across_seeds"] = _ranking(per_seed)
+        result["kld_by_seed"] = _kld_table(per_seed)
+        targets["awq_kld_no_worse_than_rtn_every_seed"] = all(r["awq_kld_no_worse"] for r in result["kld_by_seed"])
+        targets["gptq_kld_no_worse_than_rtn_every_seed"] = all(r["gptq_kld_no_worse"] for r in result["kld_by_seed"])
     result["wall_s"] = time.perf_counter() - start
     print(f"model: {trained.n_params / 1e6:.2f} M params, FP32 held-out perplexity {fp32:.3f} "
           f"({'cached' if trained.from_cache else f'trained in {trained.train_s:.0f} s'}), threads {result['threads']}")
@@ -116,12 +137,22 @@ def main(out: Path = Path("build/bench/llm.json"), threads: int | None = None, r
     for r in table.rows:
         print(f"{r.name:16s} {r.perplexity:10.4f} {r.ppl_change_pct:+7.2f}% {r.kld:9.2e} {r.linear_bytes:10d} "
               f"{r.bytes_vs_fp32:7.4f} {r.decode_tokens_per_s:7.1f} {r.prepare_s:7.2f}")
+    print("INT4 perplexity no worse than RTN's at every group size (reported, not a target): "
+          + ", ".join(f"{m} {'yes' if ok else 'no'}" for m, ok in result["ppl_no_worse_than_rtn"].items()))
     if others:
         print(f"\nagainst INT4 RTN at the same group size, over {len(per_seed)} models "
               f"(training seeds {', '.join(map(str, per_seed))}):")
         for k, v in result["ranking_across_seeds"].items():
             print(f"  {k:9s} no worse by perplexity on {v['ppl_no_worse']} of {v['seeds']}, "
                   f"by KL divergence on {v['kld_no_worse']} of {v['seeds']}")
+        print("\nINT4 KL divergence from FP32 (nats/token; perplexity change beside it), per seed and group size:")
+        print(f"{'seed':>4s} {'group':>5s} {'KL RTN':>9s} {'KL AWQ':>9s} {'KL GPTQ':>9s} {'AWQ/RTN':>7s} "
+              f"{'GPTQ/RTN':>8s} {'ppl RTN':>8s} {'ppl AWQ':>8s} {'ppl GPTQ':>8s}")
+        for r in result["kld_by_seed"]:
+            print(f"{r['seed']:>4} {r['group_size']:>5} {r['kld_rtn']:9.2e} {r['kld_awq']:9.2e} {r['kld_gptq']:9.2e} "
+                  f"{r['kld_awq'] / r['kld_rtn']:7.3f} {r['kld_gptq'] / r['kld_rtn']:8.3f} "
+                  f"{r['ppl_change_pct_rtn']:+7.3f}% {r['ppl_change_pct_awq']:+7.3f}% "
+                  f"{r['ppl_change_pct_gptq']:+7.3f}%")
     print()
     report(out, result, targets)
     return result

@@ -1,4 +1,4 @@
-"""The ``mclab`` command: ``doctor``, ``bench``, ``ab``, ``compare``, ``flops``, ``notebooks``, ``report``.
+"""The ``mclab`` command: ``doctor``, ``bench``, ``ab``, ``compare``, ``flops``, ``ocr``, ``notebooks``, ``report``.
 
 Each subcommand is a thin layer over a library verb; bad input ends with a one-line
 message and exit status 2, a failing notebook with exit status 1.
@@ -119,6 +119,31 @@ def _notebooks(args: argparse.Namespace) -> int:
     return 0 if summary.ok else 1
 
 
+def _ocr(args: argparse.Namespace) -> int:
+    from . import ocr
+
+    cfg = ocr.OCRConfig(runtime=args.runtime, precision=args.precision, threads=args.threads,
+                        use_cls=not args.no_cls, **({"det_limit_type": "max", "det_limit_side": args.det_max_side}
+                                                    if args.det_max_side else {}))
+    pipe = ocr.load(cfg)
+    out = []
+    for image in args.images:
+        res = pipe.read(image)
+        if args.json:
+            out.append({"image": image, **res.as_dict()})
+            continue
+        print(f"{image}: {len(res.lines)} line(s), {res.total_ms:.1f} ms "
+              f"(detector input {res.det_input[0]}x{res.det_input[1]})")
+        for ln in res.lines:
+            print(f"  {ln.score:.3f}  {ln.text}")
+        print("  stages: " + ", ".join(f"{k} {v:.1f} ms" for k, v in res.stages_ms.items()))
+    if args.json:
+        print(json.dumps({"config": cfg.as_dict(), "models": pipe.models, "images": out}, indent=2))
+    else:
+        print("models: " + ", ".join(f"{k} {v['runtime']} {v['precision']}" for k, v in pipe.models.items()))
+    return 0
+
+
 def _report(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -206,6 +231,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_interleave_options(p, "runtime")
     p.add_argument("--json", action="store_true", help="print the table, manifest and warnings as JSON")
     p.set_defaults(func=_compare)
+
+    p = sub.add_parser("ocr", help="read the text in images with PP-OCRv4 (mclab.ocr): lines and stage timings")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, …)")
+    p.add_argument("--runtime", default="onnxruntime", help="onnxruntime (default) or openvino")
+    p.add_argument("--precision", default="fp32", help="fp32 (default), bf16, fp16 (openvino) or default")
+    p.add_argument("--threads", type=int, default=None, help="intra-op threads (default: the runtime's)")
+    p.add_argument("--det-max-side", type=int, default=None,
+                   help="size the detector's input to the image, longer side at most this (default: RapidOCR's, "
+                        "shorter side scaled up to 736)")
+    p.add_argument("--no-cls", action="store_true", help="skip the direction classifier (upright text)")
+    p.add_argument("--json", action="store_true", help="print lines, boxes, stage timings and models as JSON")
+    p.set_defaults(func=_ocr)
 
     p = sub.add_parser("notebooks", help="execute notebooks headlessly with papermill")
     _add_run_options(p, "build/notebooks")

@@ -6,8 +6,9 @@ the test digits enlarged by seeded random affine distortions and noise into a la
 evaluation set, so a one-point accuracy change is measurable. :func:`calibration_batches` draws
 quantisation calibration batches from the training split; :func:`sample_images` returns the two
 photographs scikit-learn ships, for latency demos; :func:`image_folder` points the same
-pipeline at a folder of your own images. Nothing is downloaded. Introduced in notebook 05;
-used by the pruning, distillation and low-rank notebooks.
+pipeline at a folder of your own images; :func:`text_images` renders text lines and pages with
+ground-truth strings and boxes and a camera's distortions, for OCR (notebook 18). Nothing is downloaded.
+Introduced in notebook 05; used by the pruning, distillation and low-rank notebooks.
 """
 from __future__ import annotations
 
@@ -27,6 +28,8 @@ __all__ = [
     "augment", "calibration_batches", "loader",
     # photographs
     "sample_images", "image_tensor",
+    # rendered text for OCR (notebook 18)
+    "TextImage", "text_images", "cjk_font", "TEXT_KINDS",
 ]
 
 SPLITS = ("train", "val", "test", "test_aug")
@@ -198,3 +201,170 @@ def image_tensor(image: np.ndarray, size: int = 224) -> "torch.Tensor":
     t = t[..., top:top + size, left:left + size]
     mean, std = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
     return ((t - mean) / std).contiguous()
+
+
+# ----------------------------------------------------------------------------- rendered text (OCR, notebook 18)
+
+TEXT_KINDS = ("line", "document")
+_LATIN_FONTS = ("DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "DejaVuSerif.ttf", "DejaVuSerif-Bold.ttf",
+                "DejaVuSansMono.ttf", "DejaVuSansMono-Bold.ttf")
+# Where Debian / Ubuntu put the CJK fonts the kit looks for (fonts-wqy-zenhei, fonts-noto-cjk)
+_CJK_FONTS = ("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc", "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",
+              "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
+              "/usr/share/fonts/opentype/noto/NotoSerifCJK-Regular.ttc")
+
+
+@dataclass
+class TextImage:
+    """One rendered image with its ground truth: ``lines[i]`` is drawn inside ``boxes[i]``."""
+
+    image: np.ndarray                # (H, W, 3) uint8 RGB
+    lines: list[str]                 # ground-truth text, top to bottom
+    boxes: np.ndarray                # (L, 4, 2) float32 corners (top-left, top-right, bottom-right, bottom-left), px
+    font: str                        # the font file's name
+    distortions: dict[str, float]    # what the camera added: rotation_deg, blur_sigma, noise_std, jpeg_quality, …
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"shape": list(self.image.shape), "lines": self.lines, "boxes": self.boxes.round(1).tolist(),
+                "font": self.font, "distortions": self.distortions}
+
+
+def cjk_font() -> str | None:
+    """The path of an installed CJK font (WenQuanYi Zen Hei or Noto CJK), or None when there is none."""
+    import shutil
+    import subprocess
+
+    for f in _CJK_FONTS:
+        if Path(f).is_file():
+            return f
+    if shutil.which("fc-list"):
+        out = subprocess.run(["fc-list", ":lang=zh", "file"], capture_output=True, text=True, timeout=30).stdout
+        found = sorted(ln.split(":")[0].strip() for ln in out.splitlines() if ln.strip())
+        return found[0] if found else None
+    return None
+
+
+def _latin_words() -> list[str]:
+    """Words from the text of Python's own documentation (``pydoc_data.topics``, shipped with Python): letters
+    and digits only, 2-12 characters, sorted so the list is the same everywhere."""
+    import re
+    from pydoc_data.topics import topics
+
+    text = " ".join(topics[k] for k in sorted(topics))
+    return sorted(set(re.findall(r"\b[A-Za-z][a-z]{1,11}\b|\b[0-9]{2,4}\b", text)))
+
+
+def _cjk_chars() -> list[str]:
+    """The 3,755 most common Chinese characters (GB 2312 level 1), read from the codec that ships with Python."""
+    return [bytes([hi, lo]).decode("gb2312") for hi in range(0xB0, 0xD8) for lo in range(0xA1, 0xFF)
+            if not (hi == 0xD7 and lo > 0xF9)]
+
+
+def _camera(img: np.ndarray, boxes: np.ndarray, rng: np.random.Generator, strength: float,
+            bg: int) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
+    """What a phone camera adds, each drawn with ``rng`` and scaled by ``strength`` (0: nothing): a small rotation
+    (boxes rotated alike), uneven light, lower contrast, blur, sensor noise and JPEG compression."""
+    import cv2
+
+    if strength == 0:
+        return img, boxes, {}
+    h, w = img.shape[:2]
+    d = {"rotation_deg": float(rng.uniform(-3, 3) * strength), "light_drop": float(rng.uniform(0, 0.35) * strength),
+         "contrast": float(1 - rng.uniform(0, 0.45) * strength), "blur_sigma": float(rng.uniform(0, 1.0) * strength),
+         "noise_std": float(rng.uniform(0, 8) * strength),
+         "jpeg_quality": int(round(95 - rng.uniform(0, 45) * strength))}
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), d["rotation_deg"], 1.0)
+    img = cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR, borderValue=(bg, bg, bg))
+    boxes = (boxes @ m[:, :2].T + m[:, 2]).astype(np.float32)  # (L, 4, 2)
+    f = img.astype(np.float32)
+    angle = rng.uniform(0, 2 * np.pi)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    ramp = (np.cos(angle) * xx / w + np.sin(angle) * yy / h)
+    ramp = (ramp - ramp.min()) / max(float(np.ptp(ramp)), 1e-6)  # 0 … 1 across the page
+    f = f * (1 - d["light_drop"] * ramp)[..., None]
+    f = 128 + (f - 128) * d["contrast"]
+    if d["blur_sigma"] > 0.05:
+        f = cv2.GaussianBlur(f, (0, 0), d["blur_sigma"])
+    f = f + rng.normal(0, d["noise_std"], f.shape)
+    img = np.clip(f, 0, 255).astype(np.uint8)
+    ok, enc = cv2.imencode(".jpg", img[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, d["jpeg_quality"]])
+    img = np.ascontiguousarray(cv2.imdecode(enc, cv2.IMREAD_COLOR)[..., ::-1])
+    return img, boxes, d
+
+
+def _render_one(rng: np.random.Generator, kind: str, script: str, words: list[str], strength: float,
+                cjk: str | None) -> TextImage:
+    from matplotlib import get_data_path
+    from PIL import Image, ImageDraw, ImageFont
+
+    if script == "cjk":
+        font_file, size = cjk, int(rng.integers(20, 33))
+    else:
+        font_file = str(Path(get_data_path()) / "fonts" / "ttf" / _LATIN_FONTS[rng.integers(len(_LATIN_FONTS))])
+        size = int(rng.integers(18, 33))
+    font = ImageFont.truetype(font_file, size)
+    bg, ink = int(rng.integers(215, 256)), int(rng.integers(0, 70))
+    n_lines = 1 if kind == "line" else int(rng.integers(3, 7))
+    width = int(rng.integers(480, 641))
+    margin = int(rng.integers(16, 41))
+
+    def line_text() -> str:
+        if script == "cjk":
+            return "".join(words[i] for i in rng.integers(0, len(words), int(rng.integers(4, 13))))
+        out: list[str] = []
+        for i in rng.integers(0, len(words), 12):
+            cand = " ".join([*out, words[i]])
+            if out and (font.getlength(cand) > width - 2 * margin or len(out) >= int(rng.integers(2, 8))):
+                break
+            out.append(words[i])
+        return " ".join(out)
+
+    texts = [line_text() for _ in range(n_lines)]
+    step = int(size * rng.uniform(1.7, 2.3))
+    if kind == "line":
+        width = int(max(font.getlength(texts[0]) + 2 * margin, 2 * size))
+        height = int(size * rng.uniform(2.0, 2.8))
+        top = (height - size) // 2
+    else:
+        height = max(int(width * rng.uniform(0.6, 0.8)), margin * 2 + step * n_lines)
+        top = margin
+    page = Image.new("RGB", (width, height), (bg, bg, bg))
+    draw = ImageDraw.Draw(page)
+    boxes = []
+    for i, t in enumerate(texts):
+        x, y = margin, top + i * step
+        draw.text((x, y), t, font=font, fill=(ink, ink, ink))
+        x0, y0, x1, y1 = draw.textbbox((x, y), t, font=font)
+        boxes.append([[x0, y0], [x1, y0], [x1, y1], [x0, y1]])
+    img, box_arr, d = _camera(np.asarray(page), np.asarray(boxes, np.float32), rng, strength, bg)
+    return TextImage(img, texts, box_arr, Path(font_file).name, d)
+
+
+def text_images(n: int, seed: int = 0, *, kind: str = "document", distortion: float = 1.0,
+                script: str = "latin") -> list[TextImage]:
+    """``n`` rendered text images with ground truth, the same for the same arguments on every machine.
+
+    ``kind="line"``: one line of text per image; ``"document"``: a page 480-640 px wide with 3-6 lines. Latin
+    text uses the DejaVu fonts bundled with matplotlib (sans, serif, mono; regular and bold; 18-32 px) and words
+    from Python's own documentation (``pydoc_data``); ``script="cjk"`` writes Chinese lines of common characters
+    (GB 2312 level 1, from Python's codec) with an installed CJK font (:func:`cjk_font`; a ``ValueError`` says
+    how to install one when there is none). ``distortion`` (0 … 1) scales what a camera adds: rotation up to
+    ±3°, uneven light, lower contrast, blur, noise, JPEG compression; 0 gives clean renders. Returns a list of
+    :class:`TextImage` (RGB uint8 image, lines, (L, 4, 2) boxes in pixels). Introduced in notebook 18."""
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ValueError(f"n={n!r} must be an int >= 1")
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed={seed!r} must be an int >= 0")
+    if kind not in TEXT_KINDS:
+        raise ValueError(f"kind={kind!r} is unknown; allowed: {list(TEXT_KINDS)}")
+    if not isinstance(distortion, (int, float)) or isinstance(distortion, bool) or not 0 <= distortion <= 1:
+        raise ValueError(f"distortion={distortion!r} must be a number in [0, 1] (0: clean renders)")
+    if script not in ("latin", "cjk"):
+        raise ValueError(f"script={script!r} is unknown; allowed: ['latin', 'cjk']")
+    cjk = cjk_font() if script == "cjk" else None
+    if script == "cjk" and cjk is None:
+        raise ValueError("script='cjk' needs a CJK font and none is installed: apt-get install fonts-wqy-zenhei "
+                         "(or fonts-noto-cjk)")
+    words = _cjk_chars() if script == "cjk" else _latin_words()
+    rng = np.random.default_rng([seed, TEXT_KINDS.index(kind), 1 if script == "cjk" else 0])
+    return [_render_one(rng, kind, script, words, float(distortion), cjk) for _ in range(n)]

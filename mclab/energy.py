@@ -8,6 +8,9 @@ Power comes from the first source that works here, always named in the result:
 3. ``estimate`` — a model, clearly labelled: idle power + (TDP − idle) × the CPU utilisation measured
    for this process, or a device power the user gives. An estimate is never called a measurement.
 
+Beside them, :func:`first_principles` prices the counted work itself — picojoules per multiply-accumulate
+and per byte moved (Horowitz, ISSCC 2014) — which needs no counter at all.
+
 Introduced in notebook 14.
 """
 from __future__ import annotations
@@ -25,8 +28,11 @@ __all__ = [
     # verbs
     "rapl_source", "nvml_source", "estimate_source", "power_sources", "pick_source", "measure_energy",
     "battery_life", "cloud_cost", "hardware_cost",
+    # first principles: energy per operation and per byte moved
+    "FirstPrinciplesEnergy", "first_principles", "first_principles_of",
     # data
     "POWER_RANGES_W", "INSTANCE_PRICES_USD_H", "HARDWARE_PRICES_USD", "TARGETS",
+    "HOROWITZ_PJ", "MAC_PJ", "BYTES_PER_VALUE", "SRAM_PJ_PER_BYTE", "DRAM_PJ_PER_BYTE",
 ]
 
 # the source material's typical power ranges (W)
@@ -39,6 +45,26 @@ HARDWARE_PRICES_USD: dict[str, float] = {
     "Coral Edge TPU": 25, "Jetson Nano": 99, "Jetson Xavier NX": 399, "Tesla T4": 2000, "A100": 10000}
 # the source material's energy targets
 TARGETS = {"energy_mj_iot": 100.0, "power_w_mobile": 5.0}
+
+# Energy per operation and per access in picojoules, 45 nm CMOS at 0.9 V: M. Horowitz, "Computing's energy
+# problem (and what we can do about it)", ISSCC 2014, table of energy per operation. The arithmetic rows are
+# the paper's; the paper lists 64-bit memory accesses (8 KB SRAM cache 10 pJ, DRAM 1.3–2.6 nJ), and the
+# 32-bit figures below are the halves that Han et al. tabulate from it (Deep Compression, ICLR 2016; EIE, 2016).
+HOROWITZ_PJ: dict[str, float] = {
+    "int8 add": 0.03, "int16 add": 0.05, "int32 add": 0.1, "fp16 add": 0.4, "fp32 add": 0.9,
+    "int8 mult": 0.2, "int32 mult": 3.1, "fp16 mult": 1.1, "fp32 mult": 3.7,
+    "sram read 32 bit (8 KB)": 5.0, "dram read 32 bit": 640.0,
+}
+# one multiply-accumulate: a multiply plus an add; INT8 products are summed in 32 bits (as VNNI and every
+# INT8 kernel do: 8-bit sums would overflow), so an INT8 MAC is an 8-bit multiply and a 32-bit add
+MAC_PJ: dict[str, float] = {
+    "fp32": HOROWITZ_PJ["fp32 mult"] + HOROWITZ_PJ["fp32 add"],
+    "fp16": HOROWITZ_PJ["fp16 mult"] + HOROWITZ_PJ["fp16 add"],
+    "int8": HOROWITZ_PJ["int8 mult"] + HOROWITZ_PJ["int32 add"],
+}
+BYTES_PER_VALUE: dict[str, int] = {"fp32": 4, "fp16": 2, "int8": 1}
+SRAM_PJ_PER_BYTE = HOROWITZ_PJ["sram read 32 bit (8 KB)"] / 4
+DRAM_PJ_PER_BYTE = HOROWITZ_PJ["dram read 32 bit"] / 4
 
 
 # ----------------------------------------------------------------------------- power sources
@@ -374,3 +400,110 @@ def cloud_cost(throughput_per_s: float, price_per_hour: float | str, *, qps: flo
 def hardware_cost(price_usd: float, throughput_per_s: float) -> float:
     """USD of hardware per inference/s of throughput."""
     return _positive("price_usd", price_usd) / _positive("throughput_per_s", throughput_per_s)
+
+
+# ----------------------------------------------------------------------------- first principles
+
+
+@dataclass
+class FirstPrinciplesEnergy:
+    """Energy of counted work priced per operation and per byte (Horowitz 2014): picojoules per part.
+
+    The arithmetic and the memory accesses only — no instruction fetch, control, clocks or idle power, which
+    a real CPU adds on top (often many times more); the split between the parts is the lesson.
+    """
+
+    precision: str
+    macs: float
+    bytes_dram: float
+    bytes_sram: float
+    compute_pj: float
+    dram_pj: float
+    sram_pj: float
+
+    @property
+    def total_pj(self) -> float:
+        return self.compute_pj + self.dram_pj + self.sram_pj
+
+    @property
+    def total_j(self) -> float:
+        return self.total_pj * 1e-12
+
+    @property
+    def millijoules(self) -> float:
+        return self.total_pj * 1e-9
+
+    @property
+    def movement_share(self) -> float:
+        """Share (0–1) of the total spent moving data (DRAM + SRAM) rather than computing."""
+        return (self.dram_pj + self.sram_pj) / self.total_pj if self.total_pj > 0 else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "total_pj": self.total_pj, "total_j": self.total_j, "millijoules": self.millijoules,
+                "movement_share": self.movement_share}
+
+    def __str__(self) -> str:
+        mac_pj = MAC_PJ[self.precision]
+        return (f"[FIRST PRINCIPLES, {self.precision}] {self.millijoules:.3g} mJ: "
+                f"compute {self.compute_pj / 1e6:.3g} µJ ({self.macs / 1e6:.3g} M MACs x {mac_pj:g} pJ), "
+                f"DRAM {self.dram_pj / 1e6:.3g} µJ ({self.bytes_dram / 1e6:.3g} MB), "
+                f"SRAM {self.sram_pj / 1e6:.3g} µJ ({self.bytes_sram / 1e6:.3g} MB); "
+                f"{100 * self.movement_share:.0f} % moving data")
+
+
+def _non_negative(name: str, v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+        raise ValueError(f"{name}={v!r} must be a finite number >= 0")
+    return float(v)
+
+
+def _precision(precision: Any) -> str:
+    if precision not in MAC_PJ:
+        raise ValueError(f"precision={precision!r} has no energy figures; allowed: {sorted(MAC_PJ)}")
+    return precision
+
+
+def first_principles(macs: float, bytes_dram: float, bytes_sram: float = 0.0,
+                     precision: str = "fp32") -> FirstPrinciplesEnergy:
+    """Energy of ``macs`` multiply-accumulates and the bytes read from DRAM and from on-chip SRAM.
+
+    compute = macs × :data:`MAC_PJ` [precision] (FP32: 3.7 + 0.9 = 4.6 pJ; INT8: 0.2 + 0.1 = 0.3 pJ);
+    DRAM = bytes × 160 pJ (640 pJ per 32 bits); SRAM = bytes × 1.25 pJ (5 pJ per 32 bits) — Horowitz,
+    ISSCC 2014, 45 nm (see :data:`HOROWITZ_PJ`). Returns a :class:`FirstPrinciplesEnergy` in picojoules
+    (``total_j``, ``millijoules`` for other units). Introduced in notebook 14.
+    """
+    p = _precision(precision)
+    m = _non_negative("macs", macs)
+    d = _non_negative("bytes_dram", bytes_dram)
+    s = _non_negative("bytes_sram", bytes_sram)
+    return FirstPrinciplesEnergy(p, m, d, s, m * MAC_PJ[p], d * DRAM_PJ_PER_BYTE, s * SRAM_PJ_PER_BYTE)
+
+
+def first_principles_of(cost: Any, precision: str = "fp32", *, batch: int | None = None,
+                        activations: str = "sram") -> FirstPrinciplesEnergy:
+    """First-principles energy **per image** of a model counted by ``mclab.flops.count``.
+
+    ``cost`` is a :class:`mclab.flops.CostReport` (anything with ``macs``, ``params``, ``activation_bytes``
+    and ``input_shape``), counted at any batch. The traffic model: every weight is read once from DRAM per
+    call and shared by the ``batch`` images of that call (default: the batch ``cost`` was counted at); every
+    activation is written once and read once (2 × its bytes), in on-chip ``"sram"`` when it fits in the
+    caches or in ``"dram"`` when it spills. Weights and activations take :data:`BYTES_PER_VALUE` [precision]
+    bytes per value (INT8's per-channel scales are left out: under 0.1 % of the bytes). Returns a
+    :class:`FirstPrinciplesEnergy` in picojoules per image. Introduced in notebook 14.
+    """
+    for attr in ("macs", "params", "activation_bytes", "input_shape"):
+        if not hasattr(cost, attr):
+            raise TypeError(f"cost must be a mclab.flops.CostReport (no attribute {attr!r}), got {type(cost).__name__}")
+    p = _precision(precision)
+    if activations not in ("sram", "dram"):
+        raise ValueError(f"activations={activations!r}; allowed: 'sram' (fits in the caches) or 'dram' (spills)")
+    counted = int(cost.input_shape[0]) if cost.input_shape else 1
+    if batch is None:
+        batch = counted
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        raise ValueError(f"batch={batch!r} must be an int >= 1")
+    width = BYTES_PER_VALUE[p]
+    weights = cost.params * width / batch                           # bytes per image
+    acts = 2 * cost.activation_bytes / counted * width / 4          # counted in FP32: 4 bytes per value
+    dram, sram = (weights, acts) if activations == "sram" else (weights + acts, 0.0)
+    return first_principles(cost.macs / counted, dram, sram, p)

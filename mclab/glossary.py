@@ -48,6 +48,9 @@ GLOSSARY: tuple[Term, ...] = (
     Term("operator fusion", "算子融合", "merging consecutive operators (conv+BN+ReLU) into one kernel", "09"),
     Term("deployment", "部署", "shipping the model and its runtime to the target and serving it", "09"),
     Term("KV cache", "KV Cache", "keeping attention keys/values of past tokens so each new token costs one step", "13"),
+    Term("activation outliers", "激活离群值", "a few channels with activations tens of times larger than the rest, as large LLMs grow", "13b", "激活離群值"),
+    Term("SmoothQuant", "SmoothQuant 平滑量化", "dividing activation channels by s and multiplying weight columns by s so W8A8 rounding works", "13b"),
+    Term("speculative decoding", "投机解码", "a small draft model guesses k tokens, the large model checks them in one pass; output unchanged", "13b", "推測解碼"),
     Term("power consumption", "功耗", "watts drawn while inferring", "14"),
     Term("energy efficiency", "能效比", "inferences per joule (or per watt-second)", "14", "能效比"),
     Term("energy per inference", "单次能耗", "joules (or mJ) spent on one answer", "14", "單次能耗"),
@@ -56,6 +59,11 @@ GLOSSARY: tuple[Term, ...] = (
     Term("edge device", "边缘设备", "a device near the data (phone, camera, board) with tight power and memory", "16", "邊緣設備"),
     Term("cost", "成本", "hardware, cloud and engineering spend per unit of useful work", "16"),
     Term("impossible triangle", "不可能三角", "accuracy, latency and resources: improving two costs the third", "00"),
+    Term("neural architecture search (NAS)", "神经架构搜索", "searching a space of networks for the best one under a budget (RL, evolution, DARTS, weight sharing)", "19", "神經架構搜索"),
+    Term("Once-for-All", "Once-for-All (OFA)", "one weight-sharing supernet trained once; sub-networks cut from it for each device without retraining", "19"),
+    Term("Huffman coding", "霍夫曼编码", "a prefix code giving frequent symbols shorter code words; average length within 1 bit of the entropy", "19", "霍夫曼編碼"),
+    Term("mixed precision", "混合精度", "different bit widths per layer (or per tensor) where each is needed, under a size or speed budget", "19"),
+    Term("weight sharing", "权重共享", "many weights replaced by one of a few shared values (k-means centroids) plus a short index", "19", "權重共享"),
 )
 
 

@@ -35,7 +35,7 @@ __all__ = [
 PACKAGES = (
     "torch", "torchvision", "numpy", "onnx", "onnxruntime", "openvino", "tensorflow",
     "tensorrt", "thop", "scikit-learn", "matplotlib", "seaborn", "jupyterlab", "ipywidgets",
-    "papermill", "nbclient", "ipykernel", "tqdm",
+    "papermill", "nbclient", "ipykernel", "tqdm", "llama-cpp-python", "gguf",
 )
 
 # Instruction-set features that change what is fast, and the /proc/cpuinfo flags that

@@ -8,7 +8,6 @@ Introduced in notebook 00.
 """
 from __future__ import annotations
 
-import html
 import json
 import os
 import re
@@ -37,7 +36,8 @@ __all__ = [
 # into Output widgets until a control moves (see widgets._first_draw).
 HEADLESS_ENV = "MCLAB_HEADLESS"
 
-NAME_RE = re.compile(r"^(\d{2})_([a-z0-9_]+)\.ipynb$")
+# NN_topic.ipynb; a chapter split in two is NNb_topic.ipynb (13, then 13b), which sorts between NN and NN+1.
+NAME_RE = re.compile(r"^(\d{2}[a-z]?)_([a-z0-9_]+)\.ipynb$")
 
 
 @dataclass(frozen=True)
@@ -73,12 +73,20 @@ CURRICULUM: tuple[Chapter, ...] = (
             ("runtimes",)),
     Chapter("12", "TensorRT and torch.compile", "What does compilation buy on a GPU, and on this CPU?", ("runtimes",)),
     Chapter("13", "Edge LLMs", "What do a KV cache and 8/4-bit weights do to a small language model?", ("llm",)),
+    Chapter("13b", "Edge LLMs: outliers, KV cache and speculative decoding",
+            "Why do AWQ and SmoothQuant exist, what does an INT8 KV cache save, and what does a draft model buy?",
+            ("llm",)),
     Chapter("14", "Energy and cost", "How many joules and dollars does an inference cost?", ("energy",)),
     Chapter("15", "Reliability", "Is the answer the same every time, and always a number?", ("reliability",)),
     Chapter("16", "Trade-offs and deployment",
             "Which optimisations meet a scenario's constraints, and which are Pareto-optimal?",
             ("deploy", "scenarios")),
     Chapter("17", "Distributed inference", "How do batching and replicas share load across workers?", ("distributed",)),
+    Chapter("18", "Case study: a real OCR app",
+            "Where does a deployed OCR pipeline spend its time, and what makes it fast?",
+            ("ocr", "runtimes", "deploy")),
+    Chapter("19", "Search: architectures and bit widths",
+            "Which network and which per-layer bit widths fit a latency or size budget best?", ("search",)),
 )
 
 
@@ -157,7 +165,8 @@ def discover(nb_dir: str | os.PathLike[str] | None = None) -> dict[str, Path]:
     for p in sorted(d.glob("*.ipynb")):
         m = NAME_RE.match(p.name)
         if not m:
-            raise ValueError(f"notebook {p.name!r} is not named NN_topic.ipynb (two digits, lower_snake_case)")
+            raise ValueError(f"notebook {p.name!r} is not named NN_topic.ipynb or NNb_topic.ipynb "
+                             "(two digits, an optional letter, lower_snake_case)")
         if m.group(1) in found:
             raise ValueError(f"two notebooks share number {m.group(1)}: {found[m.group(1)].name}, {p.name}")
         found[m.group(1)] = p
@@ -244,7 +253,7 @@ def run_notebook(path: str | os.PathLike[str], out_dir: str | os.PathLike[str], 
         status = "timeout"
     seconds = time.perf_counter() - start
 
-    run = NotebookRun(number=src.name[:2], name=src.name, output=str(executed), fast=fast,
+    run = NotebookRun(number=src.name.split("_", 1)[0], name=src.name, output=str(executed), fast=fast,
                       status=status, seconds=round(seconds, 2))
     if metrics_file.exists():
         run.metrics = load(metrics_file)
@@ -280,41 +289,19 @@ def run_all(nb_dir: str | os.PathLike[str] | None = None, *, only: Iterable[str]
 
 
 def render_report(summary: RunSummary, out_dir: str | os.PathLike[str]) -> Path:
-    """Render each executed notebook to HTML beside an ``index.html``; returns the index path."""
+    """Render each executed notebook to HTML beside an ``index.html`` (headline findings beside the source's
+    claims, key figures, the machine: :func:`mclab.report.render_index`); returns the index path."""
     from nbconvert import HTMLExporter
+
+    from . import report
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     exporter = HTMLExporter(template_name="lab")
-    rows = []
+    pages = {}
     for r in summary.runs:
-        page = None
         if Path(r.output).exists():
             body, _ = exporter.from_filename(r.output)
-            page = f"{Path(r.name).stem}.html"
-            (out / page).write_text(body, encoding="utf-8")
-        ch = next((c for c in CURRICULUM if c.number == r.number), None)
-        metrics = "<br>".join(f"<code>{html.escape(k)}</code> = {html.escape(_fmt(v))}" for k, v in r.metrics.items())
-        status = "ok" if r.ok else f"{r.status}: {html.escape(r.error or '')}"
-        link = f'<a href="{page}">{html.escape(r.name)}</a>' if page else html.escape(r.name)
-        rows.append(f"<tr class='{'ok' if r.ok else 'bad'}'><td>{link}</td>"
-                    f"<td>{html.escape(ch.question if ch else '')}</td><td>{status}</td>"
-                    f"<td>{r.seconds:.1f}</td><td>{metrics}</td></tr>")
-    mode = "FAST" if summary.fast else "full"
-    index = out / "index.html"
-    index.write_text(f"""<!doctype html><html><head><meta charset="utf-8"><title>mclab report</title>
-<style>body{{font-family:sans-serif;margin:2em}} td,th{{border-bottom:1px solid #ccc;padding:.4em;vertical-align:top}}
-tr.bad td{{background:#fde}} table{{border-collapse:collapse}}</style></head><body>
-<h1>mclab — executed notebooks</h1>
-<p>{len(summary.runs)} notebooks, {mode} mode, generated {time.strftime('%Y-%m-%d %H:%M')}.
-Widgets need a running kernel; each page shows the figures for the default values.</p>
-<table><tr><th>notebook</th><th>question</th><th>status</th><th>seconds</th><th>recorded metrics</th></tr>
-{''.join(rows)}</table></body></html>""", encoding="utf-8")
-    return index
-
-
-def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    text = json.dumps(v) if isinstance(v, (list, dict)) else str(v)
-    return text if len(text) < 120 else text[:117] + "..."
+            pages[r.number] = f"{Path(r.name).stem}.html"
+            (out / pages[r.number]).write_text(body, encoding="utf-8")
+    return report.render_index(summary.runs, out, fast=summary.fast, pages=pages, chapters=CURRICULUM)

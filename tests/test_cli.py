@@ -98,3 +98,55 @@ def test_cli_doctor_json():
     assert {"python", "cpu", "gpus", "runtimes", "verdicts", "packages"} <= set(d)
     assert {r["name"] for r in d["runtimes"]} == set(hw.RUNTIMES)
     assert d["packages"]["torch"].startswith("2.14.1")
+
+
+@pytest.fixture(scope="module")
+def text_png(tmp_path_factory):
+    pytest.importorskip("rapidocr_onnxruntime")
+    import cv2
+
+    from mclab import data
+
+    (t,) = data.text_images(1, 5, kind="line", distortion=0)
+    path = tmp_path_factory.mktemp("ocr") / "line.png"
+    cv2.imwrite(str(path), t.image[..., ::-1])
+    return str(path), t.lines[0]
+
+
+def test_cli_ocr_reads_lines_with_stage_timings(text_png):
+    path, truth = text_png
+    r = _mclab("ocr", path, "--threads", "1", "--det-max-side", "960", "--json")
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    (img,) = d["images"]
+    assert [ln["text"] for ln in img["lines"]] == [truth] and len(img["lines"][0]["box"]) == 4
+    assert set(img["stages_ms"]) == {"preprocess", "detect", "db_post", "crop", "classify", "recognise", "decode"}
+    assert d["models"]["rec"]["runtime"] == "onnxruntime" and d["config"]["det_limit_side"] == 960
+    r = _mclab("ocr", path, "--threads", "1", "--no-cls", "--det-max-side", "960")
+    assert r.returncode == 0 and truth in r.stdout and "stages:" in r.stdout and "cls" not in r.stdout
+
+
+@pytest.mark.parametrize("args, match", [
+    (["missing.png"], "does not exist"),
+    (["--runtime", "tflite", "IMG"], "runtime='tflite'"),
+    (["--precision", "int8", "IMG"], "INT8 model files"),
+    (["--threads", "0", "IMG"], "threads=0"),
+])
+def test_cli_ocr_errors_are_one_line(text_png, tmp_path, args, match):
+    args = [text_png[0] if a == "IMG" else str(tmp_path / a) if a.endswith(".png") else a for a in args]
+    r = _mclab("ocr", *args)
+    assert r.returncode == 2 and match in r.stderr and "Traceback" not in r.stderr
+
+
+def test_cli_ocr_unreadable_and_empty_images(tmp_path):
+    pytest.importorskip("rapidocr_onnxruntime")
+    import cv2
+    import numpy as np
+
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not a png")
+    empty = tmp_path / "empty.png"
+    cv2.imwrite(str(empty), np.zeros((1, 1, 3), np.uint8))
+    for path, match in ((bad, "not an image"), (empty, "empty")):
+        r = _mclab("ocr", str(path))
+        assert r.returncode == 2 and match in r.stderr and "Traceback" not in r.stderr

@@ -97,3 +97,48 @@ def test_image_folder_reads_your_own_images(tmp_path):
 def test_bad_input_is_named(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+# ----------------------------------------------------------------------------- rendered text (notebook 18)
+
+
+def test_text_images_are_deterministic_with_boxes_around_their_lines():
+    a, b = data.text_images(2, 3), data.text_images(2, 3)
+    assert all(np.array_equal(x.image, y.image) and x.lines == y.lines for x, y in zip(a, b, strict=True))
+    assert not np.array_equal(a[0].image, data.text_images(1, 4)[0].image)
+    for t in a:
+        h, w, c = t.image.shape
+        assert c == 3 and t.image.dtype == np.uint8 and 480 <= w <= 640 and 3 <= len(t.lines) <= 6
+        assert t.boxes.shape == (len(t.lines), 4, 2) and all(ln.strip() for ln in t.lines)
+        assert (t.boxes[..., 0] >= 0).all() and (t.boxes[..., 0] <= w).all() and (t.boxes[..., 1] <= h).all()
+        assert abs(t.distortions["rotation_deg"]) <= 3 and 50 <= t.distortions["jpeg_quality"] <= 95
+        top, bottom = t.boxes[0, :, 1].mean(), t.boxes[-1, :, 1].mean()
+        assert top < bottom  # lines run top to bottom
+        x0, y0 = t.boxes[0].min(axis=0).astype(int)
+        x1, y1 = t.boxes[0].max(axis=0).astype(int)
+        assert t.image[y0:y1, x0:x1].min() < t.image.mean() - 40  # ink inside the first box
+
+
+def test_clean_lines_are_undistorted_single_lines():
+    (t,) = data.text_images(1, 0, kind="line", distortion=0)
+    assert t.distortions == {} and len(t.lines) == 1 and t.image.shape[0] < 100
+    x0, y0 = t.boxes[0][0]
+    assert float(x0) == int(x0) and float(y0) == int(y0)  # not rotated: the boxes are the renderer's own
+
+
+def test_cjk_lines_need_a_font():
+    if data.cjk_font() is None:
+        with pytest.raises(ValueError, match="fonts-wqy-zenhei"):
+            data.text_images(1, 0, script="cjk")
+    else:
+        (t,) = data.text_images(1, 0, kind="line", script="cjk", distortion=0)
+        assert all("\u4e00" <= ch <= "\u9fff" for ch in t.lines[0]) and 4 <= len(t.lines[0]) <= 12
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"n": 0}, "n=0"), ({"n": 1, "seed": -1}, "seed=-1"), ({"n": 1, "kind": "page"}, "kind='page'"),
+    ({"n": 1, "distortion": 1.5}, "distortion=1.5"), ({"n": 1, "script": "greek"}, "script='greek'"),
+])
+def test_text_images_bad_input(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        data.text_images(**kwargs)

@@ -145,3 +145,76 @@ def test_bad_input():
         energy.measure_energy(42)
     with pytest.raises(ValueError, match="prefer='gpu'"):
         energy.pick_source("gpu")
+
+
+# ----------------------------------------------------------------------------- first principles (Horowitz 2014)
+
+
+def test_first_principles_closed_form():
+    # 1 M FP32 MACs at 3.7 + 0.9 pJ, 1 MB from DRAM at 640 pJ / 4 bytes, 1 MB from SRAM at 5 pJ / 4 bytes
+    e = energy.first_principles(1e6, 1e6, 1e6, "fp32")
+    assert e.compute_pj == pytest.approx(4.6e6)
+    assert e.dram_pj == pytest.approx(160e6)
+    assert e.sram_pj == pytest.approx(1.25e6)
+    assert e.total_pj == pytest.approx(4.6e6 + 160e6 + 1.25e6)
+    assert e.total_j == pytest.approx(e.total_pj * 1e-12) and e.millijoules == pytest.approx(e.total_pj * 1e-9)
+    assert e.movement_share == pytest.approx((160e6 + 1.25e6) / e.total_pj)
+    # INT8: an 8-bit multiply (0.2 pJ) accumulated in 32 bits (0.1 pJ); FP16: 1.1 + 0.4 pJ
+    assert energy.first_principles(1e6, 0, precision="int8").compute_pj == pytest.approx(0.3e6)
+    assert energy.first_principles(1e6, 0, precision="fp16").compute_pj == pytest.approx(1.5e6)
+    # the paper's headline: one 32-bit DRAM read costs as much as about 140 FP32 multiply-adds
+    assert energy.DRAM_PJ_PER_BYTE * 4 / energy.MAC_PJ["fp32"] == pytest.approx(139, rel=0.01)
+    assert energy.HOROWITZ_PJ["dram read 32 bit"] / energy.HOROWITZ_PJ["sram read 32 bit (8 KB)"] == 128
+    d = e.as_dict()
+    assert d["total_pj"] == pytest.approx(e.total_pj) and d["precision"] == "fp32"
+    assert "FIRST PRINCIPLES" in str(e) and "moving data" in str(e)
+    assert energy.first_principles(0, 0).movement_share == 0.0
+
+
+class _Cost:  # the fields of mclab.flops.CostReport that first_principles_of reads
+    def __init__(self, macs, params, activation_bytes, batch):
+        self.macs, self.params, self.activation_bytes = macs, params, activation_bytes
+        self.input_shape = (batch, 1, 8, 8)
+
+
+def test_first_principles_of_a_counted_model_per_image():
+    cost = _Cost(macs=2_000_000, params=1000, activation_bytes=8000, batch=2)  # counted at batch 2
+    e = energy.first_principles_of(cost, "fp32")
+    assert e.macs == 1_000_000                         # per image
+    assert e.bytes_dram == pytest.approx(1000 * 4 / 2)  # weights shared by the 2 images of the call
+    assert e.bytes_sram == pytest.approx(2 * 4000)      # 4,000 activation bytes per image, written and read
+    i8 = energy.first_principles_of(cost, "int8", batch=1)
+    assert i8.bytes_dram == pytest.approx(1000) and i8.bytes_sram == pytest.approx(2 * 1000)
+    assert i8.compute_pj == pytest.approx(1e6 * 0.3)
+    spill = energy.first_principles_of(cost, "fp32", batch=1, activations="dram")
+    assert spill.bytes_sram == 0 and spill.bytes_dram == pytest.approx(4000 + 8000)
+    assert spill.total_pj > energy.first_principles_of(cost, "fp32", batch=1).total_pj
+
+
+def test_first_principles_of_real_count():
+    torch = pytest.importorskip("torch")
+    from mclab import flops
+
+    lin = torch.nn.Linear(64, 32).eval()
+    cost = flops.count(lin, torch.zeros(4, 64))
+    e = energy.first_principles_of(cost, "fp32", batch=1)
+    assert e.macs == 64 * 32 and e.bytes_dram == (64 * 32 + 32) * 4
+    assert e.compute_pj == pytest.approx(64 * 32 * 4.6)
+
+
+def test_first_principles_bad_input():
+    with pytest.raises(ValueError, match="precision='bf16'.*allowed"):
+        energy.first_principles(1, 1, precision="bf16")
+    with pytest.raises(ValueError, match="macs=-1"):
+        energy.first_principles(-1, 0)
+    with pytest.raises(ValueError, match="bytes_dram=nan"):
+        energy.first_principles(1, math.nan)
+    with pytest.raises(ValueError, match="bytes_sram='x'"):
+        energy.first_principles(1, 0, "x")
+    cost = _Cost(1, 1, 1, 1)
+    with pytest.raises(ValueError, match="batch=0"):
+        energy.first_principles_of(cost, batch=0)
+    with pytest.raises(ValueError, match="activations='l2'"):
+        energy.first_principles_of(cost, activations="l2")
+    with pytest.raises(TypeError, match="CostReport"):
+        energy.first_principles_of(42)

@@ -91,6 +91,15 @@ class KVCache:
         """Bytes allocated for all layers' K and V."""
         return sum(t.nbytes for t in self.k + self.v)
 
+    def store(self, layer: int, start: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Write this step's ``k``, ``v`` (B, Hkv, T, hd) at positions ``start ...``; return every stored K and V
+        so far, (B, Hkv, start + T, hd) each. A subclass may store them differently (``mclab.llm.QuantKVCache``)."""
+        B, T = k.shape[0], k.shape[2]
+        self.k[layer][:B, :, start:start + T] = k
+        self.v[layer][:B, :, start:start + T] = v
+        # read back in the computation's dtype (a no-op when the cache has it; an FP16 cache under an FP32 model)
+        return self.k[layer][:B, :, :start + T].to(k.dtype), self.v[layer][:B, :, :start + T].to(v.dtype)
+
 
 class RMSNorm(nn.Module):
     """x / rms(x) * weight: LayerNorm without the mean subtraction and bias (cheaper, as good)."""
@@ -139,9 +148,7 @@ class Attention(nn.Module):
         start = 0
         if cache is not None:  # store this step's K/V, then attend over everything stored so far
             start = cache.pos
-            cache.k[layer][:B, :, start:start + T] = k
-            cache.v[layer][:B, :, start:start + T] = v
-            k, v = cache.k[layer][:B, :, :start + T], cache.v[layer][:B, :, :start + T]  # (B, Hkv, S, hd)
+            k, v = cache.store(layer, start, k, v)  # (B, Hkv, S, hd) each
         rep = self.n_heads // self.n_kv_heads
         k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)  # (B, H, S, hd)
         if T == 1:  # one new token sees every stored position: no mask needed

@@ -57,10 +57,15 @@ class Runner:
         self.raw_run = raw = self.run
         shape, dtype, where = tuple(self.input_shape), self.input_dtype, f"{self.runtime} runner for {self.model}"
 
+        def fits(got: Any) -> bool:  # a -1 in input_shape is a dynamic dim: any size fits there
+            return got is not None and len(got) == len(shape) and all(
+                w == g or (w == -1 and g >= 1) for w, g in zip(shape, got, strict=True))
+
         def run(x: Any) -> Any:
-            if getattr(x, "shape", None) != shape or str(getattr(x, "dtype", "")) != dtype:
+            if not fits(getattr(x, "shape", None)) or str(getattr(x, "dtype", "")) != dtype:
                 got = f"{type(x).__name__} {getattr(x, 'dtype', '?')} {tuple(getattr(x, 'shape', ()))}"
-                raise ValueError(f"input is {got}; the {where} takes a numpy {dtype} array of shape {shape}")
+                any_size = " (-1: any size)" if -1 in shape else ""
+                raise ValueError(f"input is {got}; the {where} takes a numpy {dtype} array of shape {shape}{any_size}")
             return raw(x)
 
         self.run = run
@@ -91,13 +96,14 @@ class Spec:
     module: str                      # mclab.runtimes.<module> with build(...) and optionally available()
     requires: str                    # python package whose import makes the runtime usable
     precisions: tuple[str, ...]      # requestable precisions ("default" is always allowed)
+    dynamic: bool = False            # build(..., dynamic=True) keeps a file's dynamic dims (load(dynamic=True))
 
 
 # One line per runtime. Names are what `mclab bench --runtime` and compare_runtimes use.
 RUNTIMES: dict[str, Spec] = {
     "torch": Spec("torch_eager", "torch", ("fp32", "bf16")),
-    "onnxruntime": Spec("onnxrt", "onnxruntime", ("fp32", "int8")),
-    "openvino": Spec("openvino", "openvino", ("fp32", "bf16", "fp16", "int8")),
+    "onnxruntime": Spec("onnxrt", "onnxruntime", ("fp32", "int8"), dynamic=True),
+    "openvino": Spec("openvino", "openvino", ("fp32", "bf16", "fp16", "int8"), dynamic=True),
     "torch-compile": Spec("torch_compile", "torch", ("fp32", "bf16", "int8")),
     "tflite": Spec("tflite", "tensorflow", ("fp32", "fp16", "int8")),
     "ncnn": Spec("ncnn", "ncnn", ("fp32", "fp16", "bf16")),
@@ -166,13 +172,19 @@ _FILE_SUFFIXES = (".onnx", ".xml", ".tflite", ".param", ".engine", ".pt2", ".pte
 
 
 def load(model: Any, runtime: str = "torch", *, batch: int = 1, threads: int | None = None,
-         input_shape: tuple[int, ...] | None = None, precision: str = "fp32") -> Runner:
+         input_shape: tuple[int, ...] | None = None, precision: str = "fp32", dynamic: bool = False) -> Runner:
     """Build a :class:`Runner` for ``model`` on ``runtime`` at ``precision``.
 
     ``model`` is a torchvision name (``"resnet18"``, random weights), a model file the runtime reads
     (``.onnx``; OpenVINO also ``.xml``), or a ``torch.nn.Module`` (then ``input_shape`` is required).
     ``input_shape`` (C, H, W …, without batch) overrides the default. ``precision="default"`` lets the
     runtime choose; ``Runner.precision`` always says what it actually computes in.
+
+    ``dynamic=True`` (a model file on a runtime whose :class:`Spec` says ``dynamic``: ONNX Runtime, OpenVINO) keeps
+    the file's dynamic dims, batch included: ``Runner.input_shape`` holds -1 there and ``run`` takes any size in
+    them (an OCR detector sized to each image, recognition crops batched by width; notebook 18). INT8 then needs
+    a file already quantised on real inputs (a QDQ file from :func:`mclab.quant.quantize_static`, or an NNCF IR
+    reshaped to dynamic as :func:`mclab.ocr.quantize` writes), since calibration needs sizes.
     """
     if runtime not in RUNTIMES:
         raise ValueError(f"runtime={runtime!r} is unknown; available runtimes: {sorted(RUNTIMES)}")
@@ -181,6 +193,18 @@ def load(model: Any, runtime: str = "torch", *, batch: int = 1, threads: int | N
     if precision != "default" and precision not in RUNTIMES[runtime].precisions:
         raise ValueError(f"precision={precision!r} is not supported by runtime={runtime!r}; "
                          f"it takes {list(RUNTIMES[runtime].precisions)} or 'default'")
+    if not isinstance(dynamic, bool):
+        raise TypeError(f"dynamic={dynamic!r} must be True or False")
+    if dynamic:
+        takes = sorted(k for k, v in RUNTIMES.items() if v.dynamic)
+        if not RUNTIMES[runtime].dynamic:
+            raise ValueError(f"dynamic=True: runtime={runtime!r} runs fixed shapes; runtimes with dynamic shapes: "
+                             f"{takes}")
+        if not (isinstance(model, (str, os.PathLike)) and os.fspath(model).endswith((".onnx", ".xml"))):
+            raise ValueError(f"dynamic=True needs a model file (.onnx, .xml) whose dims are dynamic; got {model!r}")
+        if input_shape is not None or batch != 1:
+            raise ValueError(f"dynamic=True takes its sizes from the file; drop input_shape={input_shape} and "
+                             f"batch={batch}")
     ok, why = available(runtime)
     if not ok:
         raise ValueError(f"runtime={runtime!r} is not available here: {why}")
@@ -205,7 +229,8 @@ def load(model: Any, runtime: str = "torch", *, batch: int = 1, threads: int | N
         raise ValueError("input_shape is required when model is a torch.nn.Module, e.g. (3, 224, 224)")
     impl = importlib.import_module(f".{RUNTIMES[runtime].module}", __package__)
     runner = impl.build(model, batch=batch, threads=threads,
-                        input_shape=tuple(int(d) for d in input_shape) if input_shape else None, precision=precision)
+                        input_shape=tuple(int(d) for d in input_shape) if input_shape else None, precision=precision,
+                        **({"dynamic": True} if dynamic else {}))
     runner.requested = precision
     return runner
 

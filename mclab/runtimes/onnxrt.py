@@ -156,11 +156,13 @@ def profile_nodes(model: Any, x: Any, *, runs: int = 20, threads: int | None = N
 
 
 def build(model: Any, *, batch: int, threads: int | None, input_shape: tuple[int, ...] | None,
-          precision: str = "fp32") -> Runner:
+          precision: str = "fp32", dynamic: bool = False) -> Runner:
     """A :class:`Runner` on ONNX Runtime (CPU). ``model``: an ``.onnx`` file, a torchvision name or a
     module (exported first). ``precision="int8"`` quantises a copy statically with :func:`mclab.quant.calibrate`
     (min-max ranges on 8 random N(0, 1) batches, seed 0) and :func:`mclab.quant.quantize_static` (UINT8
-    activations, INT8 per-channel weights); ``Runner.info`` then says ``activation_type`` and ``calibration``."""
+    activations, INT8 per-channel weights); ``Runner.info`` then says ``activation_type`` and ``calibration``.
+    A file that is already quantised (QDQ) reports ``precision="int8"``. ``dynamic=True``: the file's dynamic
+    dims stay dynamic (-1 in ``Runner.input_shape``); see :func:`mclab.runtimes.load`."""
     import onnxruntime as ort
 
     from .export import onnx_for, remove_with
@@ -169,7 +171,13 @@ def build(model: Any, *, batch: int, threads: int | None, input_shape: tuple[int
     sess = session(path, threads)
     inp = sess.get_inputs()[0]
     declared = list(inp.shape)  # dims are ints, or names / None where dynamic
-    if shape:
+    if dynamic:
+        if precision == "int8" and not _is_qdq(path):
+            raise ValueError("precision='int8' with dynamic=True: calibration needs sizes; quantise the file on real "
+                             "inputs (mclab.quant.calibrate + quantize_static) and load the INT8 file")
+        rest = tuple(d if isinstance(d, int) else -1 for d in declared[1:])
+        batch = declared[0] if isinstance(declared[0], int) else -1
+    elif shape:
         if len(shape) != len(declared) - 1:
             raise ValueError(f"input shape {tuple(shape)} has {len(shape)} dims; {path} expects "
                              f"{len(declared) - 1} after the batch ({declared})")
@@ -181,11 +189,13 @@ def build(model: Any, *, batch: int, threads: int | None, input_shape: tuple[int
         if any(not isinstance(d, int) for d in declared[1:]):
             raise ValueError(f"{path} has dynamic dims {declared}; pass --input-shape")
         rest = tuple(declared[1:])
-    if isinstance(declared[0], int) and declared[0] != batch:
+    if not dynamic and isinstance(declared[0], int) and declared[0] != batch:
         raise ValueError(f"batch={batch} does not fit {path}: its batch dim is fixed at {declared[0]}")
     actual = {"tensor(float)": "fp32", "tensor(float16)": "fp16"}.get(inp.type, inp.type)
     info: dict[str, Any] = {}
-    if precision == "int8":
+    if _is_qdq(path):  # quantised already: QuantizeLinear / DequantizeLinear pairs around INT8 kernels
+        actual = "int8"
+    if precision == "int8" and actual != "int8":
         import tempfile
 
         from ..quant import api  # here, not at the top: mclab.quant.api imports this module's session()
@@ -211,3 +221,10 @@ def build(model: Any, *, batch: int, threads: int | None, input_shape: tuple[int
                     info={"version": ort.__version__, "providers": sess.get_providers(), **info}, handle=sess)
     remove_with(runner, tmp)
     return runner
+
+
+def _is_qdq(path: str) -> bool:
+    """True when the ONNX file at ``path`` holds QuantizeLinear nodes (a static-INT8 QDQ file)."""
+    import onnx
+
+    return any(n.op_type == "QuantizeLinear" for n in onnx.load(path, load_external_data=False).graph.node)

@@ -147,7 +147,8 @@ def ab_under_isa(path_a: str | os.PathLike, path_b: str | os.PathLike, input_sha
     return {**json.loads(r.stdout), "isa": isa}
 
 
-def _read(path: str, batch: int, input_shape: tuple[int, ...]) -> Any:
+def _read(path: str, batch: int, input_shape: tuple[int, ...], *, dynamic: bool = False) -> Any:
+    """The model at ``path`` reshaped to (batch, *input_shape), or as the file declares it when ``dynamic``."""
     import openvino as ov
 
     try:
@@ -155,6 +156,8 @@ def _read(path: str, batch: int, input_shape: tuple[int, ...]) -> Any:
     except RuntimeError as e:  # OpenVINO raises RuntimeError with a long C++ trace for bad files
         first = next((ln for ln in str(e).splitlines() if ln.strip() and "Exception from" not in ln), str(e))
         raise ValueError(f"cannot load {path!r} as an OpenVINO model: {first.strip()[:200]}") from None
+    if dynamic:
+        return m
     declared = m.inputs[0].get_partial_shape()
     rank = declared.rank.get_length()
     if input_shape:
@@ -328,7 +331,7 @@ def compile_model(model: Any, *, precision: str = "fp32", threads: int | None = 
 
 
 def build(model: Any, *, batch: int, threads: int | None, input_shape: tuple[int, ...] | None,
-          precision: str = "fp32") -> Runner:
+          precision: str = "fp32", dynamic: bool = False) -> Runner:
     """A :class:`Runner` on OpenVINO (CPU). ``model``: an ``.xml`` IR, an ``.onnx`` file, a torchvision
     name or a module (exported to ONNX first). The runner copies each output out of OpenVINO's buffer.
 
@@ -338,7 +341,8 @@ def build(model: Any, *, batch: int, threads: int | None, input_shape: tuple[int
     rest of the graph is pinned to FP32. ``Runner.precision`` is "int8" whenever the runtime graph runs INT8
     convolutions or matrix products (also for a quantised file loaded at "fp32"); ``Runner.info`` then holds
     :func:`int8_layers` (``fp32_layers``: the ones left in FP32), the quantiser, NNCF's preset and subset size,
-    and the calibration data."""
+    and the calibration data. ``dynamic=True``: the file's dynamic dims stay dynamic (-1 in
+    ``Runner.input_shape``), see :func:`mclab.runtimes.load`; INT8 then needs a file with FakeQuantize ops."""
     import tempfile
 
     import numpy as np
@@ -347,7 +351,10 @@ def build(model: Any, *, batch: int, threads: int | None, input_shape: tuple[int
     from .export import onnx_for, remove_with
 
     path, shape, tmp = onnx_for(model, batch, input_shape)
-    m = _read(path, batch, tuple(shape))
+    m = _read(path, batch, tuple(shape), dynamic=dynamic)
+    if dynamic and precision == "int8" and not any(op.get_type_name() == "FakeQuantize" for op in m.get_ops()):
+        raise ValueError("precision='int8' with dynamic=True: calibration needs sizes; quantise the file on real "
+                         "inputs (mclab.quant.quantize_static, or quantize_nncf per size) and load that file")
     if precision == "int8" and not any(op.get_type_name() == "FakeQuantize" for op in m.get_ops()):
         tmp = tmp or tempfile.mkdtemp(prefix="mclab-ov-")
         rest = tuple(m.inputs[0].get_partial_shape().get_shape())[1:]
@@ -355,7 +362,7 @@ def build(model: Any, *, batch: int, threads: int | None, input_shape: tuple[int
         m = _read(path, batch, tuple(shape))
     compiled = compile_model(m, precision="fp32" if precision == "int8" else precision, threads=threads)
     request = compiled.create_infer_request()
-    want = tuple(compiled.inputs[0].get_shape())
+    want = tuple(d.get_length() if d.is_static else -1 for d in compiled.inputs[0].get_partial_shape())
 
     def run(x: Any) -> Any:
         return np.array(request.infer({0: x}, share_inputs=True)[0], copy=True)

@@ -59,3 +59,29 @@ def test_int8_op_counts_reads_only_onnxruntime_and_openvino(tiny_module):
     r = runtimes.load(tiny_module(), "torch", input_shape=(3, 16, 16))
     with pytest.raises(ValueError, match="runner.runtime='torch'"):
         runtimes.int8_op_counts(r)
+
+
+def test_dynamic_shapes_keep_the_files_dynamic_dims():
+    pytest.importorskip("rapidocr_onnxruntime")
+    from mclab import ocr
+
+    path = str(ocr.models_dir() / ocr.MODEL_FILES["cls"])  # 0.6 MB, declared (N, 3, ?, ?)
+    for rt in ("onnxruntime", "openvino"):
+        if not runtimes.available(rt)[0]:
+            continue
+        r = runtimes.load(path, rt, threads=1, dynamic=True)
+        assert r.input_shape == (-1, 3, -1, -1)
+        assert r.run(np.zeros((1, 3, 48, 192), np.float32)).shape == (1, 2)
+        assert r.run(np.zeros((3, 3, 48, 96), np.float32)).shape == (3, 2)
+        with pytest.raises(ValueError, match=r"-1: any size"):
+            r.run(np.zeros((1, 1, 48, 96), np.float32))
+    with pytest.raises(ValueError, match="runs fixed shapes"):
+        runtimes.load(path, "torch", dynamic=True)
+    with pytest.raises(ValueError, match="drop input_shape"):
+        runtimes.load(path, "onnxruntime", dynamic=True, input_shape=(3, 48, 192))
+    with pytest.raises(ValueError, match="needs a model file"):
+        runtimes.load("resnet18", "onnxruntime", dynamic=True)
+    with pytest.raises(ValueError, match="calibration needs sizes"):
+        runtimes.load(path, "onnxruntime", dynamic=True, precision="int8")
+    with pytest.raises(TypeError, match="dynamic="):
+        runtimes.load(path, "onnxruntime", dynamic="yes")
