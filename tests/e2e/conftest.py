@@ -36,7 +36,7 @@ def widget_notebooks(nb_dir: Path = NB_DIR) -> list[Path]:
     """Notebooks whose code uses ipywidgets or mclab.widgets, in teaching order."""
     from .driver import WIDGET_CODE
 
-    return [p for p in sorted(nb_dir.glob("[0-9][0-9]_*.ipynb"))
+    return [p for p in sorted(nb_dir.glob("[0-9][0-9]*_*.ipynb"))  # NN_ and a split chapter NNb_
             if any(WIDGET_CODE.search(c.source) for c in nbformat.read(p, 4).cells if c.cell_type == "code")]
 
 
