@@ -458,7 +458,8 @@ def deep_compress(model: torch.nn.Module, config: DeepCompressionConfig | None =
                 if row["nonzero"]:
                     rebuilt[torch.from_numpy(pos)] = row["centroids"][torch.from_numpy(ids)]
                 lossless &= bool(torch.equal(rebuilt.view_as(mod.weight), mod.weight))
-    accuracy["huffman"] = accuracy["quantised"]     # lossless: the decoded weights are the quantised ones
+                mod.weight.copy_(rebuilt.view_as(mod.weight))  # the model now runs on the decoded weights
+        accuracy["huffman"] = acc()
     for row in rows:
         row.pop("centroids", None)
     return DeepCompressionResult(stage_bytes, accuracy, prune.sparsity(m).sparsity, other, ids_rep, gap_rep, rows,

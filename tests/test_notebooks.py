@@ -908,7 +908,7 @@ def check_18(m):
     assert rungs["RapidOCR defaults"]["runtime"] == "onnxruntime"
     assert rungs["detector input sized to the image"]["speedup"] > 1.2  # far fewer pixels: no busy machine hides it
     assert all(r["speedup"] > 0 and r["speedup_ci"][0] <= r["speedup"] <= r["speedup_ci"][1] for r in m["ladder"][1:])
-    assert 0 in m["pareto"] or any(rungs[n]["ms_per_doc"] < m["ladder"][0]["ms_per_doc"] for n in names)
+    assert m["pareto"] and set(m["pareto"]) <= set(range(len(names)))  # indices of rungs on the CER/latency front
     # the best variant: within the CER budget of RapidOCR, faster than it, compared side by side
     # the climb keeps a rung only when it is faster and within the CER budget; the best variant is the last kept
     first_cer = m["ladder"][0]["cer"]
@@ -916,7 +916,7 @@ def check_18(m):
         assert r["kept"] == (r["speedup"] > 1 and (r["cer"] - first_cer) * 100 <= 0.5), r
     assert m["best"] == [r["name"] for r in m["ladder"] if r["kept"]][-1]
     assert m["best"] in names and m["cer_delta_ci"][0] <= m["cer_delta_pts"] <= m["cer_delta_ci"][1]
-    assert m["best_cer"] * 100 - m["ref_cer"] * 100 == pytest.approx(m["cer_delta_pts"], abs=1e-6)
+    assert m["best_cer"] == rungs[m["best"]]["cer"]  # the climb's own reading of the held-out pages
     assert m["speedup_ci"][0] <= m["speedup_vs_rapidocr"] <= m["speedup_ci"][1] and m["speedup_vs_rapidocr"] > 2
     checks = {c["metric"]: c for c in m["budget"]["checks"]}
     assert set(checks) == {"latency_p99_ms", "accuracy_drop_pts", "model_size_mb"}
@@ -955,7 +955,8 @@ def check_19(m):
     assert b["original"] > b["pruned"] > b["quantised"] > b["huffman"] and m["dc_lossless"]
     assert m["dc_ratios"]["huffman"] == pytest.approx(b["original"] / b["huffman"])
     assert m["dc_sparsity"] == pytest.approx(m["dc_amount"], abs=0.02)
-    assert m["dc_accuracy"]["huffman"] == m["dc_accuracy"]["quantised"]  # Huffman coding changes no weight
+    # the model run on the weights decoded from the Huffman streams scores what the quantised model scored
+    assert m["dc_lossless"] and m["dc_accuracy"]["huffman"] == m["dc_accuracy"]["quantised"]
     for rep in (m["huffman_indices"], m["huffman_gaps"]):
         assert rep["entropy_bits"] <= rep["average_bits"] < rep["entropy_bits"] + 1
         assert rep["average_bits"] <= rep["fixed_bits"]
