@@ -35,7 +35,7 @@ def main(out: Path = Path("build/bench/ocr.json"), *, docs: int = 20, clean: int
     lines = data.text_images(clean, TEST_SEED, kind="line", distortion=0)
     sized = ocr.load(ocr.OCRConfig(det_limit_type="max", det_limit_side=960, threads=threads))
     clean_cer = ocr.score([sized.read(x.image) for x in lines], lines).cer
-    files = (ocr.quantize(data.text_images(4, CALIB_SEED), tempfile.mkdtemp(prefix="mclab-ocr-int8-"))
+    files = (ocr.quantize_models(data.text_images(4, CALIB_SEED), tempfile.mkdtemp(prefix="mclab-ocr-int8-"))
              if int8 else None)
     rungs = ocr.climb(ocr.ladder(threads=threads, int8=files), pages, cer_budget_pts=0.5, timing_docs=timing_docs,
                       rounds=rounds)

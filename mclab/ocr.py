@@ -19,7 +19,7 @@ The pipeline follows the one RapidOCR and PaddleOCR run (their ``config.yaml`` v
 ``read(image, OCRConfig(...)) -> OCRResult``; :func:`load` builds a :class:`Pipeline` once for many images.
 :func:`score` measures character error rate, word and exact-line accuracy (with 95 % CIs) and detection
 precision / recall at IoU ≥ 0.5 against :func:`mclab.data.text_images`; :func:`rapidocr_reference` runs RapidOCR's
-own pipeline for comparison; :func:`quantize` writes INT8 detector / recogniser files calibrated on rendered
+own pipeline for comparison; :func:`quantize_models` writes INT8 detector / recogniser files calibrated on rendered
 text. Introduced in notebook 18 (``mclab ocr IMAGE``).
 """
 from __future__ import annotations
@@ -40,7 +40,7 @@ __all__ = [
     # accuracy
     "edit_distance", "Score", "score", "agreement",
     # the reference and INT8
-    "rapidocr_reference", "as_result", "quantize",
+    "rapidocr_reference", "as_result", "quantize_models",
     # the optimisation ladder (notebook 18)
     "Rung", "RungResult", "ladder", "climb", "cer_delta", "model_bytes",
 ]
@@ -85,7 +85,7 @@ class OCRConfig:
     box_thresh: float = 0.5          # mean probability a box needs to be kept
     unclip_ratio: float = 1.6        # how far a box grows (the DB paper's shrunk text kernels are grown back)
     text_score: float = 0.5          # lines read with a lower mean character probability are dropped
-    det_model: str | None = None     # model files; None: the bundled ones (INT8: files from quantize())
+    det_model: str | None = None     # model files; None: the bundled ones (INT8: files from quantize_models())
     rec_model: str | None = None
     cls_model: str | None = None
 
@@ -125,7 +125,8 @@ class OCRConfig:
         if self.precision == "int8" and (self.det_model is None or self.rec_model is None
                                          or self.runtime != "openvino"):
             raise ValueError("precision='int8' needs runtime='openvino' and INT8 model files calibrated on real text: "
-                             "OCRConfig(runtime='openvino', precision='int8', **mclab.ocr.quantize(images, out_dir))")
+                             "OCRConfig(runtime='openvino', precision='int8', "
+                             "**mclab.ocr.quantize_models(images, out_dir))")
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -614,16 +615,14 @@ def score(results: Sequence[OCRResult], truths: Sequence[Any], *, seed: int = 0)
             got = _norm(res.lines[m[i]].text) if i in m else ""
             t = _norm(truth)
             rows.append({"truth": t, "read": got, "errors": edit_distance(t, got), "found": i in m,
-                         "words": len(t.split()), "words_ok": _lcs(t.split(), got.split()), "image": len(rows)})
+                         "words": len(t.split()), "words_ok": _lcs(t.split(), got.split())})
     if not rows:
         raise ValueError("truths hold no lines to score")
     err = np.array([r["errors"] for r in rows], float)
     n = np.array([len(r["truth"]) for r in rows], float)
-    rng = np.random.default_rng(seed)
-    boots = [err[i].sum() / n[i].sum() for i in (rng.integers(0, len(rows), len(rows)) for _ in range(1000))]
     words, words_ok = sum(r["words"] for r in rows), sum(r["words_ok"] for r in rows)
     exact = sum(r["errors"] == 0 for r in rows)
-    return Score(float(err.sum() / n.sum()), (float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))),
+    return Score(float(err.sum() / n.sum()), _ratio_ci(err, n, seed=seed, n_boot=1000),
                  words_ok / words, wilson_ci(words_ok, words), exact / len(rows), wilson_ci(exact, len(rows)),
                  n_hit / n_pred if n_pred else 0.0, n_hit / len(rows), len(rows), int(n.sum()), rows)
 
@@ -675,7 +674,7 @@ def as_result(lines: Sequence[tuple[np.ndarray, str]], image_shape: tuple[int, i
                      {"all": {"runtime": "onnxruntime (rapidocr)", "precision": "fp32"}}, tuple(image_shape))
 
 
-def quantize(images: Sequence[Any], out_dir: str | os.PathLike, *, det_size: tuple[int, int] = (320, 480),
+def quantize_models(images: Sequence[Any], out_dir: str | os.PathLike, *, det_size: tuple[int, int] = (320, 480),
              rec_width: int = 320, max_images: int = 8) -> dict[str, str]:
     """INT8 copies of the detector and the recogniser made by OpenVINO's quantiser (NNCF, via
     :func:`mclab.runtimes.openvino.quantize_nncf`: INT8 weights, INT8 activations with ranges from calibration),
@@ -740,7 +739,7 @@ def ladder(*, threads: int, int8: dict[str, str] | None = None) -> list[Rung]:
     """Notebook 18's rungs in the order a practitioner tries them: RapidOCR's defaults → a detector input sized to
     the image (longer side ≤ 960 instead of the shorter side scaled up to 736) → ``threads`` set explicitly →
     ONNX Runtime's graph optimisation (timed against the same pipeline with it off; RapidOCR turns it on) →
-    OpenVINO FP32 → OpenVINO's default precision → INT8 (when ``int8`` holds :func:`quantize`'s files) →
+    OpenVINO FP32 → OpenVINO's default precision → INT8 (when ``int8`` holds :func:`quantize_models`'s files) →
     recognition crops batched by width at their own width (dynamic shapes) → no direction classifier."""
     if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
         raise ValueError(f"threads={threads!r} must be an int >= 1")
@@ -860,13 +859,16 @@ def cer_delta(a: Score, b: Score, *, seed: int = 0, n_boot: int = 2000) -> tuple
     ea = np.array([r["errors"] for r in a.per_line], float)
     eb = np.array([r["errors"] for r in b.per_line], float)
     n = np.array([len(r["truth"]) for r in a.per_line], float)
+    lo, hi = _ratio_ci((eb - ea) * 100, n, seed=seed, n_boot=n_boot)
+    return float((eb.sum() - ea.sum()) / n.sum() * 100), lo, hi
+
+
+def _ratio_ci(num: np.ndarray, den: np.ndarray, *, seed: int, n_boot: int) -> tuple[float, float]:
+    """95 % bootstrap interval of sum(num) / sum(den), resampling lines (the pairs num[i], den[i]) with
+    replacement: the CI of a CER, or of a CER difference when ``num`` holds per-line error differences."""
     rng = np.random.default_rng(seed)
-    boots = []
-    for _ in range(n_boot):
-        i = rng.integers(0, len(n), len(n))
-        boots.append((eb[i].sum() - ea[i].sum()) / n[i].sum() * 100)
-    return float((eb.sum() - ea.sum()) / n.sum() * 100), float(np.percentile(boots, 2.5)), float(np.percentile(boots,
-                                                                                                          97.5))
+    boots = [num[i].sum() / den[i].sum() for i in (rng.integers(0, len(den), len(den)) for _ in range(n_boot))]
+    return float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))
 
 
 def model_bytes(pipe: Pipeline) -> int:

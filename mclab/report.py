@@ -44,7 +44,7 @@ __all__ = [
     # results
     "Finding",
     # verbs
-    "resolve", "value_of", "format_value", "findings", "machine", "key_figure", "render_index",
+    "lookup", "value_of", "format_value", "findings", "machine", "key_figure", "render_index",
 ]
 
 Step = str | int | Mapping[str, Any]
@@ -444,7 +444,7 @@ class Finding:
 _MISSING = object()
 
 
-def resolve(metrics: Any, path: Path_) -> Any:
+def lookup(metrics: Any, path: Path_) -> Any:
     """The value at ``path`` inside ``metrics``; raises ``KeyError`` naming the step that is missing."""
     node = metrics
     for i, step in enumerate(path):
@@ -473,7 +473,7 @@ def resolve(metrics: Any, path: Path_) -> Any:
 def value_of(h: Headline, metrics: Mapping[str, Any]) -> Any:
     """The number a headline prints, before formatting: ``agg(metric) * scale`` (÷ the divisor); bools and
     strings pass through. Raises ``KeyError`` when a metric is missing and ``TypeError`` when it is not a number."""
-    raw = resolve(metrics, h.path)
+    raw = lookup(metrics, h.path)
     if h.agg is not None:
         items = list(raw.values()) if isinstance(raw, Mapping) else raw
         if not isinstance(items, list):
@@ -485,7 +485,7 @@ def value_of(h: Headline, metrics: Mapping[str, Any]) -> Any:
         raise TypeError(f"{'/'.join(map(str, h.path))} is {type(raw).__name__}, not a number")
     value = raw * h.scale
     if h.divide_by is not None:
-        den = resolve(metrics, h.divide_by)
+        den = lookup(metrics, h.divide_by)
         if isinstance(den, bool) or not isinstance(den, (int, float)) or den == 0:
             raise TypeError(f"divisor {'/'.join(map(str, h.divide_by))} = {den!r} is not a non-zero number")
         value = value / den
@@ -536,7 +536,7 @@ def findings(number: str, metrics: Mapping[str, Any],
         why, measurable, ruled_out = "", h.judge is not None, False
         if h.measured_if is not None:
             try:
-                flag = h.measured_if(metrics) if callable(h.measured_if) else resolve(metrics, h.measured_if)
+                flag = h.measured_if(metrics) if callable(h.measured_if) else lookup(metrics, h.measured_if)
             except KeyError as e:  # the run did not say whether it could measure: that is "not recorded"
                 flag, why = False, f"{e}".strip("'\"")
             else:

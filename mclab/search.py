@@ -276,20 +276,13 @@ def recalibrate(model: nn.Module, data: Any, *, max_images: int = 512) -> nn.Mod
     return model.eval()
 
 
-def mobilenet_style(cfg: SupernetConfig | None = None, *, seed: int = 0) -> nn.Sequential:
-    """A hand-designed MobileNetV2-style net in the same space: 3×3 kernels, the widest expansion (MobileNetV2 uses
-    6), the middle depth per stage, random weights and fresh BatchNorm statistics; its :class:`Arch` is
-    ``net.arch``. The designers' choice a search should beat or match (notebook 19 fine-tunes that arch from the
-    supernet's weights, as it does the found ones)."""
+def mobilenet_style(cfg: SupernetConfig | None = None) -> Arch:
+    """The hand-designed MobileNetV2-style sub-network of the space: 3×3 kernels, the widest expansion (MobileNetV2
+    uses 6), the middle depth per stage. The designers' choice a search should beat or match (notebook 19
+    fine-tunes it from the supernet's weights, as it does the found ones)."""
     cfg = cfg or SupernetConfig()
     k, e, d = 3 if 3 in cfg.kernels else min(cfg.kernels), max(cfg.expands), sorted(cfg.depths)[len(cfg.depths) // 2]
-    arch = Arch(tuple(((k, e),) * d for _ in range(cfg.n_stages)))
-    net = extract(Supernet(cfg, seed=seed), arch)
-    for m in net.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.reset_running_stats()
-    net.arch = arch
-    return net
+    return Arch(tuple(((k, e),) * d for _ in range(cfg.n_stages)))
 
 
 # ----------------------------------------------------------------------------- training once

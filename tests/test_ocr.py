@@ -173,9 +173,9 @@ def test_scoring_and_quantising_reject_bad_input(lines):
     with pytest.raises(TypeError, match="OCRResult"):
         ocr.score(["text"], lines[:1])
     with pytest.raises(ValueError, match="images is empty"):
-        ocr.quantize([], "/tmp/x")
+        ocr.quantize_models([], "/tmp/x")
     with pytest.raises(ValueError, match="det_size"):
-        ocr.quantize(lines, "/tmp/x", det_size=(100, 100))
+        ocr.quantize_models(lines, "/tmp/x", det_size=(100, 100))
 
 
 def test_climb_keeps_what_pays_and_chains_its_ratios(lines):

@@ -23,8 +23,8 @@ from mclab.report import (
     findings,
     format_value,
     is_true,
+    lookup,
     near,
-    resolve,
     value_of,
 )
 
@@ -71,22 +71,22 @@ def test_format_value_rejects_other_types():
 # ----------------------------------------------------------------------------- paths
 
 
-def test_resolve_keys_indices_and_selectors():
+def test_lookup_keys_indices_and_selectors():
     m = {"a": {"b": [10, 20, 30]}, "rows": [{"k": "x", "v": 1}, {"k": "y", "v": 2}], "0.5": 7}
-    assert resolve(m, ("a", "b", 1)) == 20
-    assert resolve(m, ("a", "b", -1)) == 30
-    assert resolve(m, ("rows", {"k": "y"}, "v")) == 2
-    assert resolve(m, ("0.5",)) == 7
+    assert lookup(m, ("a", "b", 1)) == 20
+    assert lookup(m, ("a", "b", -1)) == 30
+    assert lookup(m, ("rows", {"k": "y"}, "v")) == 2
+    assert lookup(m, ("0.5",)) == 7
     with pytest.raises(KeyError, match="a/c"):
-        resolve(m, ("a", "c"))
+        lookup(m, ("a", "c"))
     with pytest.raises(KeyError, match="no item 3"):
-        resolve(m, ("a", "b", 3))
+        lookup(m, ("a", "b", 3))
     with pytest.raises(KeyError, match="no item matches"):
-        resolve(m, ("rows", {"k": "z"}, "v"))
+        lookup(m, ("rows", {"k": "z"}, "v"))
     with pytest.raises(KeyError, match="selector needs a list"):
-        resolve(m, ("a", {"k": "y"}))
+        lookup(m, ("a", {"k": "y"}))
     with pytest.raises(TypeError, match="path step"):
-        resolve(m, (1.5,))
+        lookup(m, (1.5,))
 
 
 def test_value_of_scale_agg_and_divisor():

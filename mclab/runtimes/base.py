@@ -184,7 +184,7 @@ def load(model: Any, runtime: str = "torch", *, batch: int = 1, threads: int | N
     the file's dynamic dims, batch included: ``Runner.input_shape`` holds -1 there and ``run`` takes any size in
     them (an OCR detector sized to each image, recognition crops batched by width; notebook 18). INT8 then needs
     a file already quantised on real inputs (a QDQ file from :func:`mclab.quant.quantize_static`, or an NNCF IR
-    reshaped to dynamic as :func:`mclab.ocr.quantize` writes), since calibration needs sizes.
+    reshaped to dynamic as :func:`mclab.ocr.quantize_models` writes), since calibration needs sizes.
     """
     if runtime not in RUNTIMES:
         raise ValueError(f"runtime={runtime!r} is unknown; available runtimes: {sorted(RUNTIMES)}")
