@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from ..quant.primitives import QParams, dequantize, qparams, quantize
-from .model import KVCache, LlamaConfig, TinyLlama, param_count
+from .model import KVCache, LlamaConfig, TinyLlama, kv_cache_bytes, param_count
 from .train import _nll, _windows
 
 __all__ = ["QuantKVCache", "kv_bytes_per_token", "kv_perplexity", "ContextFit", "longest_context"]
@@ -40,8 +40,8 @@ def kv_bytes_per_token(cfg: LlamaConfig, kv_bits: int = 16, batch: int = 1) -> f
     if not isinstance(cfg, LlamaConfig):
         raise TypeError(f"cfg must be a LlamaConfig, got {type(cfg).__name__}")
     _check_kv_bits(kv_bits)
-    per_head = cfg.head_dim * kv_bits / 8 + (2 if kv_bits == 8 else 0)
-    return 2 * cfg.n_layers * cfg.n_kv_heads * per_head * batch
+    scales = 2 * cfg.n_layers * cfg.n_kv_heads * 2 * batch if kv_bits == 8 else 0  # one FP16 scale per K/V head
+    return kv_cache_bytes(cfg, 1, batch, kv_bits / 8) + scales
 
 
 class QuantKVCache(KVCache):

@@ -54,7 +54,7 @@ class LlamaConfig:
         return asdict(self)
 
 
-def kv_cache_bytes(cfg: LlamaConfig, seq_len: int, batch: int = 1, bytes_per_value: int = 4) -> int:
+def kv_cache_bytes(cfg: LlamaConfig, seq_len: int, batch: int = 1, bytes_per_value: float = 4) -> int:
     """Bytes of a KV cache: 2 (K and V) x layers x kv-heads x head-dim x sequence x batch x bytes."""
     return 2 * cfg.n_layers * cfg.n_kv_heads * cfg.head_dim * seq_len * batch * bytes_per_value
 
