@@ -40,7 +40,7 @@ __all__ = [
     # accuracy
     "edit_distance", "Score", "score", "agreement",
     # the reference and INT8
-    "rapidocr_reference", "as_result", "quantize_models",
+    "rapidocr_reference", "as_result", "quantize_models", "INT8_RECIPES", "fake_quantize_targets",
     # the optimisation ladder (notebook 18)
     "Rung", "RungResult", "ladder", "climb", "cer_delta", "model_bytes",
 ]
@@ -85,7 +85,7 @@ class OCRConfig:
     box_thresh: float = 0.5          # mean probability a box needs to be kept
     unclip_ratio: float = 1.6        # how far a box grows (the DB paper's shrunk text kernels are grown back)
     text_score: float = 0.5          # lines read with a lower mean character probability are dropped
-    det_model: str | None = None     # model files; None: the bundled ones (INT8: files from quantize_models())
+    det_model: str | None = None     # model files; None: the bundled ones (INT8: quantize_models()'s; None -> FP32)
     rec_model: str | None = None
     cls_model: str | None = None
 
@@ -122,9 +122,10 @@ class OCRConfig:
             v = getattr(self, name)
             if v is not None and not Path(v).is_file():
                 raise ValueError(f"{name}={v!r} is not a file")
-        if self.precision == "int8" and (self.det_model is None or self.rec_model is None
+        if self.precision == "int8" and ((self.det_model is None and self.rec_model is None)
                                          or self.runtime != "openvino"):
-            raise ValueError("precision='int8' needs runtime='openvino' and INT8 model files calibrated on real text: "
+            raise ValueError("precision='int8' needs runtime='openvino' and INT8 model files calibrated on real text "
+                             "(det_model, rec_model or both; a model without one runs in FP32): "
                              "OCRConfig(runtime='openvino', precision='int8', "
                              "**mclab.ocr.quantize_models(images, out_dir))")
 
@@ -388,7 +389,8 @@ class Pipeline:
                       "cls": cfg.cls_model or str(base / MODEL_FILES["cls"])}
         fp = replace(cfg, precision="fp32" if cfg.precision == "int8" else cfg.precision, det_model=None,
                      rec_model=None)
-        self.runners = {"det": _runner(self.files["det"], cfg), "rec": _runner(self.files["rec"], cfg)}
+        # with precision="int8", a model given no INT8 file runs the bundled one in FP32
+        self.runners = {k: _runner(self.files[k], cfg if getattr(cfg, f"{k}_model") else fp) for k in ("det", "rec")}
         if cfg.use_cls:  # the classifier stays at the float precision (it is 0.6 MB; INT8 is not calibrated for it)
             self.runners["cls"] = _runner(self.files["cls"], fp if cfg.cls_model is None else cfg)
         # the classes are the bundled model's (an INT8 copy keeps them; OpenVINO IR drops ONNX metadata)
@@ -674,15 +676,27 @@ def as_result(lines: Sequence[tuple[np.ndarray, str]], image_shape: tuple[int, i
                      {"all": {"runtime": "onnxruntime (rapidocr)", "precision": "fp32"}}, tuple(image_shape))
 
 
-def quantize_models(images: Sequence[Any], out_dir: str | os.PathLike, *, det_size: tuple[int, int] = (320, 480),
-             rec_width: int = 320, max_images: int = 8) -> dict[str, str]:
-    """INT8 copies of the detector and the recogniser made by OpenVINO's quantiser (NNCF, via
+INT8_RECIPES: dict[str, dict[str, Any]] = {
+    # NNCF's rules for CNNs: a FakeQuantize before every op that can take INT8, element-wise ones included
+    "nncf-cnn": {},
+    # only what feeds dense convolutions and matrix products is quantised; depthwise convolutions stay float
+    "convs-only": {"model_type": "transformer", "ignored_types": ("GroupConvolution",)},
+}
+
+
+def quantize_models(images: Sequence[Any], out_dir: str | os.PathLike, *, recipe: str = "convs-only",
+                    models: Sequence[str] = ("det", "rec"), det_size: tuple[int, int] = (416, 608),
+                    rec_width: int = 640, max_images: int = 16) -> dict[str, str]:
+    """INT8 copies of the detector and/or the recogniser made by OpenVINO's quantiser (NNCF, via
     :func:`mclab.runtimes.openvino.quantize_nncf`: INT8 weights, INT8 activations with ranges from calibration),
     calibrated on ``images`` — rendered text (:func:`mclab.data.text_images`), never the test set — as the pipeline
     feeds them: pages resized to ``det_size`` (H, W) for the detector, the true lines cut out and resized to
-    48 × ``rec_width`` for the recogniser. NNCF calibrates at one size; the saved IR is then made dynamic again
-    (any batch, height and width), so the pipeline can size its inputs per image. Returns
-    ``{"det_model": xml, "rec_model": xml}`` for :class:`OCRConfig` (``runtime="openvino", precision="int8"``)."""
+    48 × ``rec_width`` (padded) for the recogniser. ``recipe`` (:data:`INT8_RECIPES`): ``"nncf-cnn"``, NNCF's
+    defaults for CNNs, or ``"convs-only"``, which quantises only the inputs of dense convolutions and matrix
+    products and leaves depthwise convolutions in float (notebook 18 measures both). NNCF calibrates at one size;
+    the saved IR is then made dynamic again (any batch, height and width), so the pipeline can size its inputs
+    per image. Returns ``{"det_model": xml, "rec_model": xml}`` (the keys of ``models``) for :class:`OCRConfig`
+    (``runtime="openvino", precision="int8"``)."""
     import cv2
     import openvino as ov
 
@@ -690,8 +704,14 @@ def quantize_models(images: Sequence[Any], out_dir: str | os.PathLike, *, det_si
 
     if not images:
         raise ValueError("images is empty; pass rendered text images (mclab.data.text_images) to calibrate on")
+    if recipe not in INT8_RECIPES:
+        raise ValueError(f"recipe={recipe!r}; allowed: {list(INT8_RECIPES)}")
+    if isinstance(models, str) or not models or not set(models) <= {"det", "rec"}:
+        raise ValueError(f"models={models!r} must name some of ('det', 'rec') (the classifier stays float)")
     if len(det_size) != 2 or any(not isinstance(d, int) or d < 32 or d % 32 for d in det_size):
         raise ValueError(f"det_size={det_size!r} must be (H, W) in multiples of 32 px")
+    if not isinstance(rec_width, int) or not 32 <= rec_width <= 4096:
+        raise ValueError(f"rec_width={rec_width!r} must be an int in [32, 4096] px")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     det_x, rec_x = [], []
@@ -701,10 +721,13 @@ def quantize_models(images: Sequence[Any], out_dir: str | os.PathLike, *, det_si
         for b in ti.boxes:
             c = _crop(img, _clockwise(np.asarray(b, np.float32)))
             rec_x.append(_resize_48(c, rec_width, rec_width)[None])  # (1, 3, 48, rec_width)
+    inputs = {"det": det_x, "rec": [np.concatenate(rec_x[i:i + 8]) for i in range(0, len(rec_x), 8)]}
     base, paths, core = models_dir(), {}, ov.Core()
-    for key, xs in (("det", det_x), ("rec", [np.concatenate(rec_x[i:i + 8]) for i in range(0, len(rec_x), 8)])):
-        xml, fixed = str(out / f"{key}_int8.xml"), str(out / f"{key}_int8_calibrated.xml")
-        quantize_nncf(str(base / MODEL_FILES[key]), fixed, xs)
+    for key in ("det", "rec"):
+        if key not in models:
+            continue
+        xml, fixed = str(out / f"{key}_int8_{recipe}.xml"), str(out / f"{key}_int8_{recipe}_calibrated.xml")
+        quantize_nncf(str(base / MODEL_FILES[key]), fixed, inputs[key], **INT8_RECIPES[recipe])
         m = core.read_model(fixed)  # NNCF saved it at the calibration size: open every dim again
         m.reshape({m.inputs[0].get_any_name(): ov.PartialShape([-1, 3, -1, -1])})
         ov.save_model(m, xml, compress_to_fp16=False)  # a new file: the calibrated .bin is memory-mapped by m
@@ -713,6 +736,20 @@ def quantize_models(images: Sequence[Any], out_dir: str | os.PathLike, *, det_si
             os.remove(f)
         paths[f"{key}_model"] = xml
     return paths
+
+
+def fake_quantize_targets(model_file: str | os.PathLike) -> dict[str, int]:
+    """How many FakeQuantize ops of an INT8 IR feed each op type, e.g. ``{"Convolution": 22, "Multiply": 81}``:
+    where the quantiser put INT8 boundaries. One before an element-wise op is a separate kernel at run time."""
+    import openvino as ov
+
+    out: dict[str, int] = {}
+    for op in ov.Core().read_model(os.fspath(model_file)).get_ops():
+        if op.get_type_name() == "FakeQuantize":
+            for t in op.output(0).get_target_inputs():
+                kind = t.get_node().get_type_name()
+                out[kind] = out.get(kind, 0) + 1
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]))
 
 
 # ----------------------------------------------------------------------------- the optimisation ladder
@@ -735,14 +772,17 @@ class Rung:
             raise ValueError(f"rung {self.name!r} changes {bad}, which are not OCRConfig fields")
 
 
-def ladder(*, threads: int, int8: dict[str, str] | None = None) -> list[Rung]:
+def ladder(*, threads: int, int8: dict[str, str] | None = None, int8_naive: dict[str, str] | None = None) -> list[Rung]:
     """Notebook 18's rungs in the order a practitioner tries them: RapidOCR's defaults → a detector input sized to
     the image (longer side ≤ 960 instead of the shorter side scaled up to 736) → ``threads`` set explicitly →
     ONNX Runtime's graph optimisation (timed against the same pipeline with it off; RapidOCR turns it on) →
-    OpenVINO FP32 → OpenVINO's default precision → INT8 (when ``int8`` holds :func:`quantize_models`'s files) →
-    recognition crops batched by width at their own width (dynamic shapes) → no direction classifier."""
+    OpenVINO FP32 → OpenVINO's default precision → INT8 with NNCF's CNN rules (when ``int8_naive`` holds
+    :func:`quantize_models`'s ``"nncf-cnn"`` files) → INT8 recogniser, then INT8 detector, convolutions only
+    (when ``int8`` holds the ``"convs-only"`` files) → recognition crops batched by width at their own width
+    (dynamic shapes) → no direction classifier."""
     if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
         raise ValueError(f"threads={threads!r} must be an int >= 1")
+    ov8 = {"runtime": "openvino", "precision": "int8"}
     rungs = [Rung("RapidOCR defaults", {}, why="shorter side scaled up to 736 px, classifier on, ONNX Runtime"),
              Rung("detector input sized to the image", {"det_limit_type": "max", "det_limit_side": 960},
                   why="longer side <= 960 px, never scaled up"),
@@ -753,10 +793,14 @@ def ladder(*, threads: int, int8: dict[str, str] | None = None) -> list[Rung]:
                   why="same files, OpenVINO's CPU plugin pinned to f32"),
              Rung("OpenVINO default precision", {"runtime": "openvino", "precision": "default"},
                   why="the plugin's own choice (BF16 where the CPU has it)")]
+    if int8_naive:
+        rungs.append(Rung("INT8, NNCF's CNN rules", {**ov8, **int8_naive},
+                          why="detector and recogniser; FakeQuantize before every op that can take INT8"))
     if int8:
-        rungs.append(Rung("INT8 (NNCF, calibrated on rendered text)",
-                          {"runtime": "openvino", "precision": "int8", **int8},
-                          why="INT8 detector and recogniser; classifier kept in float"))
+        rungs.append(Rung("INT8 recogniser, convolutions only", {**ov8, "rec_model": int8["rec_model"]},
+                          why="dense convolutions and matrix products in INT8, depthwise convolutions in float"))
+        rungs.append(Rung("INT8 detector, convolutions only", {**ov8, "det_model": int8["det_model"]},
+                          why="the same recipe for the detector"))
     rungs.append(Rung("recognition batched by width", {"rec_batch": 64, "rec_min_width": 0},
                       why="one batch per page at the widest crop's own width instead of 6 padded to >= 320 px"))
     rungs.append(Rung("no direction classifier", {"use_cls": False}, why="text known to be upright"))

@@ -921,6 +921,17 @@ def check_18(m):
     checks = {c["metric"]: c for c in m["budget"]["checks"]}
     assert set(checks) == {"latency_p99_ms", "accuracy_drop_pts", "model_size_mb"}
     assert checks["latency_p99_ms"]["limit"] == m["budget_ms"] and checks["model_size_mb"]["measured"] < 50
+    # the budget's P99 comes from every held-out page read PAGE_REPS times, first sight included
+    assert m["page_reads"] % m["n_docs"] == 0 and 0 < m["page_ms_p50"] <= m["page_ms_p99"]
+    assert checks["latency_p99_ms"]["measured"] == m["page_ms_p99"] and 1 <= m["head_docs"] <= m["n_docs"]
+    if m["int8"]:  # two recipes, read back from the IRs: convolutions-only leaves element-wise ops and depthwise float
+        fq = m["fake_quantize"]
+        for key in ("rec", "det"):
+            assert fq[f"{key} convs-only"]["Convolution"] >= 20
+            assert not {"GroupConvolution", "Multiply", "Add"} & set(fq[f"{key} convs-only"])
+            assert sum(fq[f"{key} nncf-cnn"].values()) > sum(fq[f"{key} convs-only"].values())
+        assert rungs["INT8 recogniser, convolutions only"]["precision"]["rec"] == "int8"
+        assert rungs["INT8 detector, convolutions only"]["precision"]["det"] == "int8"
 
 
 @checks("19_search.ipynb")

@@ -1,4 +1,6 @@
 """mclab.ocr: the PP-OCRv4 pipeline against RapidOCR's own, its primitives, its scores and its bad input."""
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -120,6 +122,10 @@ def test_ladder_rungs_change_one_thing_each():
     assert rungs[3].before == {"ort_level": "disable"} and rungs[3].changes == {"ort_level": "all"}
     assert rungs[4].changes["runtime"] == "openvino" and rungs[5].changes["precision"] == "default"
     assert not any(n.startswith("INT8") for n in names) and rungs[-1].changes == {"use_cls": False}
+    with8 = [r.name for r in ocr.ladder(threads=2, int8={"det_model": "d.xml", "rec_model": "r.xml"},
+                                        int8_naive={"det_model": "dn.xml", "rec_model": "rn.xml"})]
+    assert with8[6:9] == ["INT8, NNCF's CNN rules", "INT8 recogniser, convolutions only",
+                          "INT8 detector, convolutions only"]
     with pytest.raises(ValueError, match="threads"):
         ocr.ladder(threads=0)
     with pytest.raises(ValueError, match="not OCRConfig fields"):
@@ -176,6 +182,23 @@ def test_scoring_and_quantising_reject_bad_input(lines):
         ocr.quantize_models([], "/tmp/x")
     with pytest.raises(ValueError, match="det_size"):
         ocr.quantize_models(lines, "/tmp/x", det_size=(100, 100))
+    with pytest.raises(ValueError, match="recipe='int4'"):
+        ocr.quantize_models(lines, "/tmp/x", recipe="int4")
+    with pytest.raises(ValueError, match="models='rec'"):
+        ocr.quantize_models(lines, "/tmp/x", models="rec")
+    with pytest.raises(ValueError, match="rec_width=8"):
+        ocr.quantize_models(lines, "/tmp/x", rec_width=8)
+
+
+def test_an_int8_recogniser_alone_runs_beside_an_fp32_detector(lines, tmp_path):
+    files = ocr.quantize_models(lines[:2], tmp_path, models=("rec",), rec_width=320)
+    assert set(files) == {"rec_model"} and files["rec_model"].endswith("rec_int8_convs-only.xml")
+    where = ocr.fake_quantize_targets(files["rec_model"])  # read back from the IR: dense convs and matmuls only
+    assert where.get("Convolution", 0) >= 10 and "GroupConvolution" not in where and "Multiply" not in where
+    pipe = ocr.load(replace(FAST, runtime="openvino", precision="int8", **files))
+    assert pipe.models["det"]["precision"] == "fp32" and pipe.models["rec"]["precision"] == "int8"
+    res = [pipe.read(x.image) for x in lines[2:]]
+    assert ocr.score(res, lines[2:]).cer < 0.2  # calibrated on two other lines, it still reads
 
 
 def test_climb_keeps_what_pays_and_chains_its_ratios(lines):

@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 from .base import RANDOM_CALIBRATION, Runner, random_batches
 
@@ -30,13 +30,14 @@ __all__ = [
     # what the CPU plugin runs
     "runtime_layers", "kernels", "isa_caps", "ab_under_isa", "ISA_CAPS",
     # INT8 with NNCF
-    "quantize_nncf", "int8_layers", "NNCF_PRESETS",
+    "quantize_nncf", "int8_layers", "NNCF_PRESETS", "NNCF_MODEL_TYPES",
 ]
 
 _TO_OV = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
 _FROM_OV = {"f32": "fp32", "bf16": "bf16", "f16": "fp16", "i8": "int8", "u8": "int8"}
 HINTS = ("LATENCY", "THROUGHPUT", "CUMULATIVE_THROUGHPUT")
 NNCF_PRESETS = ("performance", "mixed")  # NNCF: symmetric activations / asymmetric activations (weights symmetric)
+NNCF_MODEL_TYPES = (None, "transformer")  # NNCF's rules for where FakeQuantize ops go: CNN (None) or transformer
 # Layers whose arithmetic INT8 replaces: the runtime graph's types for convolutions and matrix products.
 _COMPUTE_LAYERS = ("Convolution", "GroupConvolution", "Deconvolution", "FullyConnected", "MatMul")
 _COMPUTE_OPS = ("Convolution", "GroupConvolution", "ConvolutionBackpropData", "GroupConvolutionBackpropData", "MatMul")
@@ -221,7 +222,8 @@ def _quiet_nncf() -> Iterator[None]:
 
 def quantize_nncf(model_path: str | os.PathLike, out_xml: str | os.PathLike, batches: Any = None, *,
                   input_shape: tuple[int, ...] | None = None, preset: str = "performance",
-                  subset_size: int | None = None, fast_bias_correction: bool = True) -> dict[str, Any]:
+                  subset_size: int | None = None, fast_bias_correction: bool = True, model_type: str | None = None,
+                  ignored_types: Sequence[str] = ()) -> dict[str, Any]:
     """Quantise an ONNX file or OpenVINO IR to INT8 with NNCF (``nncf.quantize``: FakeQuantize ops with ranges
     from calibration, INT8 weights, bias correction) and save it as IR (``out_xml`` + ``.bin``, weights not
     compressed to FP16). The saved model keeps a dynamic batch, so :func:`build` can compile it at any batch.
@@ -230,7 +232,10 @@ def quantize_nncf(model_path: str | os.PathLike, out_xml: str | os.PathLike, bat
     :func:`mclab.data.calibration_batches`). None: 8 random N(0, 1) batches of one image (seed 0) of
     ``input_shape`` (or the file's static sizes) — enough for speed, meaningless for accuracy.
     ``preset``: "performance" (NNCF's default for CNNs: symmetric activations) or "mixed" (asymmetric
-    activations). ``subset_size``: how many batches NNCF reads (default: all of them).
+    activations). ``subset_size``: how many batches NNCF reads (default: all of them). ``model_type``: None
+    (NNCF's CNN rules: a FakeQuantize before every op that can take INT8, element-wise ones included) or
+    ``"transformer"`` (only the inputs of convolutions and matrix products are quantised). ``ignored_types``:
+    OpenVINO op types left in float, e.g. ``("GroupConvolution",)`` for depthwise convolutions (notebook 18).
 
     Returns ``{"xml", "bin", "bytes", "preset", "subset_size", "fake_quantize", "calibration"}``; the same
     facts are stored in the IR's rt_info (NNCF writes its parameters there; the calibration data goes under
@@ -242,6 +247,11 @@ def quantize_nncf(model_path: str | os.PathLike, out_xml: str | os.PathLike, bat
     if subset_size is not None and (not isinstance(subset_size, int) or isinstance(subset_size, bool)
                                     or subset_size < 1):
         raise ValueError(f"subset_size={subset_size!r} must be an int >= 1 or None (all batches)")
+    if model_type not in NNCF_MODEL_TYPES:
+        raise ValueError(f"model_type={model_type!r}; allowed: {list(NNCF_MODEL_TYPES)}")
+    if isinstance(ignored_types, str) or not all(isinstance(t, str) and t for t in ignored_types):
+        raise ValueError(f"ignored_types={ignored_types!r} must be a sequence of OpenVINO op type names, "
+                         "e.g. ('GroupConvolution',)")
     src, xml = os.fspath(model_path), os.fspath(out_xml)
     if not os.path.isfile(src):
         raise ValueError(f"model_path={src!r} does not exist")
@@ -275,11 +285,21 @@ def quantize_nncf(model_path: str | os.PathLike, out_xml: str | os.PathLike, bat
     import nncf
 
     used = min(subset_size or len(data), len(data))
+    present = {op.get_type_name() for op in m.get_ops()}
+    missing = sorted(set(ignored_types) - present)
+    if missing:
+        raise ValueError(f"ignored_types {missing} name no op of {src} (its compute ops: "
+                         f"{sorted(present & {'Convolution', 'GroupConvolution', 'MatMul'})})")
+    extra: dict[str, Any] = {}
+    if model_type == "transformer":
+        extra["model_type"] = nncf.ModelType.TRANSFORMER
+    if ignored_types:
+        extra["ignored_scope"] = nncf.IgnoredScope(types=list(ignored_types))
     with _quiet_nncf():
         q = nncf.quantize(m, nncf.Dataset(data), preset=nncf.QuantizationPreset(preset), subset_size=used,
-                          fast_bias_correction=fast_bias_correction)
+                          fast_bias_correction=fast_bias_correction, **extra)
     calibration = {"data": source, "batches": used, "images": int(sum(len(b) for b in data[:used])),
-                   "input_shape": list(rest)}
+                   "input_shape": list(rest), "model_type": model_type or "cnn", "ignored_types": list(ignored_types)}
     q.set_rt_info(json.dumps(calibration), ["mclab", "calibration"])
     os.makedirs(os.path.dirname(os.path.abspath(xml)), exist_ok=True)
     ov.save_model(q, xml, compress_to_fp16=False)

@@ -101,7 +101,8 @@ def test_quantize_nncf_on_given_batches_and_reads_it_back(tiny_module, tmp_path)
     batches = [torch.randn(4, 3, 16, 16, generator=torch.Generator().manual_seed(i)) for i in range(3)]
     q = openvino.quantize_nncf(src, tmp_path / "q" / "tiny_int8.xml", batches, preset="mixed", subset_size=2)
     assert q["preset"] == "mixed" and q["subset_size"] == 2 and q["fake_quantize"] >= 2
-    assert q["calibration"] == {"data": "3 given batches", "batches": 2, "images": 8, "input_shape": [3, 16, 16]}
+    assert q["calibration"] == {"data": "3 given batches", "batches": 2, "images": 8, "input_shape": [3, 16, 16],
+                                "model_type": "cnn", "ignored_types": []}
     assert q["bytes"] == sum(os.path.getsize(q[k]) for k in ("xml", "bin"))
     for asked in ("int8", "fp32"):  # a quantised IR is compiled as it is, and says how it was made
         r = runtimes.load(q["xml"], "openvino", batch=3, threads=1, precision=asked)
@@ -110,6 +111,14 @@ def test_quantize_nncf_on_given_batches_and_reads_it_back(tiny_module, tmp_path)
         assert r.info["calibration"]["data"] == "3 given batches"
     with pytest.raises(ValueError, match="already quantised"):
         openvino.quantize_nncf(q["xml"], tmp_path / "again.xml", batches)
+    # transformer rules quantise only what feeds convolutions and matrix products; an ignored type stays float
+    t = openvino.quantize_nncf(src, tmp_path / "t.xml", batches, model_type="transformer")
+    assert 1 <= t["fake_quantize"] <= q["fake_quantize"] and t["calibration"]["model_type"] == "transformer"
+    import openvino as ov
+
+    kinds = sorted({op.get_type_name() for op in ov.Core().read_model(src).get_ops()} & {"MatMul", "Convolution"})
+    none = openvino.quantize_nncf(src, tmp_path / "n.xml", batches, model_type="transformer", ignored_types=kinds)
+    assert none["fake_quantize"] == 0 and none["calibration"]["ignored_types"] == kinds
 
 
 def test_openvino_int8_of_a_qdq_file_is_compiled_as_it_is(tiny_module, tmp_path):
@@ -136,6 +145,9 @@ def test_quantize_nncf_bad_input_is_a_clear_error(tiny_onnx, tmp_path):
         (dict(batches="x.npy"), TypeError, "batches must be a list"),
         (dict(batches=[np.zeros((2, 3, 32, 32)), np.zeros((2, 3, 16, 16))]), ValueError, "sizes after the batch"),
         (dict(batches=[np.zeros((2, 3, 16, 16), np.float32)]), ValueError, "do not fit"),
+        (dict(batches=ok, model_type="cnn"), ValueError, "model_type='cnn'; allowed"),
+        (dict(batches=ok, ignored_types="Convolution"), ValueError, "sequence of OpenVINO op type names"),
+        (dict(batches=ok, ignored_types=("LSTMCell",)), ValueError, r"\['LSTMCell'\] name no op"),
     ]
     for kwargs, err, match in cases:
         with pytest.raises(err, match=match):
