@@ -81,6 +81,8 @@ class OCRConfig:
     use_cls: bool = True             # run the 0/180 degree direction classifier on every crop
     rec_batch: int = 6               # recognition crops per batch, sorted by width (RapidOCR: 6)
     rec_min_width: int = 320         # every batch is padded to at least this width (RapidOCR: 48x320)
+    shape_step: int = 0              # 0: inputs sized exactly (RapidOCR); N: the detector's input and each recognition
+    #                                  batch's width padded up to multiples of N px, so pages repeat a few input shapes
     det_thresh: float = 0.3          # probability above which a pixel is text
     box_thresh: float = 0.5          # mean probability a box needs to be kept
     unclip_ratio: float = 1.6        # how far a box grows (the DB paper's shrunk text kernels are grown back)
@@ -112,6 +114,8 @@ class OCRConfig:
             raise ValueError(f"rec_batch={self.rec_batch!r} must be an int >= 1")
         if not isinstance(self.rec_min_width, int) or not 0 <= self.rec_min_width <= 4096:
             raise ValueError(f"rec_min_width={self.rec_min_width!r} must be an int in [0, 4096] px")
+        if not isinstance(self.shape_step, int) or self.shape_step < 0 or self.shape_step % 32 or self.shape_step > 512:
+            raise ValueError(f"shape_step={self.shape_step!r} must be 0 (off) or a multiple of 32 up to 512 px")
         for name in ("det_thresh", "box_thresh", "text_score"):
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or not 0 <= v < 1:
@@ -217,6 +221,10 @@ def _det_size(h: int, w: int, limit: int, kind: str) -> tuple[int, int]:
     else:
         k = limit / max(h, w) if max(h, w) > limit else 1.0
     return max(32, int(round(int(h * k) / 32) * 32)), max(32, int(round(int(w * k) / 32) * 32))
+
+
+def _round_up(n: int, step: int) -> int:
+    return -(-n // step) * step
 
 
 def _normalise(img: np.ndarray) -> np.ndarray:
@@ -426,10 +434,13 @@ class Pipeline:
         h, w = img.shape[:2]
         dh, dw = _det_size(h, w, cfg.det_limit_side, cfg.det_limit_type)
         x = _normalise(cv2.resize(img, (dw, dh)))[None]  # (1, 3, dh, dw)
+        if cfg.shape_step:  # padded with zeros (the mean colour once normalised); the padding is cut off the map
+            x = np.pad(x, ((0, 0), (0, 0), (0, _round_up(dh, cfg.shape_step) - dh),
+                           (0, _round_up(dw, cfg.shape_step) - dw)))
         ms["preprocess"] = (time.perf_counter() - t) * 1e3
 
         t = time.perf_counter()
-        prob = self.runners["det"].run(x)[0, 0]  # (dh, dw)
+        prob = self.runners["det"].run(x)[0, 0, :dh, :dw]  # (dh, dw)
         ms["detect"] = (time.perf_counter() - t) * 1e3
 
         t = time.perf_counter()
@@ -484,7 +495,8 @@ class Pipeline:
             ids = order[i:i + cfg.rec_batch]
             ratio = max(cfg.rec_min_width / 48, *(crops[j].shape[1] / crops[j].shape[0] for j in ids))
             width = max(8, int(48 * ratio))  # truncated, as PaddleOCR does: one pixel more changes the output
-            batch = np.stack([_resize_48(crops[j], width, width) for j in ids])  # (b, 3, 48, width)
+            padded = _round_up(width, cfg.shape_step) if cfg.shape_step else width
+            batch = np.stack([_resize_48(crops[j], padded, width) for j in ids])  # (b, 3, 48, padded)
             t1 = time.perf_counter()
             probs = self.runners["rec"].run(batch)  # (b, width / 8, classes)
             t2 = time.perf_counter()
@@ -576,6 +588,14 @@ class Score:
     n_lines: int
     n_chars: int
     per_line: list[dict[str, Any]] = field(repr=False, default_factory=list)  # truth, read, errors per line
+
+    @property
+    def space_errors(self) -> float:
+        """The share of the character errors that are spaces (a missed or an extra space between words): 1 - the
+        errors left once spaces are taken out of both strings over all errors; 0 when there are none."""
+        total = sum(r["errors"] for r in self.per_line)
+        rest = sum(edit_distance(r["truth"].replace(" ", ""), r["read"].replace(" ", "")) for r in self.per_line)
+        return 1 - rest / total if total else 0.0
 
     def worst(self, k: int = 8) -> list[dict[str, Any]]:
         """The ``k`` lines with the most character errors per character."""

@@ -75,6 +75,16 @@ def test_openvino_runs_the_same_text(lines):
 # ----------------------------------------------------------------------------- primitives
 
 
+def test_fixed_shapes_pad_inputs_and_read_the_same(pipe, lines):
+    padded = ocr.load(replace(FAST, shape_step=128))
+    for x in lines:
+        a, b = pipe.read(x.image), padded.read(x.image)
+        assert b.det_input == a.det_input and len(b.texts) == len(a.texts)  # det_input: the size before padding
+        # zero columns nudge both networks (a space may come or go, a box edge move by a few px), nothing more
+        assert all(ocr.edit_distance(ta, tb) <= 2 for ta, tb in zip(a.texts, b.texts, strict=True))
+        assert all(np.abs(la.box - lb.box).max() <= 4 for la, lb in zip(a.lines, b.lines, strict=True))
+
+
 def test_detector_size_rounds_to_32_and_follows_the_limit_type():
     assert ocr._det_size(60, 500, 736, "min") == (736, 6144)  # the shorter side scaled up, as RapidOCR does
     assert ocr._det_size(400, 600, 960, "max") == (384, 608)  # the page's own size (round() halves to even)
@@ -112,6 +122,12 @@ def test_score_counts_missed_lines_as_all_wrong(lines):
     assert ocr.score([shifted], [truth]).det_precision == 0  # a box elsewhere matches nothing
     d, lo, hi = ocr.cer_delta(ocr.score([perfect], [truth]), s)
     assert d == pytest.approx(100) and lo <= d <= hi
+    t = truth.lines[0]
+    assert " " in t
+    glued = ocr.OCRResult([ocr.OCRLine(t.replace(" ", ""), 1.0, truth.boxes[0])], {}, {}, truth.image.shape[:2])
+    typo = ocr.OCRResult([ocr.OCRLine("#" + t[1:], 1.0, truth.boxes[0])], {}, {}, truth.image.shape[:2])
+    assert ocr.score([glued], [truth]).space_errors == 1 and ocr.score([glued], [truth]).cer > 0
+    assert ocr.score([typo], [truth]).space_errors == 0 and ocr.score([perfect], [truth]).space_errors == 0
 
 
 def test_ladder_rungs_change_one_thing_each():
@@ -148,6 +164,7 @@ def test_ladder_rungs_change_one_thing_each():
     ({"text_score": 1.5}, "text_score=1.5"),
     ({"det_model": "/no/such.onnx"}, "det_model"),
     ({"runtime": "openvino", "precision": "int8"}, "INT8 model files"),
+    ({"shape_step": 100}, "shape_step=100 must be 0"),
 ])
 def test_config_rejects_bad_values(kwargs, match):
     with pytest.raises(ValueError, match=match):
