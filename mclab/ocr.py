@@ -372,15 +372,10 @@ def _runner(path: str, cfg: OCRConfig) -> Any:
     """A dynamic-shape :class:`mclab.runtimes.Runner` for one model file under ``cfg``."""
     from . import runtimes
 
-    if cfg.runtime == "onnxruntime" and cfg.ort_level != "all":
-        from .runtimes.base import Runner
-        from .runtimes.onnxrt import session
+    if cfg.runtime == "onnxruntime" and cfg.ort_level != "all":  # a level other than ONNX Runtime's default
+        from .runtimes.onnxrt import build
 
-        sess = session(path, cfg.threads, level=cfg.ort_level)
-        name, out = sess.get_inputs()[0].name, sess.get_outputs()[0].name
-        shape = tuple(d if isinstance(d, int) else -1 for d in sess.get_inputs()[0].shape)
-        return Runner(path, "onnxruntime", shape, "fp32", cfg.threads, lambda x: sess.run([out], {name: x})[0],
-                      file=path, info={"graph_optimization": cfg.ort_level}, handle=sess)
+        return build(path, batch=1, threads=cfg.threads, input_shape=None, dynamic=True, level=cfg.ort_level)
     return runtimes.load(path, cfg.runtime, threads=cfg.threads, precision=cfg.precision, dynamic=True)
 
 

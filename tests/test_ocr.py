@@ -85,6 +85,12 @@ def test_fixed_shapes_pad_inputs_and_read_the_same(pipe, lines):
         assert all(np.abs(la.box - lb.box).max() <= 4 for la, lb in zip(a.lines, b.lines, strict=True))
 
 
+def test_graph_optimisation_level_reaches_onnx_runtime(pipe):
+    off = ocr.load(replace(FAST, ort_level="disable"))
+    assert {r.info["graph_optimization"] for r in off.runners.values()} == {"disable"}
+    assert pipe.runners["rec"].info["graph_optimization"] == "all"
+
+
 def test_detector_size_rounds_to_32_and_follows_the_limit_type():
     assert ocr._det_size(60, 500, 736, "min") == (736, 6144)  # the shorter side scaled up, as RapidOCR does
     assert ocr._det_size(400, 600, 960, "max") == (384, 608)  # the page's own size (round() halves to even)

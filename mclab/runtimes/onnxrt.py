@@ -156,19 +156,20 @@ def profile_nodes(model: Any, x: Any, *, runs: int = 20, threads: int | None = N
 
 
 def build(model: Any, *, batch: int, threads: int | None, input_shape: tuple[int, ...] | None,
-          precision: str = "fp32", dynamic: bool = False) -> Runner:
+          precision: str = "fp32", dynamic: bool = False, level: str = "all") -> Runner:
     """A :class:`Runner` on ONNX Runtime (CPU). ``model``: an ``.onnx`` file, a torchvision name or a
     module (exported first). ``precision="int8"`` quantises a copy statically with :func:`mclab.quant.calibrate`
     (min-max ranges on 8 random N(0, 1) batches, seed 0) and :func:`mclab.quant.quantize_static` (UINT8
     activations, INT8 per-channel weights); ``Runner.info`` then says ``activation_type`` and ``calibration``.
     A file that is already quantised (QDQ) reports ``precision="int8"``. ``dynamic=True``: the file's dynamic
-    dims stay dynamic (-1 in ``Runner.input_shape``); see :func:`mclab.runtimes.load`."""
+    dims stay dynamic (-1 in ``Runner.input_shape``); see :func:`mclab.runtimes.load`. ``level``: the graph
+    optimisation level (:func:`session`; ``Runner.info["graph_optimization"]``), "all" as ONNX Runtime's default."""
     import onnxruntime as ort
 
     from .export import onnx_for, remove_with
 
     path, shape, tmp = onnx_for(model, batch, input_shape)
-    sess = session(path, threads)
+    sess = session(path, threads, level=level)
     inp = sess.get_inputs()[0]
     declared = list(inp.shape)  # dims are ints, or names / None where dynamic
     if dynamic:
@@ -192,7 +193,7 @@ def build(model: Any, *, batch: int, threads: int | None, input_shape: tuple[int
     if not dynamic and isinstance(declared[0], int) and declared[0] != batch:
         raise ValueError(f"batch={batch} does not fit {path}: its batch dim is fixed at {declared[0]}")
     actual = {"tensor(float)": "fp32", "tensor(float16)": "fp16"}.get(inp.type, inp.type)
-    info: dict[str, Any] = {}
+    info: dict[str, Any] = {"graph_optimization": level}
     if _is_qdq(path):  # quantised already: QuantizeLinear / DequantizeLinear pairs around INT8 kernels
         actual = "int8"
     if precision == "int8" and actual != "int8":
@@ -206,9 +207,9 @@ def build(model: Any, *, batch: int, threads: int | None, input_shape: tuple[int
         act = "uint8"  # with int8 weights: the pair x86 VNNI multiplies (quant.quantize_static)
         path = api.quantize_static(pre, os.path.join(tmp, "int8.onnx"), cal, activation_type=act)
         os.remove(pre)
-        sess = session(path, threads)
+        sess = session(path, threads, level=level)
         actual = "int8"
-        info = {"activation_type": act, "weight_type": "int8",
+        info = {**info, "activation_type": act, "weight_type": "int8",
                 "calibration": {**RANDOM_CALIBRATION, "images": cal.n_images, "method": cal.method}}
     name, out_name = sess.get_inputs()[0].name, sess.get_outputs()[0].name
 
