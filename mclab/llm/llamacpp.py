@@ -29,6 +29,7 @@ import torch.nn.functional as F
 
 from .generate import GenerationResult
 from .gguf import FILE_TYPES
+from .model import LlamaConfig, kv_cache_bytes
 from .train import _log_probs, _windows
 
 __all__ = [
@@ -218,15 +219,15 @@ def evaluate_llamacpp(lm, reference: torch.nn.Module, tokens, seq_len: int = 256
 
 
 def _kv_bytes(lm) -> int:
-    """Bytes of llama.cpp's KV cache as allocated: 2 x layers x kv-heads x head-dim x n_ctx x element size (llama.cpp
-    rounds the context asked for up to a multiple of 256)."""
+    """Bytes of llama.cpp's KV cache as allocated (:func:`mclab.llm.kv_cache_bytes` of the GGUF's shape at the
+    context llama.cpp chose: it rounds the one asked for up to a multiple of 256)."""
     md = lm.metadata
     arch = md.get("general.architecture", "llama")
-    layers, heads = int(md[f"{arch}.block_count"]), int(md[f"{arch}.attention.head_count"])
-    kv_heads = int(md.get(f"{arch}.attention.head_count_kv", heads))
-    head_dim = int(md[f"{arch}.embedding_length"]) // heads
+    heads = int(md[f"{arch}.attention.head_count"])
+    shape = LlamaConfig(dim=int(md[f"{arch}.embedding_length"]), n_layers=int(md[f"{arch}.block_count"]),
+                        n_heads=heads, n_kv_heads=int(md.get(f"{arch}.attention.head_count_kv", heads)))
     elem = 4 if int(lm.context_params.type_k) == KV_TYPES["F32"] else 2
-    return 2 * layers * kv_heads * head_dim * lm.n_ctx() * elem
+    return kv_cache_bytes(shape, lm.n_ctx(), 1, elem)
 
 
 def generate_llamacpp(lm, prompt, max_new_tokens: int = 64) -> GenerationResult:
