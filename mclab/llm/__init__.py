@@ -29,7 +29,7 @@ from .llamacpp import (
     llamacpp_logits,
     load_llamacpp,
 )
-from .model import LLAMA2_7B, KVCache, LlamaConfig, TinyLlama, kv_cache_bytes, param_count
+from .model import FAST_LLAMA, LLAMA2_7B, KVCache, LlamaConfig, TinyLlama, kv_cache_bytes, param_count
 from .outliers import (
     OutlierConfig,
     OutlierReport,
@@ -69,7 +69,7 @@ from .train import TrainConfig, TrainResult, cache_dir, kl_divergence, perplexit
 
 __all__ = [
     # model and data
-    "LlamaConfig", "TinyLlama", "KVCache", "kv_cache_bytes", "param_count", "LLAMA2_7B",
+    "LlamaConfig", "TinyLlama", "KVCache", "kv_cache_bytes", "param_count", "LLAMA2_7B", "FAST_LLAMA",
     "ByteTokenizer", "Corpus", "corpus",
     # training and evaluation
     "TrainConfig", "TrainResult", "train", "pretrained", "perplexity", "kl_divergence", "cache_dir",

@@ -70,6 +70,8 @@ def param_count(cfg: LlamaConfig) -> int:
 # Llama 2 7B's published shape (Touvron et al., 2023), for scaling the formulas up; nothing is built.
 LLAMA2_7B = LlamaConfig(vocab_size=32000, dim=4096, n_layers=32, n_heads=32, n_kv_heads=32, hidden_dim=11008,
                         max_seq_len=4096)
+# notebooks 13 and 13b in FAST mode: one small shape, so both use the same cached checkpoint
+FAST_LLAMA = LlamaConfig(dim=128, n_layers=2, n_heads=4, n_kv_heads=1, hidden_dim=256, max_seq_len=320)
 
 
 class KVCache:

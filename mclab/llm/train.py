@@ -54,6 +54,14 @@ class TrainConfig:
         if not 0 <= self.warmup <= self.steps:
             raise ValueError(f"warmup={self.warmup} must be between 0 and steps={self.steps}")
 
+    @classmethod
+    def recipe(cls, model: LlamaConfig, steps: int) -> "TrainConfig":
+        """The default recipe for ``model`` at ``steps`` optimiser steps, its warm-up at most a fifth of them
+        (notebooks 13 and 13b train with it, so they share cached checkpoints)."""
+        if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
+            raise ValueError(f"steps={steps!r} must be a positive int")
+        return cls(model=model, steps=steps, warmup=min(cls().warmup, steps // 5))
+
     def key(self, text_sha256: str) -> str:
         """Cache key: a hash of this config, the training text and the torch version."""
         blob = json.dumps({"cfg": asdict(self), "text": text_sha256, "torch": torch.__version__.split("+")[0]},

@@ -54,3 +54,10 @@ def test_train_config_validation(tiny):
         llm.TrainConfig(model=tiny, seq_len=1000)
     with pytest.raises(TypeError, match="model must be a LlamaConfig"):
         llm.TrainConfig(model={"dim": 64})
+
+
+def test_recipe_scales_the_warmup_with_the_steps():
+    assert llm.TrainConfig.recipe(llm.FAST_LLAMA, 60) == llm.TrainConfig(model=llm.FAST_LLAMA, steps=60, warmup=12)
+    assert llm.TrainConfig.recipe(llm.LlamaConfig(), 400).warmup == llm.TrainConfig().warmup  # capped at the default
+    with pytest.raises(ValueError, match="steps=0 must be a positive int"):
+        llm.TrainConfig.recipe(llm.FAST_LLAMA, 0)
