@@ -3,7 +3,8 @@
 :func:`digits` serves scikit-learn's bundled handwritten digits (1,797 8×8 images) with fixed
 train / validation / test splits, upscaled to a chosen resolution; the ``"test_aug"`` split is
 the test digits enlarged by seeded random affine distortions and noise into a larger, harder
-evaluation set, so a one-point accuracy change is measurable. :func:`calibration_batches` draws
+evaluation set, so a one-point accuracy change is measurable (``"val_aug"`` does the same to the
+validation digits, for model selection that never touches the test images). :func:`calibration_batches` draws
 quantisation calibration batches from the training split; :func:`sample_images` returns the two
 photographs scikit-learn ships, for latency demos; :func:`image_folder` points the same
 pipeline at a folder of your own images; :func:`text_images` renders text lines and pages with
@@ -32,7 +33,7 @@ __all__ = [
     "TextImage", "text_images", "cjk_font", "TEXT_KINDS",
 ]
 
-SPLITS = ("train", "val", "test", "test_aug")
+SPLITS = ("train", "val", "test", "test_aug", "val_aug")
 _FRACTIONS = (0.6, 0.2, 0.2)      # train / val / test, stratified per class
 _SPLIT_SEED = 1797                # fixes which digit lands in which split, for everyone
 _MEAN, _STD = 0.5, 0.5            # inputs are mapped from [0, 1] to [-1, 1]
@@ -109,9 +110,11 @@ def augment(x: "torch.Tensor", *, generator: "torch.Generator", strength: float 
 def digits(split: str = "train", *, size: int = 32, copies: int = 4, seed: int = 0) -> DigitsDataset:
     """scikit-learn's handwritten digits as a :class:`DigitsDataset` at ``size``×``size`` pixels.
 
-    ``split`` is ``"train"`` (1,078 images), ``"val"`` (359), ``"test"`` (360) or ``"test_aug"``:
+    ``split`` is ``"train"`` (1,078 images), ``"val"`` (359), ``"test"`` (360), ``"test_aug"``:
     ``copies`` seeded random distortions of every test image (``copies × 360`` images; ``seed``
-    picks the distortions). The splits are stratified and fixed.
+    picks the distortions), or ``"val_aug"``: the same for the validation images (``copies × 359``;
+    a search or selection set, disjoint from the test images; notebook 19). The splits are
+    stratified and fixed.
     """
     import torch
     import torch.nn.functional as F
@@ -120,16 +123,17 @@ def digits(split: str = "train", *, size: int = 32, copies: int = 4, seed: int =
     if split not in SPLITS:
         raise ValueError(f"split={split!r} is unknown; allowed: {SPLITS}")
     _check_size(size)
-    if split == "test_aug" and (not isinstance(copies, int) or copies < 1):
+    aug = split.endswith("_aug")
+    if aug and (not isinstance(copies, int) or isinstance(copies, bool) or copies < 1):
         raise ValueError(f"copies={copies!r} must be an int >= 1")
     bunch = load_digits()
-    idx = _split_indices(bunch.target)["test" if split == "test_aug" else split]
+    idx = _split_indices(bunch.target)[split.removesuffix("_aug")]
     img = torch.from_numpy(bunch.images[idx].astype(np.float32) / 16.0)[:, None]  # (N, 1, 8, 8) in [0, 1]
     x = F.interpolate(img, size=(size, size), mode="bilinear", align_corners=False)
     x = (x - _MEAN) / _STD
     y = torch.from_numpy(bunch.target[idx].astype(np.int64))
-    if split == "test_aug":
-        g = torch.Generator().manual_seed(10_000 + seed)
+    if aug:  # distinct distortion streams for the two splits (test_aug's unchanged)
+        g = torch.Generator().manual_seed((10_000 if split == "test_aug" else 20_000) + seed)
         x = torch.cat([augment(x, generator=g) for _ in range(copies)])
         y = y.repeat(copies)
     return DigitsDataset(x.contiguous(), y, split, size)

@@ -14,7 +14,10 @@ cores, in four steps:
    :func:`mclab.runtimes.load` and :func:`mclab.bench.measure`); the sum predicts a sub-network's latency without
    running it, and :func:`check_predictor` measures sampled sub-networks to give the rank correlation.
 3. :func:`search` — evolutionary or random search under a latency budget at a fixed number of evaluations
-   (:class:`Evaluator` counts them), returning a :class:`SearchResult`.
+   (:class:`Evaluator` counts them), returning a :class:`SearchResult`; :func:`compare_methods` runs both over
+   several seeds at equal evaluations (a :class:`SearchComparison` with the spread). Search on a set large and hard
+   enough to separate the sub-networks (``mclab.data.digits("val_aug")``): on the 359 clean validation digits
+   nearly all score alike, and the best of many draws is mostly the luckiest.
 4. Mixed precision: :func:`bit_sensitivity` (output KL divergence per layer at 8/6/4/3/2-bit weights, fake-quantised by
    :func:`mclab.quant.quantize_weights_`), :func:`allocate_bits` (an integer program solved exactly by dynamic
    programming: the widths with the least summed divergence that fit a size budget; HAQ's goal without its
@@ -49,7 +52,7 @@ __all__ = [
     "LATENCY_PERCENTILE", "LatencyLUT", "build_lut", "measure_arch", "module_latency_ms", "PredictorCheck",
     "check_predictor", "spearman",
     # search
-    "Evaluator", "SearchConfig", "SearchResult", "search",
+    "METHODS", "Evaluator", "SearchConfig", "SearchResult", "search", "SearchComparison", "compare_methods",
     # mixed precision
     "BIT_CHOICES", "Sensitivity", "bit_sensitivity", "Allocation", "allocate_bits", "uniform_bits", "apply_bits_",
 ]
@@ -580,6 +583,9 @@ class Evaluator:
         return self.cache[arch]
 
 
+METHODS = ("evolution", "random")
+
+
 @dataclass(frozen=True)
 class SearchConfig:
     """How to search: ``"evolution"`` (mutation + crossover of the best) or ``"random"``, with the same number of
@@ -593,8 +599,8 @@ class SearchConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.method not in ("evolution", "random"):
-            raise ValueError(f"method={self.method!r}; allowed: 'evolution', 'random'")
+        if self.method not in METHODS:
+            raise ValueError(f"method={self.method!r}; allowed: {', '.join(map(repr, METHODS))}")
         for name, lo in (("evaluations", 1), ("population", 2), ("parents", 1)):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < lo:
@@ -692,6 +698,74 @@ def search(evaluator: Evaluator, lut: LatencyLUT, budget_ms: float, config: Sear
             break
     best = max(history, key=lambda h: (h[1], -h[2]))   # ties: the faster one
     return SearchResult(cfg, float(budget_ms), best[0], best[1], best[2], history)
+
+
+@dataclass
+class SearchComparison:
+    """Several search methods run under one budget at equal evaluations, once per seed: ``runs[method][i]`` is
+    the :class:`SearchResult` of ``seeds[i]``. Accuracies are fractions on the evaluator's data."""
+
+    budget_ms: float
+    evaluations: int
+    seeds: list[int]
+    runs: dict[str, list[SearchResult]] = field(repr=False)
+
+    def best(self, method: str) -> np.ndarray:
+        """The best accuracy each seed's search of ``method`` found, in seed order."""
+        if method not in self.runs:
+            raise ValueError(f"method={method!r} was not run; run: {sorted(self.runs)}")
+        return np.array([r.accuracy for r in self.runs[method]])
+
+    def mean(self, method: str) -> float:
+        return float(self.best(method).mean())
+
+    def sd(self, method: str) -> float:
+        """Spread across seeds (sample standard deviation; 0 for one seed)."""
+        b = self.best(method)
+        return float(b.std(ddof=1)) if len(b) > 1 else 0.0
+
+    def diff(self, a: str = "evolution", b: str = "random") -> np.ndarray:
+        """Per seed, ``a``'s best minus ``b``'s best (fractions; positive: ``a`` found the more accurate)."""
+        return self.best(a) - self.best(b)
+
+    def to_frame(self):
+        """One row per seed, one column per method (accuracy in %), plus the difference when both methods ran."""
+        import pandas as pd
+
+        df = pd.DataFrame({m: 100 * self.best(m) for m in self.runs}, index=[f"seed {s}" for s in self.seeds])
+        if {"evolution", "random"} <= set(self.runs):
+            df["evolution - random"] = 100 * self.diff()
+        return df
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"budget_ms": self.budget_ms, "evaluations": self.evaluations, "seeds": self.seeds,
+                "best": {m: self.best(m).tolist() for m in self.runs},
+                "mean": {m: self.mean(m) for m in self.runs}, "sd": {m: self.sd(m) for m in self.runs},
+                "runs": {m: [r.as_dict() for r in rs] for m, rs in self.runs.items()}}
+
+
+def compare_methods(evaluator: Evaluator, lut: LatencyLUT, budget_ms: float, *, evaluations: int,
+                    seeds: Sequence[int], config: SearchConfig | None = None,
+                    methods: Sequence[str] = ("evolution", "random")) -> SearchComparison:
+    """Run :func:`search` once per method and seed, every run with the same ``evaluations`` and budget; the other
+    knobs (population, parents, mutation rate) come from ``config``. The evaluator's cache is shared, so a
+    sub-network two runs visit is evaluated once (the counts per run are unchanged). Returns a
+    :class:`SearchComparison` (notebook 19; ``benchmarks/search.py`` runs it over more seeds)."""
+    from dataclasses import replace
+
+    base = SearchConfig() if config is None else config
+    if not isinstance(base, SearchConfig):
+        raise TypeError(f"config must be a SearchConfig, got {type(base).__name__}")
+    seeds = list(seeds)
+    if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds) or len(set(seeds)) != len(
+            seeds):
+        raise ValueError(f"seeds={seeds!r} must be a non-empty sequence of distinct ints")
+    methods = list(methods)
+    if not methods:
+        raise ValueError(f"methods must name at least one of {METHODS}")
+    runs = {m: [search(evaluator, lut, budget_ms, replace(base, method=m, evaluations=evaluations, seed=s))
+                for s in seeds] for m in methods}
+    return SearchComparison(float(budget_ms), evaluations, seeds, runs)
 
 
 # ----------------------------------------------------------------------------- mixed precision

@@ -39,6 +39,18 @@ def test_augmented_test_set_is_larger_seeded_and_different():
     assert aug.x.min() >= -1 and aug.x.max() <= 1
 
 
+def test_augmented_validation_set_distorts_val_not_test():
+    val, test = data.digits("val", size=8), data.digits("test", size=8)
+    aug = data.digits("val_aug", size=8, copies=2)
+    assert len(aug) == 2 * len(val) and torch.equal(aug.y, val.y.repeat(2)) and aug.split == "val_aug"
+    assert torch.equal(aug.x, data.digits("val_aug", size=8, copies=2).x)            # seeded
+    assert not torch.equal(aug.x, data.digits("val_aug", size=8, copies=2, seed=1).x)
+    assert (aug.x[: len(val)] - val.x).abs().mean() > 0.05
+    # disjoint from the test images: no validation image equals a test image (the splits share none)
+    val_rows, test_rows = {t.numpy().tobytes() for t in val.x}, {t.numpy().tobytes() for t in test.x}
+    assert not val_rows & test_rows and "val_aug" in data.SPLITS
+
+
 def test_augment_strength_zero_is_identity():
     x = data.digits("test", size=16).x[:8]
     out = data.augment(x, generator=torch.Generator().manual_seed(0), strength=0.0)
@@ -88,6 +100,7 @@ def test_image_folder_reads_your_own_images(tmp_path):
     (lambda: data.digits("train", size=4), "size=4"),
     (lambda: data.digits("train", size=True), "size=True"),
     (lambda: data.digits("test_aug", copies=0), "copies=0"),
+    (lambda: data.digits("val_aug", copies=True), "copies=True"),
     (lambda: data.calibration_batches(0), "n=0"),
     (lambda: data.calibration_batches(2, batch_size=0), "batch_size=0"),
     (lambda: data.loader(data.digits("val", size=8), batch_size=0), "batch_size=0"),

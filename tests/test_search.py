@@ -129,6 +129,48 @@ def test_evolution_beats_random_on_a_smooth_objective():
     assert np.mean(evo) >= np.mean(rnd)
 
 
+def test_compare_methods_runs_every_seed_at_equal_evaluations():
+    lut = _lut()
+    budget = lut.predict(search.smallest(CFG)) + 0.5 * (lut.predict(search.largest(CFG)) -
+                                                        lut.predict(search.smallest(CFG)))
+    cmp = search.compare_methods(_Scored(), lut, budget, evaluations=15, seeds=[3, 4, 5],
+                                 config=search.SearchConfig(population=5, parents=2))
+    assert set(cmp.runs) == {"evolution", "random"} and cmp.seeds == [3, 4, 5]
+    for m, rs in cmp.runs.items():
+        assert [r.config.seed for r in rs] == [3, 4, 5] and all(r.config.method == m for r in rs)
+        assert all(len(r.history) == 15 for r in rs)                     # equal evaluations, shared cache or not
+        assert all(r.config.population == 5 and r.config.parents == 2 for r in rs)
+        alone = [search.search(_Scored(), lut, budget, r.config).accuracy for r in rs]
+        np.testing.assert_allclose(cmp.best(m), alone)                   # the shared cache changes nothing
+    np.testing.assert_allclose(cmp.diff(), cmp.best("evolution") - cmp.best("random"))
+    assert cmp.mean("random") == pytest.approx(cmp.best("random").mean())
+    assert cmp.sd("random") == pytest.approx(cmp.best("random").std(ddof=1))
+    frame = cmp.to_frame()
+    assert list(frame.index) == ["seed 3", "seed 4", "seed 5"]
+    np.testing.assert_allclose(frame["evolution - random"], 100 * cmp.diff())
+    assert cmp.as_dict()["best"]["evolution"] == cmp.best("evolution").tolist()
+    one = search.compare_methods(_Scored(), lut, budget, evaluations=5, seeds=[0], methods=["random"])
+    assert one.sd("random") == 0.0 and "evolution - random" not in one.to_frame()
+    with pytest.raises(ValueError, match="was not run"):
+        one.best("evolution")
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    ({"seeds": []}, ValueError, "seeds"),
+    ({"seeds": [0, 0]}, ValueError, "distinct"),
+    ({"seeds": [0.5]}, ValueError, "seeds"),
+    ({"evaluations": 0}, ValueError, "evaluations=0"),
+    ({"methods": ["grid"]}, ValueError, "method='grid'"),
+    ({"methods": []}, ValueError, "methods"),
+    ({"config": {"population": 4}}, TypeError, "SearchConfig"),
+])
+def test_compare_methods_rejects_bad_input(kwargs, error, match):
+    lut = _lut()
+    args = {"evaluations": 5, "seeds": [0], **kwargs}
+    with pytest.raises(error, match=match):
+        search.compare_methods(_Scored(), lut, 10.0, **args)
+
+
 def test_search_rejects_bad_budgets_and_configs():
     lut = _lut()
     with pytest.raises(ValueError, match="below the smallest"):
