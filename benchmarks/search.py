@@ -1,6 +1,6 @@
 """Benchmark of mclab.search's evolution against random search (reports, never fails on accuracy).
 
-Notebook 19 compares the two on three seeds; this script asks the same question on more, so that the notebook's
+Notebook 19 compares the two on five seeds; this script asks the same question on more, so that the notebook's
 setting can be checked on seeds it was not chosen on. Both methods search the trained supernet (notebook 19's,
 from the kit's cache) under one latency budget (torch lookup table, ``--budget`` of the way from the smallest to the
 largest predicted latency) with the same number of distinct evaluations, on the search set (``val_aug``: seeded

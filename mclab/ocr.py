@@ -158,7 +158,7 @@ class OCRResult:
     stages_ms: dict[str, float]
     models: dict[str, dict[str, Any]]
     image_shape: tuple[int, int]
-    det_input: tuple[int, int] | None = None   # (H, W) the detector saw
+    det_input: tuple[int, int] | None = None   # (H, W) of the page scaled for the detector (before shape_step padding)
 
     @property
     def total_ms(self) -> float:
@@ -493,7 +493,7 @@ class Pipeline:
             padded = _round_up(width, cfg.shape_step) if cfg.shape_step else width
             batch = np.stack([_resize_48(crops[j], padded, width) for j in ids])  # (b, 3, 48, padded)
             t1 = time.perf_counter()
-            probs = self.runners["rec"].run(batch)  # (b, width / 8, classes)
+            probs = self.runners["rec"].run(batch)  # (b, padded / 8, classes)
             t2 = time.perf_counter()
             for j, res in zip(ids, _ctc_greedy(probs, self.charset), strict=True):
                 out[j] = res
@@ -585,7 +585,7 @@ class Score:
     per_line: list[dict[str, Any]] = field(repr=False, default_factory=list)  # truth, read, errors per line
 
     @property
-    def space_errors(self) -> float:
+    def space_error_share(self) -> float:
         """The share of the character errors that are spaces (a missed or an extra space between words): 1 - the
         errors left once spaces are taken out of both strings over all errors; 0 when there are none."""
         total = sum(r["errors"] for r in self.per_line)
@@ -797,6 +797,10 @@ def ladder(*, threads: int, int8: dict[str, str] | None = None, int8_naive: dict
     (dynamic shapes) → no direction classifier."""
     if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
         raise ValueError(f"threads={threads!r} must be an int >= 1")
+    for name, files in (("int8", int8), ("int8_naive", int8_naive)):
+        missing = sorted({"det_model", "rec_model"} - set(files or {"det_model": 1, "rec_model": 1}))
+        if missing:
+            raise ValueError(f"{name} lacks {missing}: pass quantize_models(..., models=('det', 'rec'))'s files")
     ov8 = {"runtime": "openvino", "precision": "int8"}
     rungs = [Rung("RapidOCR defaults", {}, why="shorter side scaled up to 736 px, classifier on, ONNX Runtime"),
              Rung("detector input sized to the image", {"det_limit_type": "max", "det_limit_side": 960},
@@ -813,7 +817,8 @@ def ladder(*, threads: int, int8: dict[str, str] | None = None, int8_naive: dict
                           why="detector and recogniser; FakeQuantize before every op that can take INT8"))
     if int8:
         rungs.append(Rung("INT8 recogniser, convolutions only", {**ov8, "rec_model": int8["rec_model"]},
-                          why="dense convolutions and matrix products in INT8, depthwise convolutions in float"))
+                          why="dense convolutions and matrix products in INT8, depthwise convolutions in float; "
+                              "a model with no INT8 file runs in FP32"))
         rungs.append(Rung("INT8 detector, convolutions only", {**ov8, "det_model": int8["det_model"]},
                           why="the same recipe for the detector"))
     rungs.append(Rung("recognition batched by width", {"rec_batch": 64, "rec_min_width": 0},

@@ -77,12 +77,18 @@ def test_openvino_runs_the_same_text(lines):
 
 def test_fixed_shapes_pad_inputs_and_read_the_same(pipe, lines):
     padded = ocr.load(replace(FAST, shape_step=128))
+    seen = []
+    for k in ("det", "rec"):  # record what each network is given (the classifier keeps its own 48 x 192)
+        r = padded.runners[k]
+        r.run = (lambda run: lambda x: seen.append(x.shape) or run(x))(r.run)
     for x in lines:
         a, b = pipe.read(x.image), padded.read(x.image)
         assert b.det_input == a.det_input and len(b.texts) == len(a.texts)  # det_input: the size before padding
         # zero columns nudge both networks (a space may come or go, a box edge move by a few px), nothing more
         assert all(ocr.edit_distance(ta, tb) <= 2 for ta, tb in zip(a.texts, b.texts, strict=True))
         assert all(np.abs(la.box - lb.box).max() <= 4 for la, lb in zip(a.lines, b.lines, strict=True))
+    assert seen and all(h % 128 == 0 and w % 128 == 0 for *_, h, w in seen if h != 48)  # the detector's input
+    assert all(w % 128 == 0 for *_, h, w in seen if h == 48)  # recognition batches (48 px high)
 
 
 def test_graph_optimisation_level_reaches_onnx_runtime(pipe):
@@ -132,8 +138,8 @@ def test_score_counts_missed_lines_as_all_wrong(lines):
     assert " " in t
     glued = ocr.OCRResult([ocr.OCRLine(t.replace(" ", ""), 1.0, truth.boxes[0])], {}, {}, truth.image.shape[:2])
     typo = ocr.OCRResult([ocr.OCRLine("#" + t[1:], 1.0, truth.boxes[0])], {}, {}, truth.image.shape[:2])
-    assert ocr.score([glued], [truth]).space_errors == 1 and ocr.score([glued], [truth]).cer > 0
-    assert ocr.score([typo], [truth]).space_errors == 0 and ocr.score([perfect], [truth]).space_errors == 0
+    assert ocr.score([glued], [truth]).space_error_share == 1 and ocr.score([glued], [truth]).cer > 0
+    assert ocr.score([typo], [truth]).space_error_share == 0 and ocr.score([perfect], [truth]).space_error_share == 0
 
 
 def test_ladder_rungs_change_one_thing_each():
@@ -148,6 +154,8 @@ def test_ladder_rungs_change_one_thing_each():
                                         int8_naive={"det_model": "dn.xml", "rec_model": "rn.xml"})]
     assert with8[6:9] == ["INT8, NNCF's CNN rules", "INT8 recogniser, convolutions only",
                           "INT8 detector, convolutions only"]
+    with pytest.raises(ValueError, match=r"int8 lacks \['det_model'\]"):
+        ocr.ladder(threads=2, int8={"rec_model": "r.xml"})
     with pytest.raises(ValueError, match="threads"):
         ocr.ladder(threads=0)
     with pytest.raises(ValueError, match="not OCRConfig fields"):

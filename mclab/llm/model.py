@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["LlamaConfig", "KVCache", "TinyLlama", "kv_cache_bytes", "param_count", "LLAMA2_7B"]
+__all__ = ["LlamaConfig", "KVCache", "TinyLlama", "kv_cache_bytes", "param_count", "LLAMA2_7B", "FAST_LLAMA"]
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ _TO_OV = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
 _FROM_OV = {"f32": "fp32", "bf16": "bf16", "f16": "fp16", "i8": "int8", "u8": "int8"}
 HINTS = ("LATENCY", "THROUGHPUT", "CUMULATIVE_THROUGHPUT")
 NNCF_PRESETS = ("performance", "mixed")  # NNCF: symmetric activations / asymmetric activations (weights symmetric)
-NNCF_MODEL_TYPES = (None, "transformer")  # NNCF's rules for where FakeQuantize ops go: CNN (None) or transformer
+NNCF_MODEL_TYPES = (None, "cnn", "transformer")  # NNCF's rules for FakeQuantize placement (None = "cnn", its default)
 # Layers whose arithmetic INT8 replaces: the runtime graph's types for convolutions and matrix products.
 _COMPUTE_LAYERS = ("Convolution", "GroupConvolution", "Deconvolution", "FullyConnected", "MatMul")
 _COMPUTE_OPS = ("Convolution", "GroupConvolution", "ConvolutionBackpropData", "GroupConvolutionBackpropData", "MatMul")
@@ -233,7 +233,7 @@ def quantize_nncf(model_path: str | os.PathLike, out_xml: str | os.PathLike, bat
     ``input_shape`` (or the file's static sizes) — enough for speed, meaningless for accuracy.
     ``preset``: "performance" (NNCF's default for CNNs: symmetric activations) or "mixed" (asymmetric
     activations). ``subset_size``: how many batches NNCF reads (default: all of them). ``model_type``: None
-    (NNCF's CNN rules: a FakeQuantize before every op that can take INT8, element-wise ones included) or
+    or ``"cnn"`` (NNCF's CNN rules: a FakeQuantize before every op that can take INT8, element-wise ones included) or
     ``"transformer"`` (only the inputs of convolutions and matrix products are quantised). ``ignored_types``:
     OpenVINO op types left in float, e.g. ``("GroupConvolution",)`` for depthwise convolutions (notebook 18).
 
@@ -249,7 +249,8 @@ def quantize_nncf(model_path: str | os.PathLike, out_xml: str | os.PathLike, bat
         raise ValueError(f"subset_size={subset_size!r} must be an int >= 1 or None (all batches)")
     if model_type not in NNCF_MODEL_TYPES:
         raise ValueError(f"model_type={model_type!r}; allowed: {list(NNCF_MODEL_TYPES)}")
-    if isinstance(ignored_types, str) or not all(isinstance(t, str) and t for t in ignored_types):
+    if not isinstance(ignored_types, (list, tuple, set, frozenset)) or not all(isinstance(t, str) and t
+                                                                             for t in ignored_types):
         raise ValueError(f"ignored_types={ignored_types!r} must be a sequence of OpenVINO op type names, "
                          "e.g. ('GroupConvolution',)")
     src, xml = os.fspath(model_path), os.fspath(out_xml)

@@ -145,7 +145,8 @@ def test_quantize_nncf_bad_input_is_a_clear_error(tiny_onnx, tmp_path):
         (dict(batches="x.npy"), TypeError, "batches must be a list"),
         (dict(batches=[np.zeros((2, 3, 32, 32)), np.zeros((2, 3, 16, 16))]), ValueError, "sizes after the batch"),
         (dict(batches=[np.zeros((2, 3, 16, 16), np.float32)]), ValueError, "do not fit"),
-        (dict(batches=ok, model_type="cnn"), ValueError, "model_type='cnn'; allowed"),
+        (dict(batches=ok, model_type="bert"), ValueError, "model_type=.bert.; allowed"),
+        (dict(batches=ok, ignored_types=3), ValueError, "sequence of OpenVINO op type names"),
         (dict(batches=ok, ignored_types="Convolution"), ValueError, "sequence of OpenVINO op type names"),
         (dict(batches=ok, ignored_types=("LSTMCell",)), ValueError, r"\['LSTMCell'\] name no op"),
     ]
