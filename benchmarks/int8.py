@@ -31,7 +31,8 @@ import numpy as np
 import torch
 from _report import report  # benchmarks/_report.py, beside this script
 
-from mclab import bench, data, hw, models, quant, runtimes
+from mclab import bench, data, hw, models, runtimes
+from mclab.runtimes import onnxrt
 
 # row label -> (runtime, precision, how it is built); "same" = the FP32 row of the same runtime
 ROWS = {
@@ -55,10 +56,10 @@ SLOW = {"executorch", "torch-compile"}  # lowering / compiling takes minutes: no
 
 def _s8s8(model: Any, shape: tuple[int, ...], threads: int, tmp: str) -> runtimes.Runner:
     """The S8S8 contrast: onnxrt.build's recipe (8 random N(0, 1) batches, seed 0, min-max) with INT8 activations."""
-    pre = quant.prepare_onnx(model, os.path.join(tmp, "s8s8_fp32.onnx"), shape)
+    pre = onnxrt.prepare_onnx(model, os.path.join(tmp, "s8s8_fp32.onnx"), shape)
     rng = np.random.default_rng(0)
-    cal = quant.calibrate(pre, [rng.standard_normal((1, *shape), dtype=np.float32) for _ in range(8)])
-    path = quant.quantize_static(pre, os.path.join(tmp, "s8s8.onnx"), cal, activation_type="int8")
+    cal = onnxrt.calibrate(pre, [rng.standard_normal((1, *shape), dtype=np.float32) for _ in range(8)])
+    path = onnxrt.quantize_static(pre, os.path.join(tmp, "s8s8.onnx"), cal, activation_type="int8")
     return runtimes.load(path, "onnxruntime", threads=threads, input_shape=shape)
 
 

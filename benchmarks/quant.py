@@ -2,7 +2,7 @@
 
 Measured in one run, batch 1, each pair interleaved round by round (mclab.bench.compare):
 1. ResNet-18 at 224x224 (random weights; speed does not depend on them), static INT8 (QDQ from
-   mclab.quant.quantize_static: UINT8 activations, INT8 per-channel weights, calibrated on the two scikit-learn
+   mclab.onnxrt.quantize_static: UINT8 activations, INT8 per-channel weights, calibrated on the two scikit-learn
    photographs) vs FP32 on the same runtime — ONNX Runtime and
    OpenVINO (target: INT8 >= 3x faster on one of them), and the faster INT8 vs PyTorch eager FP32 (target: >= 5x);
 2. the trained reference model (mclab.models.reference): top-1 on the augmented test set of FP32, static INT8
@@ -28,6 +28,7 @@ import torch
 from _report import report  # benchmarks/_report.py, beside this script
 
 from mclab import bench, data, hw, models, quant, runtimes
+from mclab.runtimes import onnxrt
 from mclab.runtimes import openvino as ovrt
 
 
@@ -36,10 +37,10 @@ def _resnet18_224(threads: int, rounds: int, tmp: str) -> dict:
 
     torch.manual_seed(0)
     m = torchvision.models.resnet18().eval()
-    pre = quant.prepare_onnx(m, os.path.join(tmp, "resnet18.onnx"), (3, 224, 224))
+    pre = onnxrt.prepare_onnx(m, os.path.join(tmp, "resnet18.onnx"), (3, 224, 224))
     photos = [data.image_tensor(img, 224) for img in data.sample_images().values()]
     calib = [p for p in photos] + [torch.flip(p, dims=[-1]) for p in photos]  # 4 real images
-    q = quant.quantize_static(pre, os.path.join(tmp, "resnet18_int8.onnx"), quant.calibrate(pre, calib))
+    q = onnxrt.quantize_static(pre, os.path.join(tmp, "resnet18_int8.onnx"), onnxrt.calibrate(pre, calib))
     x = photos[0].numpy()
     out: dict = {"pairs": {}}
     runners = {}
@@ -88,8 +89,8 @@ def _reference(fast: bool, tmp: str) -> dict:
     cal = data.calibration_batches(8, batch_size=32, size=spec.size)
 
     def int8_accuracy(m: torch.nn.Module, name: str) -> models.EvalResult:
-        pre = quant.prepare_onnx(m, os.path.join(tmp, f"{name}.onnx"), shape)
-        q = quant.quantize_static(pre, os.path.join(tmp, f"{name}_int8.onnx"), quant.calibrate(pre, cal))
+        pre = onnxrt.prepare_onnx(m, os.path.join(tmp, f"{name}.onnx"), shape)
+        q = onnxrt.quantize_static(pre, os.path.join(tmp, f"{name}_int8.onnx"), onnxrt.calibrate(pre, cal))
         return models.evaluate(runtimes.batched(runtimes.load(q, "onnxruntime", input_shape=shape, batch=128)), test)
 
     fp32 = models.evaluate(model, test)

@@ -31,6 +31,8 @@ __all__ = [
     "measure", "throughput", "batch_sweep", "compare", "compare_many", "simulate_batcher",
     # what every timer uses
     "inference_fn", "sync_fn",
+    # the machine's peaks, measured (notebooks 00 and 03)
+    "matmul_gflops", "memory_bandwidth",
 ]
 
 PCTS = (50, 90, 95, 99)
@@ -592,3 +594,67 @@ def simulate_batcher(service_ms: Callable[[int], float], *, arrival_rate_per_s: 
     span = free_at - arrivals[0]
     return BatcherResult(arrival_rate_per_s, max_batch, max_wait_ms, latencies.tolist(), sizes,
                          n_requests / (span / 1e3), busy / span)
+
+
+# ----------------------------------------------------------------------------- the machine's peaks, measured
+
+
+def _calls_per_second(op: Callable[[], Any], device: Any, min_time_s: float, *, warmup: int,
+                      sync_every: int | None = None) -> float:
+    """Calls of ``op`` per second, repeated for at least ``min_time_s`` after ``warmup`` untimed calls. On a CUDA
+    device the queue is drained (:func:`mclab.bench.sync_fn`) before each clock read, and every ``sync_every``
+    calls so that the queue of launched kernels stays short."""
+    sync = sync_fn(device)
+    for _ in range(warmup):
+        op()
+    if sync:
+        sync()
+    reps, start = 0, time.perf_counter()
+    while time.perf_counter() - start < min_time_s:
+        op()
+        reps += 1
+        if sync and sync_every and reps % sync_every == 0:
+            sync()
+    if sync:
+        sync()
+    return reps / (time.perf_counter() - start)
+
+
+def matmul_gflops(dtype: str = "float32", n: int = 1024, min_time_s: float = 0.3,
+                  device: str = "cpu") -> float:
+    """Measured dense matrix-multiply speed, GFLOP/s (2·n³ FLOPs per n×n product).
+
+    Repeats ``torch.mm`` for at least ``min_time_s`` after a warm-up; on a GPU it synchronises
+    before reading the clock. Introduced in notebook 00; the roofline in notebook 03 uses it.
+    """
+    import torch
+
+    dt = getattr(torch, dtype, None)
+    if not isinstance(dt, torch.dtype) or not dt.is_floating_point:
+        raise ValueError(f"dtype={dtype!r} is not a torch floating-point dtype; e.g. 'float32', 'bfloat16', 'float16'")
+    if n < 16:
+        raise ValueError(f"n={n} is too small to measure; use n >= 16")
+    if min_time_s <= 0:
+        raise ValueError(f"min_time_s={min_time_s} must be > 0")
+    dev = torch.device(device)
+    a = torch.randn(n, n, device=dev).to(dt)
+    b = torch.randn(n, n, device=dev).to(dt)
+    return 2 * n**3 * _calls_per_second(lambda: torch.mm(a, b), device, min_time_s, warmup=3, sync_every=8) / 1e9
+
+
+def memory_bandwidth(mb: int = 256, min_time_s: float = 0.3, device: str = "cpu") -> float:
+    """Measured memory bandwidth, GB/s: repeated copies of an ``mb``-megabyte buffer (read + write).
+
+    The buffer should be far larger than the last-level cache so the copy streams from DRAM.
+    Introduced in notebook 03 for the roofline.
+    """
+    import torch
+
+    if mb < 1:
+        raise ValueError(f"mb={mb} must be >= 1 (megabytes to copy)")
+    if min_time_s <= 0:
+        raise ValueError(f"min_time_s={min_time_s} must be > 0")
+    n = mb * 10**6 // 4
+    src = torch.ones(n, device=torch.device(device))
+    dst = torch.empty_like(src)
+    return 2 * 4 * n * _calls_per_second(lambda: dst.copy_(src), device, min_time_s, warmup=1) / 1e9  # read + write

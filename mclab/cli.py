@@ -66,10 +66,9 @@ def _ab(args: argparse.Namespace) -> int:
     if args.json:
         out = {**ab.as_dict(), "runtime": a.runtime, "input_shape": list(a.input_shape),
                "precision": [a.precision, b.precision]}
-        if a.runtime == "openvino":
-            from .runtimes import openvino
-
-            out["kernels"] = {"a": openvino.kernels(a), "b": openvino.kernels(b)}
+        if runtimes.provides(a.runtime, "kernels"):  # the convolution kernels that ran (OpenVINO: oneDNN's)
+            kernels = runtimes.plugin(a.runtime).kernels
+            out["kernels"] = {"a": kernels(a), "b": kernels(b)}
         print(json.dumps(out))
     else:
         print(ab)
@@ -172,7 +171,8 @@ def _add_input_shape(p: argparse.ArgumentParser) -> None:
 def _add_runner_options(p: argparse.ArgumentParser, runtimes: Sequence[str]) -> None:
     """The options of ``runtimes.load`` that ``bench`` and ``ab`` share."""
     p.add_argument("--runtime", default=None,
-                   help=f"one of {', '.join(runtimes)}; torch is the default for names, onnxruntime for .onnx")
+                   help=f"one of {', '.join(runtimes)}; torch is the default for names, a file's own runtime for "
+                        "files (.onnx: onnxruntime, .xml: openvino, ...)")
     p.add_argument("--batch", type=int, default=1, help="items per call (default 1)")
     p.add_argument("--threads", type=int, default=None, help="intra-op threads for the runtime")
     _add_input_shape(p)
@@ -259,7 +259,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command in ("bench", "ab") and args.runtime is None:
         first = args.model if args.command == "bench" else args.model_a
-        args.runtime = "onnxruntime" if first.endswith(".onnx") else "torch"
+        from .runtimes import runtimes_for_file
+
+        args.runtime = (runtimes_for_file(first) or ["torch"])[0]  # a file's own format, else PyTorch
     try:
         return args.func(args)
     except ValueError as e:  # bad input named by the library: one line, no traceback

@@ -338,14 +338,14 @@ StepFn = Callable[[Variant, Variant, OptimiseConfig, dict[str, Any]], Variant]
 
 
 def _export(module: "torch.nn.Module", path: str, shape: tuple[int, ...]) -> str:
-    from .quant import prepare_onnx
+    from .runtimes.onnxrt import prepare_onnx
 
     return prepare_onnx(module, path, shape)
 
 
 def _int8(module: "torch.nn.Module", name: str, cfg: OptimiseConfig, ctx: dict[str, Any]) -> str:
     from .data import calibration_batches
-    from .quant import calibrate, quantize_static
+    from .runtimes.onnxrt import calibrate, quantize_static
 
     shape = ctx["shape"]
     fp32 = _export(module, os.path.join(ctx["dir"], f"{name}.onnx"), shape)

@@ -1,10 +1,11 @@
-"""The machine: CPU features, memory, GPU, runtimes and their devices (``mclab doctor``).
+"""The machine described: CPU features, memory, GPU, runtimes and their devices (``mclab doctor``).
 
 Pure helpers at the bottom (parsing ``/proc/cpuinfo`` flags, reading memory), one public
-verb on top: :func:`doctor` returns a :class:`DoctorReport`. Each runtime is probed in a
-child Python process, so a missing or broken runtime — even one that crashes on import —
-is reported, never raised, and its cold import time is measured as a side effect.
-Introduced in notebook 00.
+verb on top: :func:`doctor` returns a :class:`DoctorReport`. The runtimes are the registry's
+(:data:`mclab.runtimes.RUNTIMES`); each is probed in a child Python process with its plug-in's
+``probe()``, so a missing or broken runtime — even one that crashes on import — is reported,
+never raised, and its cold import time is measured as a side effect. Measurements of the
+machine (matmul GFLOP/s, memory bandwidth) live in :mod:`mclab.bench`. Introduced in notebook 00.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 __all__ = [
     # results
@@ -26,9 +27,9 @@ __all__ = [
     # primitives
     "parse_cpu_flags", "features_from_flags",
     # verbs
-    "doctor", "cpu_info", "gpus", "probe_runtime", "matmul_gflops", "memory_bandwidth",
+    "doctor", "cpu_info", "gpus", "probe_runtime",
     # data
-    "RUNTIMES", "PACKAGES", "CPU_FEATURES",
+    "PACKAGES", "CPU_FEATURES",
 ]
 
 # Packages whose versions doctor reports (distribution names, as pip knows them).
@@ -251,95 +252,43 @@ def _package_versions() -> dict[str, str | None]:
 
 
 # ------------------------------------------------------------------ runtime probes (child)
-# Each probe runs inside a fresh interpreter (``python -m mclab.hw probe NAME``) and returns
-# a dict of RuntimeInfo fields. An ImportError or any failure there becomes ``error``.
+# Each runtime is probed inside a fresh interpreter (``python -m mclab.hw probe MODULE PACKAGE NAME``): the child
+# imports the runtime's plug-in module and calls its ``probe()`` (or, without one, imports the package and reads
+# its version), then its ``available()``, and prints a dict of RuntimeInfo fields. Any failure there is ``error``.
 
 
-def _probe_torch() -> dict[str, Any]:
-    import torch
+def _run_probe_here(module: str, requires: str) -> dict[str, Any]:
+    import importlib
 
-    devices = ["cpu"] + [f"cuda:{i} ({torch.cuda.get_device_name(i)})" for i in range(torch.cuda.device_count())]
-    return {
-        "version": torch.__version__, "devices": devices,
-        "details": {
-            "cuda_build": torch.version.cuda, "cuda_available": torch.cuda.is_available(),
-            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-            "mkldnn": torch.backends.mkldnn.is_available(),
-            "num_threads": torch.get_num_threads(),
-            "compiler_for_inductor": shutil.which(os.environ.get("CXX", "g++")) or shutil.which("c++"),
-        },
-    }
-
-
-def _probe_onnxruntime() -> dict[str, Any]:
-    import onnxruntime as ort
-
-    return {"version": ort.__version__, "devices": ort.get_available_providers(),
-            "details": {"device": ort.get_device()}}
-
-
-def _probe_openvino() -> dict[str, Any]:
-    import openvino as ov
-
-    core = ov.Core()
-    devices = [f"{d} ({core.get_property(d, 'FULL_DEVICE_NAME')})" for d in core.available_devices]
-    return {"version": ov.get_version().split("-")[0], "devices": devices}
-
-
-def _probe_tflite() -> dict[str, Any]:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    import tensorflow as tf
-
-    tf.lite.Interpreter  # noqa: B018 — raises AttributeError where TFLite is not bundled
-    gpus_ = [d.name for d in tf.config.list_physical_devices("GPU")]
-    return {"version": tf.__version__, "devices": ["CPU"] + gpus_,
-            "details": {"interpreter": "tf.lite.Interpreter"}}
-
-
-def _probe_executorch() -> dict[str, Any]:
-    import executorch.runtime as et_runtime
-    from executorch import version
-
-    backends = et_runtime.Runtime.get().backend_registry.registered_backend_names
-    return {"version": version.__version__, "devices": ["CPU"], "details": {"backends": backends}}
-
-
-def _probe_tensorrt() -> dict[str, Any]:
-    import tensorrt as trt
-
-    return {"version": trt.__version__, "devices": ["cuda"]}
-
-
-# name -> (probe, what to install when it is missing)
-RUNTIMES: dict[str, tuple[Callable[[], dict[str, Any]], str]] = {
-    "torch": (_probe_torch, "pip install -c constraints.txt torch torchvision"),
-    "onnxruntime": (_probe_onnxruntime, "pip install -c constraints.txt onnxruntime"),
-    "openvino": (_probe_openvino, "pip install -c constraints.txt openvino"),
-    "tflite": (_probe_tflite, "pip install -c constraints.txt tensorflow"),
-    "tensorrt": (_probe_tensorrt, "needs an NVIDIA GPU and `pip install tensorrt`"),
-    "executorch": (_probe_executorch, "pip install -c constraints.txt executorch"),
-}
-
-
-def _run_probe_here(name: str) -> dict[str, Any]:
-    probe, hint = RUNTIMES[name]
     start = time.perf_counter()
     try:
-        info = probe()
+        impl = importlib.import_module(module)
+        if hasattr(impl, "probe"):
+            info = impl.probe()
+        else:
+            mod = getattr(impl, "import_framework", lambda: importlib.import_module(requires))()
+            info = {"version": getattr(mod, "__version__", "?"), "devices": ["CPU"]}
+        ok, why = impl.available() if hasattr(impl, "available") else (True, "")
     except ImportError as e:
-        return {"available": False, "error": f"not installed ({e.name or e}); {hint}"}
+        return {"available": False, "error": f"not installed ({e.name or e})"}
     except Exception as e:  # a broken install: report it, the caller decides
         return {"available": False, "error": f"{type(e).__name__}: {e}"}
+    if not ok:
+        return {"available": False, "error": why, "version": info.get("version")}
     return {"available": True, "import_s": time.perf_counter() - start, **info}
 
 
 def probe_runtime(name: str, timeout_s: float = 120.0) -> RuntimeInfo:
-    """Probe one runtime in a fresh interpreter; never raises for a missing or broken one."""
+    """Probe one registered runtime (:data:`mclab.runtimes.RUNTIMES`) in a fresh interpreter with its plug-in's
+    ``probe()``; never raises for a missing or broken one."""
+    from .runtimes.base import RUNTIMES
+
     if name not in RUNTIMES:
         raise ValueError(f"runtime={name!r} is unknown; known runtimes: {sorted(RUNTIMES)}")
+    spec = RUNTIMES[name]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONWARNINGS": "ignore"}
     try:
-        proc = subprocess.run([sys.executable, "-m", "mclab.hw", "probe", name],
+        proc = subprocess.run([sys.executable, "-m", "mclab.hw", "probe", spec.module, spec.requires, name],
                               capture_output=True, text=True, timeout=timeout_s, env=env)
     except subprocess.TimeoutExpired:
         return RuntimeInfo(name, False, error=f"probe timed out after {timeout_s:.0f} s")
@@ -347,7 +296,10 @@ def probe_runtime(name: str, timeout_s: float = 120.0) -> RuntimeInfo:
     if proc.returncode != 0 or not lines:
         tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
         return RuntimeInfo(name, False, error=f"crashed on import (exit {proc.returncode}): {tail}")
-    return RuntimeInfo(name=name, **json.loads(lines[-1]))
+    info = RuntimeInfo(name=name, **json.loads(lines[-1]))
+    if info.error and info.error.startswith("not installed") and spec.install:
+        info.error += f"; {spec.install}"
+    return info
 
 
 # ---------------------------------------------------------------------------- verdicts
@@ -390,12 +342,6 @@ def _verdicts(cpu: CpuInfo, gpu_list: list[GpuInfo], runtimes: list[RuntimeInfo]
     out.append(Verdict("energy", "ok", f"measured from {live[0]}") if live else
                Verdict("energy", "missing", "no NVML or RAPL counter is readable — energy figures will be "
                        "ESTIMATED from CPU utilisation x TDP and labelled so (notebook 14)"))
-    torch_rt = next((r for r in runtimes if r.name == "torch" and r.available), None)
-    if torch_rt is not None:
-        cxx = torch_rt.details.get("compiler_for_inductor")
-        out.append(Verdict("torch.compile", "ok" if cxx else "missing",
-                           f"inductor can build CPU kernels with {cxx}" if cxx else
-                           "no C++ compiler found — torch.compile's CPU backend cannot build kernels"))
     return out
 
 
@@ -406,11 +352,14 @@ def _threads(cpu: CpuInfo) -> dict[str, Any]:
 
 
 def doctor(runtimes: tuple[str, ...] | list[str] | None = None) -> DoctorReport:
-    """Check this machine and every runtime; returns a :class:`DoctorReport`.
+    """Check this machine and every registered runtime (:data:`mclab.runtimes.RUNTIMES`); returns a
+    :class:`DoctorReport`.
 
-    ``runtimes`` limits the probes (default: all of :data:`RUNTIMES`). Takes a few seconds
-    per runtime, most of it TensorFlow's import. Introduced in notebook 00.
+    ``runtimes`` limits the probes (default: all of them). Takes a few seconds per runtime, most of it
+    TensorFlow's import. Introduced in notebook 00.
     """
+    from .runtimes.base import RUNTIMES
+
     names = list(RUNTIMES) if runtimes is None else list(runtimes)
     unknown = [n for n in names if n not in RUNTIMES]
     if unknown:
@@ -419,9 +368,7 @@ def doctor(runtimes: tuple[str, ...] | list[str] | None = None) -> DoctorReport:
     gpu_list = gpus()
     probed = [probe_runtime(n) for n in names]
     threads = _threads(cpu)
-    torch_rt = next((r for r in probed if r.name == "torch" and r.available), None)
-    if torch_rt:
-        threads["torch"] = torch_rt.details.get("num_threads")
+    threads.update({r.name: r.details["num_threads"] for r in probed if r.available and "num_threads" in r.details})
     return DoctorReport(
         python=platform.python_version(),
         platform=platform.platform(),
@@ -431,75 +378,12 @@ def doctor(runtimes: tuple[str, ...] | list[str] | None = None) -> DoctorReport:
     )
 
 
-def _calls_per_second(op: Callable[[], Any], device: Any, min_time_s: float, *, warmup: int,
-                      sync_every: int | None = None) -> float:
-    """Calls of ``op`` per second, repeated for at least ``min_time_s`` after ``warmup`` untimed calls. On a CUDA
-    device the queue is drained (:func:`mclab.bench.sync_fn`) before each clock read, and every ``sync_every``
-    calls so that the queue of launched kernels stays short."""
-    from .bench import sync_fn  # bench reads this module's cpu_info at import
-
-    sync = sync_fn(device)
-    for _ in range(warmup):
-        op()
-    if sync:
-        sync()
-    reps, start = 0, time.perf_counter()
-    while time.perf_counter() - start < min_time_s:
-        op()
-        reps += 1
-        if sync and sync_every and reps % sync_every == 0:
-            sync()
-    if sync:
-        sync()
-    return reps / (time.perf_counter() - start)
-
-
-def matmul_gflops(dtype: str = "float32", n: int = 1024, min_time_s: float = 0.3,
-                  device: str = "cpu") -> float:
-    """Measured dense matrix-multiply speed, GFLOP/s (2·n³ FLOPs per n×n product).
-
-    Repeats ``torch.mm`` for at least ``min_time_s`` after a warm-up; on a GPU it synchronises
-    before reading the clock. Introduced in notebook 00; the roofline in notebook 03 uses it.
-    """
-    import torch
-
-    dt = getattr(torch, dtype, None)
-    if not isinstance(dt, torch.dtype) or not dt.is_floating_point:
-        raise ValueError(f"dtype={dtype!r} is not a torch floating-point dtype; e.g. 'float32', 'bfloat16', 'float16'")
-    if n < 16:
-        raise ValueError(f"n={n} is too small to measure; use n >= 16")
-    if min_time_s <= 0:
-        raise ValueError(f"min_time_s={min_time_s} must be > 0")
-    dev = torch.device(device)
-    a = torch.randn(n, n, device=dev).to(dt)
-    b = torch.randn(n, n, device=dev).to(dt)
-    return 2 * n**3 * _calls_per_second(lambda: torch.mm(a, b), device, min_time_s, warmup=3, sync_every=8) / 1e9
-
-
-def memory_bandwidth(mb: int = 256, min_time_s: float = 0.3, device: str = "cpu") -> float:
-    """Measured memory bandwidth, GB/s: repeated copies of an ``mb``-megabyte buffer (read + write).
-
-    The buffer should be far larger than the last-level cache so the copy streams from DRAM.
-    Introduced in notebook 03 for the roofline.
-    """
-    import torch
-
-    if mb < 1:
-        raise ValueError(f"mb={mb} must be >= 1 (megabytes to copy)")
-    if min_time_s <= 0:
-        raise ValueError(f"min_time_s={min_time_s} must be > 0")
-    n = mb * 10**6 // 4
-    src = torch.ones(n, device=torch.device(device))
-    dst = torch.empty_like(src)
-    return 2 * 4 * n * _calls_per_second(lambda: dst.copy_(src), device, min_time_s, warmup=1) / 1e9  # read + write
-
-
 def _gib(n: int | None) -> str:
     return "?" if n is None else f"{n / 2**30:.1f} GiB"
 
 
-if __name__ == "__main__":  # python -m mclab.hw probe NAME  (used by probe_runtime)
-    if len(sys.argv) == 3 and sys.argv[1] == "probe" and sys.argv[2] in RUNTIMES:
-        print(json.dumps(_run_probe_here(sys.argv[2]), default=str))
+if __name__ == "__main__":  # python -m mclab.hw probe MODULE PACKAGE NAME  (used by probe_runtime)
+    if len(sys.argv) == 5 and sys.argv[1] == "probe":
+        print(json.dumps(_run_probe_here(sys.argv[2], sys.argv[3]), default=str))
     else:
-        sys.exit(f"usage: python -m mclab.hw probe {{{','.join(RUNTIMES)}}}")
+        sys.exit("usage: python -m mclab.hw probe MODULE PACKAGE NAME")

@@ -190,3 +190,18 @@ def test_inference_fn_runs_the_module_without_autograd():
     lin = torch.nn.Linear(3, 2)
     out = bench.inference_fn(lin)(torch.ones(1, 3))
     assert torch.equal(out, lin(torch.ones(1, 3)).detach()) and not out.requires_grad and out.is_inference()
+
+
+def test_matmul_gflops_is_positive_and_validates():
+    assert bench.matmul_gflops("float32", n=128, min_time_s=0.05) > 0
+    with pytest.raises(ValueError, match="dtype"):
+        bench.matmul_gflops("int8")
+    with pytest.raises(ValueError, match="n=4"):
+        bench.matmul_gflops(n=4)
+
+
+def test_memory_bandwidth_is_positive_and_validates():
+    assert bench.memory_bandwidth(mb=8, min_time_s=0.05) > 0
+    with pytest.raises(ValueError, match="mb=0"):
+        bench.memory_bandwidth(mb=0)
+

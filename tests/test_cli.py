@@ -11,7 +11,7 @@ import sys
 import pytest
 import torch
 
-from mclab import hw
+from mclab import runtimes
 from mclab.runtimes import export
 
 
@@ -96,7 +96,7 @@ def test_cli_doctor_json():
     assert r.returncode == 0, r.stderr
     d = json.loads(r.stdout)
     assert {"python", "cpu", "gpus", "runtimes", "verdicts", "packages"} <= set(d)
-    assert {r["name"] for r in d["runtimes"]} == set(hw.RUNTIMES)
+    assert {r["name"] for r in d["runtimes"]} == set(runtimes.RUNTIMES)
     assert d["packages"]["torch"].startswith("2.14.1")
 
 

@@ -8,7 +8,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from mclab import flops, hw, models
+from mclab import bench, flops, models
 
 # a representative set: classic CNN, mobile nets, a vision transformer, a Swin transformer
 PUBLISHED = ["resnet18", "mobilenet_v3_small", "efficientnet_b0", "shufflenet_v2_x1_0", "vit_b_16", "swin_t"]
@@ -129,9 +129,9 @@ def test_roofline():
 
 
 def test_memory_bandwidth_is_measured():
-    assert 0.1 < hw.memory_bandwidth(mb=32, min_time_s=0.05) < 10_000
+    assert 0.1 < bench.memory_bandwidth(mb=32, min_time_s=0.05) < 10_000
     with pytest.raises(ValueError, match="mb=0"):
-        hw.memory_bandwidth(mb=0)
+        bench.memory_bandwidth(mb=0)
 
 
 def test_bad_input(tmp_path):

@@ -1,10 +1,12 @@
-"""The import graph of mclab has no cycle.
+"""The import graph of mclab has no cycle, counting every import: at the top, inside ``if``/``try``, and
+inside functions and classes.
 
-Walks the AST of every module under ``mclab/`` and collects the imports that run when the module is
-imported: top-level ``import``/``from`` statements, including those inside top-level ``if``/``try``
-blocks, but not those under ``if TYPE_CHECKING:`` nor inside functions and classes (those run later,
-when every module is loaded). Relative imports are resolved; ``from . import x`` where ``x`` is a
-submodule imports that submodule, any other imported name comes from the package's ``__init__``.
+Walks the AST of every module under ``mclab/`` and collects every ``import``/``from`` statement but those under
+``if TYPE_CHECKING:`` (which never run). An import inside a function runs later, so it cannot fail the way a
+top-level circle does, but it still makes two modules depend on each other: a function-level import is for a heavy
+optional framework (tensorflow, openvino, …), never to dodge a circle. Relative imports are resolved;
+``from . import x`` where ``x`` is a submodule imports that submodule, any other imported name comes from the
+package's ``__init__``.
 """
 from __future__ import annotations
 
@@ -33,28 +35,27 @@ def _is_type_checking(test: ast.expr) -> bool:
         (isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
 
 
-def _import_time_statements(body: list[ast.stmt]):
-    """The import statements of ``body`` that run at import: top level and inside if/try, not in defs."""
+def _imports(body: list[ast.stmt]):
+    """Every import statement of ``body``, at any depth (functions, classes, if/try), but under TYPE_CHECKING."""
     for node in body:
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             yield node
-        elif isinstance(node, ast.If):
-            if not _is_type_checking(node.test):
-                yield from _import_time_statements(node.body)
-            yield from _import_time_statements(node.orelse)
-        elif isinstance(node, (ast.Try, ast.TryStar)):
-            for block in (node.body, node.orelse, node.finalbody, *(h.body for h in node.handlers)):
-                yield from _import_time_statements(block)
+        elif isinstance(node, ast.If) and _is_type_checking(node.test):
+            yield from _imports(node.orelse)
+        else:
+            for field in ("body", "orelse", "finalbody", "handlers"):
+                for child in getattr(node, field, ()) or ():
+                    yield from _imports([child] if isinstance(child, ast.stmt) else child.body)
 
 
 def import_graph(root: Path) -> Graph:
-    """Edges module -> the package-internal modules it imports at import time."""
+    """Edges module -> the package-internal modules it imports, anywhere in the module."""
     modules = _modules(root)
     graph: Graph = {}
     for name, path in modules.items():
         package = name if path.name == "__init__.py" else name.rpartition(".")[0]
         edges = set()
-        for node in _import_time_statements(ast.parse(path.read_text(), filename=str(path)).body):
+        for node in _imports(ast.parse(path.read_text(), filename=str(path)).body):
             if isinstance(node, ast.Import):
                 edges |= {alias.name for alias in node.names}
                 continue
@@ -143,13 +144,26 @@ def test_imports_inside_top_level_if_and_try_count(tmp_path, guard):
     assert find_cycle(graph) == ["toy.a", "toy.b", "toy.a"]
 
 
-def test_imports_in_functions_classes_and_type_checking_do_not_count(tmp_path):
+def test_imports_in_functions_and_classes_count_and_type_checking_does_not(tmp_path):
     root = _toy(tmp_path, {
         "__init__.py": "from . import a\n",
         "a.py": "from . import b\n",
         "b.py": ("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from . import a\nelse:\n    import os\n"
-                 "\ndef f():\n    from . import a\n\nclass C:\n    from .a import x\n"),
+                 "\nclass C:\n    from .c import x\n"),
+        "c.py": "x = 1\n",
     })
     graph = import_graph(root)
-    assert graph == {"toy": {"toy.a"}, "toy.a": {"toy.b"}, "toy.b": set()}
+    assert graph == {"toy": {"toy.a"}, "toy.a": {"toy.b"}, "toy.b": {"toy.c"}, "toy.c": set()}
     assert find_cycle(graph) is None
+
+
+def test_a_circle_dodged_inside_a_function_is_found_and_named(tmp_path):
+    # the shape mclab.quant.api <-> mclab.runtimes.onnxrt once had: each imports the other "here, not at the top"
+    root = _toy(tmp_path, {
+        "__init__.py": "",
+        "quant.py": "def calibrate():\n    from .onnxrt import session\n    return session\n",
+        "onnxrt.py": "def build():\n    try:\n        from . import quant\n    finally:\n        pass\n",
+    })
+    graph = import_graph(root)
+    assert graph["toy.quant"] == {"toy.onnxrt"} and graph["toy.onnxrt"] == {"toy.quant"}
+    assert find_cycle(graph) == ["toy.onnxrt", "toy.quant", "toy.onnxrt"]

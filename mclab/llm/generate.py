@@ -4,7 +4,7 @@
   *prefill* (the whole prompt in one forward pass; its end is the time to first token) and
   *decode* (one token per forward pass). Without a cache every decode step re-runs the whole
   sequence; with one it runs only the new token and reads the stored keys and values.
-- :func:`decode_ceiling` turns a measured memory bandwidth (``mclab.hw.memory_bandwidth``) into
+- :func:`decode_ceiling` turns a measured memory bandwidth (``mclab.bench.memory_bandwidth``) into
   the memory-bound speed limit: tokens/s <= bandwidth / bytes read per token.
 
 Introduced in notebook 13.

@@ -6,28 +6,25 @@ Two layers, as torchao separates ``quant_primitives`` from ``quantize_``:
   (per tensor, channel or group; float32 or float16 scales), :func:`quantize`, :func:`dequantize`,
   :func:`fake_quantize`, error metrics, k-means codebooks, integer-only linear layers, INT4 packing.
   Every quantiser in the kit (``mclab.llm.quant`` included) takes its scales and integers from here.
-- :mod:`mclab.quant.api` — the model-level verbs: weight-only fake quantisation, PTQ on ONNX Runtime and
-  OpenVINO (:func:`calibrate` -> :func:`quantize_static`, the one builder of static-INT8 ONNX files),
-  dynamic INT8, and quantisation-aware training.
+- :mod:`mclab.quant.api` — the model-level verbs on ``torch.nn.Module``: weight-only fake quantisation and
+  quantisation-aware training.
+
+The package is pure PyTorch and independent of :mod:`mclab.runtimes`: INT8 files for a runtime are built by that
+runtime's plug-in (ONNX Runtime's QDQ ``calibrate`` -> ``quantize_static`` in :mod:`mclab.runtimes.onnxrt`,
+OpenVINO's NNCF, ExecuTorch's and Inductor's PT2E), on this package's arithmetic.
 
 Both are re-exported here: ``from mclab import quant; quant.qparams(...)``. Introduced in notebooks 04 and 05.
 """
 from __future__ import annotations
 
 from .api import (
-    ACTIVATION_TYPES,
-    Calibration,
     QATConfig,
     QATResult,
     WeightOnlyConfig,
     WeightReport,
-    calibrate,
     fake_quant_model,
     fold_batchnorm,
-    prepare_onnx,
     qat,
-    quantize_dynamic,
-    quantize_static,
     quantize_weights_,
 )
 from .primitives import (
@@ -63,8 +60,6 @@ __all__ = [
     "quantize_multiplier", "requantize", "int_linear",
     # model level: weight-only
     "WeightOnlyConfig", "WeightReport", "quantize_weights_",
-    # model level: PTQ on ONNX Runtime / OpenVINO
-    "ACTIVATION_TYPES", "Calibration", "calibrate", "prepare_onnx", "quantize_static", "quantize_dynamic",
     # model level: QAT
     "QATConfig", "QATResult", "fold_batchnorm", "fake_quant_model", "qat",
 ]

@@ -2,10 +2,8 @@
 
 - Weight-only: :func:`quantize_weights_` replaces every Conv2d / Linear weight by its quantised-dequantised
   value at any width (:class:`WeightOnlyConfig`) and reports the SQNR per layer.
-- PTQ on ONNX Runtime and OpenVINO: :func:`prepare_onnx` exports and pre-processes, :func:`calibrate` finds
-  activation ranges on calibration data (a serialisable :class:`Calibration`), :func:`quantize_static` replays
-  them into a static INT8 QDQ file — the one builder of every static-INT8 ONNX file in the kit
-  (``mclab.runtimes.onnxrt`` calls it for ``precision="int8"``) — and :func:`quantize_dynamic` writes dynamic INT8.
+- PTQ of an ONNX file lives with its runtime (:mod:`mclab.runtimes.onnxrt`: ``calibrate`` -> ``quantize_static``),
+  as OpenVINO's NNCF and ExecuTorch's PT2E builders live with theirs: this package is pure PyTorch.
 - QAT: :func:`fold_batchnorm`, :func:`fake_quant_model` and :func:`qat` (straight-through fake quantisation).
 
 Introduced in notebook 05.
@@ -25,16 +23,10 @@ from .primitives import METHODS, _check_bits, dequantize, fake_quantize, qparams
 __all__ = [
     # weight-only
     "WeightOnlyConfig", "WeightReport", "quantize_weights_",
-    # PTQ on ONNX Runtime / OpenVINO
-    "ACTIVATION_TYPES", "Calibration", "calibrate", "prepare_onnx", "quantize_static", "quantize_dynamic",
     # QAT
     "QATConfig", "QATResult", "fold_batchnorm", "fake_quant_model", "qat",
 ]
 
-# Integer types quantize_static can give activations (weights are always INT8, symmetric, per channel).
-# UINT8 activations x INT8 weights is what x86 VNNI (vpdpbusd) multiplies in one instruction.
-ACTIVATION_TYPES = ("uint8", "int8")
-_MSE_SAMPLE = 16_384  # values per activation tensor the MSE range search looks at (seeded sample)
 
 
 # ----------------------------------------------------------------------------- model level: weight-only
@@ -106,156 +98,6 @@ def quantize_weights_(model: torch.nn.Module, config: WeightOnlyConfig | None = 
             nbytes += math.ceil(w.numel() * cfg.bits / 8) + qp.scale.numel() * (4 if cfg.symmetric else 5)
             fp32 += 4 * w.numel()
     return WeightReport(cfg, sq, nbytes, fp32)
-
-
-# ----------------------------------------------------------------------------- model level: ONNX Runtime INT8
-
-
-@dataclass
-class Calibration:
-    """Activation ranges for static quantisation, found on calibration data: ONNX tensor name ->
-    (rmin, rmax), by ``method``. Serialisable (``as_dict``); :func:`quantize_static` replays it."""
-
-    ranges: dict[str, tuple[float, float]]
-    method: str
-    n_images: int
-    percentile: float | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def _batches(batches: Any) -> list[Any]:
-    import numpy as np
-
-    out = [np.ascontiguousarray(np.asarray(b, dtype=np.float32)) for b in batches]
-    if not out:
-        raise ValueError("batches is empty; pass at least one calibration batch, "
-                         "e.g. mclab.data.calibration_batches()")
-    return out
-
-
-def prepare_onnx(model: Any, path: str, input_shape: tuple[int, ...]) -> str:
-    """Export a torch module (BatchNorm folded) to ``path`` and run ONNX Runtime's quantisation
-    pre-processing (shape inference, constant folding); an existing ``.onnx`` file is pre-processed
-    only. Returns the pre-processed file (``<path>.pre.onnx``)."""
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    from ..runtimes.export import ExportConfig, export_onnx
-
-    src = os.fspath(model) if isinstance(model, (str, os.PathLike)) else None
-    if src is None:
-        src = export_onnx(model, path, ExportConfig(input_shape=tuple(input_shape))).path
-    elif not os.path.isfile(src):
-        raise ValueError(f"model file {src!r} does not exist")
-    pre = os.fspath(path) + ".pre.onnx"
-    try:
-        quant_pre_process(src, pre, skip_symbolic_shape=True)
-    except Exception as e:  # onnx/ORT raise several types for unreadable files
-        raise ValueError(f"cannot prepare {src!r} for quantisation: {str(e).strip().splitlines()[0][:200]}") from None
-    return pre
-
-
-def calibrate(onnx_path: str, batches: Sequence[Any], *, method: str = "minmax",
-              percentile: float = 99.99) -> Calibration:
-    """Run ``batches`` (arrays or tensors of the model's input shape) through the FP32 ONNX model with
-    every intermediate float tensor exposed, and choose each tensor's range by ``method`` (the same
-    :func:`qparams` calibrators as for tensors: min-max, percentile or MSE on an 8-bit unsigned grid).
-    Returns a :class:`Calibration` (ranges per ONNX tensor name) for :func:`quantize_static`."""
-    import tempfile
-
-    import numpy as np
-    import onnx
-
-    from ..runtimes.onnxrt import session
-
-    if method not in METHODS:
-        raise ValueError(f"method={method!r} is unknown; allowed: {METHODS}")
-    xs = _batches(batches)
-    m = onnx.shape_inference.infer_shapes(onnx.load(onnx_path))
-    floats = {vi.name for vi in (*m.graph.value_info, *m.graph.input, *m.graph.output)
-              if vi.type.tensor_type.elem_type == onnx.TensorProto.FLOAT}
-    inits = {i.name for i in m.graph.initializer}
-    names = [n.name for n in m.graph.input if n.name not in inits]
-    names += [o for node in m.graph.node for o in node.output if o in floats]
-    have = {o.name for o in m.graph.output}
-    m.graph.output.extend(onnx.helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, None)
-                          for n in names if n not in have)
-    with tempfile.TemporaryDirectory(prefix="mclab-calib-") as tmp:
-        aug = os.path.join(tmp, "augmented.onnx")
-        onnx.save(m, aug)
-        sess = session(aug)
-        inp = sess.get_inputs()[0].name
-        outs = [o.name for o in sess.get_outputs()]
-        got: dict[str, list[Any]] = {n: [] for n in outs}
-        for x in xs:
-            for n, v in zip(outs, sess.run(None, {inp: x}), strict=True):
-                got[n].append(v)
-    ranges = {}
-    rng = np.random.default_rng(0)
-    for n in names:
-        v = np.concatenate([a.reshape(-1) for a in got[n]])
-        if method == "mse" and v.size > _MSE_SAMPLE:  # the search quantises the tensor 24 times: sample it
-            v = np.concatenate([rng.choice(v, _MSE_SAMPLE, replace=False), [v.min(), v.max()]])
-        qp = qparams(torch.from_numpy(v), 8, method=method, percentile=percentile, grid=24)
-        lo = float((qp.qmin - int(qp.zero_point)) * float(qp.scale))
-        hi = float((qp.qmax - int(qp.zero_point)) * float(qp.scale))
-        ranges[n] = (lo, hi)
-    return Calibration(ranges, method, int(sum(x.shape[0] for x in xs)), percentile if method == "percentile" else None)
-
-
-def quantize_static(onnx_path: str, out_path: str, calibration: Calibration, *, per_channel: bool = True,
-                    activation_type: str = "uint8") -> str:
-    """Static INT8 with ONNX Runtime's ``quantize_static`` (QDQ format): activations asymmetric on the
-    ``activation_type`` grid ("uint8" or "int8") with the ranges in ``calibration``; weights INT8 symmetric,
-    per output channel unless ``per_channel=False``. The default, UINT8 activations with INT8 weights, is the
-    pair x86 VNNI multiplies (``vpdpbusd``): ONNX Runtime's x86 kernels run it several times faster than INT8
-    activations. Every static-INT8 ONNX file in the kit comes from here. Returns ``out_path``; run it with
-    ``mclab.runtimes.load(out_path, "onnxruntime" | "openvino")``. Introduced in notebook 05."""
-    import numpy as np
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType
-    from onnxruntime.quantization import quantize_static as ort_quantize_static
-
-    if activation_type not in ACTIVATION_TYPES:
-        raise ValueError(f"activation_type={activation_type!r} is not allowed; allowed: "
-                         f"{' | '.join(repr(t) for t in ACTIVATION_TYPES)}")
-    if not isinstance(calibration, Calibration):
-        raise TypeError(f"calibration must be a Calibration from mclab.quant.calibrate, "
-                        f"got {type(calibration).__name__}")
-    if not os.path.isfile(onnx_path):
-        raise ValueError(f"onnx_path={onnx_path!r} does not exist")
-
-    class OneBatch(CalibrationDataReader):  # ORT insists on a reader; every range is overridden below
-        def __init__(self) -> None:
-            self.items = None
-
-        def get_next(self) -> dict | None:
-            if self.items is None:
-                from ..runtimes.onnxrt import session
-
-                inp = session(onnx_path).get_inputs()[0]
-                shape = [d if isinstance(d, int) else 1 for d in inp.shape]
-                self.items = iter([{inp.name: np.zeros(shape, np.float32)}])
-            return next(self.items, None)
-
-    act = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}[activation_type]
-    overrides = {n: [{"rmin": np.float32(lo), "rmax": np.float32(hi)}] for n, (lo, hi) in calibration.ranges.items()}
-    ort_quantize_static(onnx_path, out_path, OneBatch(), quant_format=QuantFormat.QDQ, per_channel=per_channel,
-                        activation_type=act, weight_type=QuantType.QInt8,
-                        extra_options={"TensorQuantOverrides": overrides})
-    return out_path
-
-
-def quantize_dynamic(onnx_path: str, out_path: str, *, per_channel: bool = True) -> str:
-    """Dynamic INT8 with ONNX Runtime: weights stored as INT8, each activation's range measured at run time
-    (no calibration; ConvInteger / MatMulInteger kernels). Returns ``out_path``."""
-    from onnxruntime.quantization import QuantType
-    from onnxruntime.quantization import quantize_dynamic as ort_quantize_dynamic
-
-    if not os.path.isfile(onnx_path):
-        raise ValueError(f"onnx_path={onnx_path!r} does not exist")
-    ort_quantize_dynamic(onnx_path, out_path, per_channel=per_channel, weight_type=QuantType.QInt8)
-    return out_path
 
 
 # ----------------------------------------------------------------------------- model level: QAT

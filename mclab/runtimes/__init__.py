@@ -1,7 +1,7 @@
 """One small interface over inference runtimes: ``load(model, runtime, precision=...)`` -> :class:`Runner`.
 
-The interface, the registry, :func:`load` and the model resolver live in :mod:`mclab.runtimes.base`; each
-runtime in its own module (``torch_eager``, ``torch_compile``, ``onnxrt``, ``openvino``, ``executorch``,
+The interface, the plug-in registry, :func:`load` and the model resolver live in :mod:`mclab.runtimes.base`; each
+runtime is a plug-in in its own module (``torch_eager``, ``torch_compile``, ``onnxrt``, ``openvino``, ``executorch``,
 ``tflite``, ``ncnn``, ``tensorrt``), imported only when it is used; :mod:`mclab.runtimes.profile` reads back
 where each runtime spends its time; :func:`compare_runtimes` (:mod:`mclab.runtimes.compare`) sets
 them side by side. This package only re-exports: its modules import from ``.base``, never from the package.
@@ -20,14 +20,20 @@ from .base import (
     int8_op_counts,
     load,
     model_label,
+    model_suffixes,
+    plugin,
     precisions,
+    provides,
     resolve,
+    runtimes_for_file,
 )
 from .compare import CompareConfig, RuntimeComparison, compare_runtimes
 
 __all__ = [
     # the interface and the registry
     "Runner", "Spec", "RUNTIMES", "PRECISIONS", "load", "available", "precisions", "model_label",
+    # asking the registry
+    "plugin", "provides", "runtimes_for_file", "model_suffixes",
     # a torchvision name or a torch module -> (module, input shape, label)
     "Resolved", "resolve",
     # using and inspecting a runner

@@ -1,17 +1,28 @@
-"""The runtime interface: :class:`Runner`, the registry :data:`RUNTIMES`, :func:`load`, the one model
+"""The runtime interface: :class:`Runner`, the plug-in registry :data:`RUNTIMES`, :func:`load`, the one model
 resolver every runtime builds from (:func:`resolve`), and small helpers over a runner (:func:`batched`,
 :func:`int8_op_counts`).
 
 A :class:`Runner` takes a NumPy batch and returns a NumPy array; it knows its input shape, the
 precision that was requested and the one the runtime actually computes in, its thread count and
-the model file it read. Each runtime lives in its own module (``mclab/runtimes/<module>.py``) with
+the model file it read.
 
-    build(model, *, batch, threads, input_shape, precision) -> Runner
-    available() -> tuple[bool, str]        # optional: checks beyond "the package imports" (e.g. a GPU)
-    import_framework() -> module           # optional: how to import its framework (tflite: after Triton)
+**A runtime is a plug-in**: one module (``mclab/runtimes/<module>.py``) plus one :class:`Spec` line in
+:data:`RUNTIMES` — the only place a runtime is named. The registry (:func:`plugin`) is what ``load``,
+``mclab doctor``, ``compare_runtimes``, ``mclab bench``, :func:`mclab.runtimes.profile.profile` and
+:func:`int8_op_counts` ask; nothing outside the plug-in branches on its name. A plug-in module provides
 
-and imports its framework only inside those functions. :data:`RUNTIMES` maps a runtime's name to a
-:class:`Spec` (one line per runtime). Introduced in notebook 01 (``mclab bench``).
+    build(model, *, batch, threads, input_shape, precision) -> Runner      # required
+    available() -> tuple[bool, str]     # checks beyond "the package imports" (e.g. a GPU)
+    import_framework() -> module        # how to import its framework (tflite: after Triton)
+    probe() -> dict                     # for ``mclab doctor``, run in a fresh interpreter: version, devices, details
+    check_file(path) -> None            # ValueError naming the file unless it is this runtime's format, whole
+    profile(runner, x, runs, warmup) -> Profile   # per-operator time from the runtime's own profiler
+    op_counts(runner) -> dict[str, int] # what the runtime really executes (node types / layer precisions)
+    kernels(runner) -> dict[str, int]   # the convolution kernels that ran, e.g. oneDNN's ("brgconv_avx512_I8": 17)
+
+and its own INT8 builder (ONNX Runtime's QDQ ``quantize_static``, OpenVINO's ``quantize_nncf``, ExecuTorch's
+``build_pte``, torch.compile's ``quantize_pt2e``). Every function but ``build`` is optional; the module imports
+its framework only inside its functions. Introduced in notebook 01 (``mclab bench``).
 """
 from __future__ import annotations
 
@@ -24,6 +35,8 @@ from typing import Any, Callable
 __all__ = [
     # the interface and the registry
     "Runner", "Spec", "RUNTIMES", "PRECISIONS", "load", "available", "precisions", "model_label",
+    # asking the registry
+    "plugin", "provides", "runtimes_for_file", "model_suffixes",
     # a torchvision name or a torch module -> (module, input shape, label)
     "Resolved", "resolve",
     # using and inspecting a runner
@@ -77,12 +90,13 @@ class Runner:
 
     @property
     def size_bytes(self) -> int | None:
-        """Bytes of the model file(s) this runner reads (an OpenVINO ``.xml`` or NCNN ``.param`` counts its
-        ``.bin``)."""
+        """Bytes of the model file(s) this runner reads, the sidecars its :class:`Spec` names included (an OpenVINO
+        ``.xml`` or NCNN ``.param`` counts its ``.bin``)."""
         if not self.file or not os.path.isfile(self.file):
             return None
-        extra = Path(self.file).with_suffix(".bin") if self.file.endswith((".xml", ".param")) else None
-        return os.path.getsize(self.file) + (os.path.getsize(extra) if extra and extra.is_file() else 0)
+        sidecars = RUNTIMES[self.runtime].sidecars if self.runtime in RUNTIMES else ()
+        extra = [Path(self.file).with_suffix(s) for s in sidecars]
+        return os.path.getsize(self.file) + sum(os.path.getsize(e) for e in extra if e.is_file())
 
     def as_dict(self) -> dict[str, Any]:
         keep = ("model", "runtime", "input_shape", "precision", "requested", "threads", "file", "input_dtype")
@@ -91,40 +105,78 @@ class Runner:
 
 @dataclass(frozen=True)
 class Spec:
-    """How to build one runtime: its module in this package, the package it needs, the precisions it takes."""
+    """One runtime's line in the registry: its plug-in module, the package it needs, what it takes and reads."""
 
-    module: str                      # mclab.runtimes.<module> with build(...) and optionally available()
+    module: str                      # the plug-in module, dotted ("mclab.runtimes.onnxrt"): build() and the rest
     requires: str                    # python package whose import makes the runtime usable
     precisions: tuple[str, ...]      # requestable precisions ("default" is always allowed)
+    suffixes: tuple[str, ...] = ()   # model files it reads, e.g. (".onnx",); its check_file() vets them
+    sidecars: tuple[str, ...] = ()   # files beside a model file that belong to it (OpenVINO's .bin)
     dynamic: bool = False            # build(..., dynamic=True) keeps a file's dynamic dims (load(dynamic=True))
+    install: str = ""                # how to get it, for `mclab doctor` when it is missing
 
 
-# One line per runtime. Names are what `mclab bench --runtime` and compare_runtimes use.
+_P = "mclab.runtimes."
+# One line per runtime. Names are what `mclab bench --runtime`, `mclab doctor` and compare_runtimes use.
 RUNTIMES: dict[str, Spec] = {
-    "torch": Spec("torch_eager", "torch", ("fp32", "bf16")),
-    "onnxruntime": Spec("onnxrt", "onnxruntime", ("fp32", "int8"), dynamic=True),
-    "openvino": Spec("openvino", "openvino", ("fp32", "bf16", "fp16", "int8"), dynamic=True),
-    "torch-compile": Spec("torch_compile", "torch", ("fp32", "bf16", "int8")),
-    "tflite": Spec("tflite", "tensorflow", ("fp32", "fp16", "int8")),
-    "ncnn": Spec("ncnn", "ncnn", ("fp32", "fp16", "bf16")),
-    "tensorrt": Spec("tensorrt", "tensorrt", ("fp32", "fp16", "int8")),
-    "executorch": Spec("executorch", "executorch", ("fp32", "int8")),
+    "torch": Spec(_P + "torch_eager", "torch", ("fp32", "bf16"),
+                  install="pip install -c constraints.txt torch torchvision"),
+    "onnxruntime": Spec(_P + "onnxrt", "onnxruntime", ("fp32", "int8"), (".onnx",), dynamic=True,
+                        install="pip install -c constraints.txt onnxruntime"),
+    "openvino": Spec(_P + "openvino", "openvino", ("fp32", "bf16", "fp16", "int8"), (".xml", ".onnx"), (".bin",),
+                     dynamic=True, install="pip install -c constraints.txt openvino"),
+    "torch-compile": Spec(_P + "torch_compile", "torch", ("fp32", "bf16", "int8"),
+                          install="pip install -c constraints.txt torch (and a C++ compiler for Inductor)"),
+    "tflite": Spec(_P + "tflite", "tensorflow", ("fp32", "fp16", "int8"), (".tflite",),
+                   install="pip install -c constraints.txt tensorflow"),
+    "ncnn": Spec(_P + "ncnn", "ncnn", ("fp32", "fp16", "bf16"), (".param",), (".bin",),
+                 install="pip install -c constraints.txt ncnn pnnx"),
+    "tensorrt": Spec(_P + "tensorrt", "tensorrt", ("fp32", "fp16", "int8"), (".engine",),
+                     install="needs an NVIDIA GPU and `pip install tensorrt`"),
+    "executorch": Spec(_P + "executorch", "executorch", ("fp32", "int8"), (".pte",),
+                       install="pip install -c constraints.txt executorch"),
 }
+
+
+def _spec(runtime: str) -> Spec:
+    if runtime not in RUNTIMES:
+        raise ValueError(f"runtime={runtime!r} is unknown; available runtimes: {sorted(RUNTIMES)}")
+    return RUNTIMES[runtime]
+
+
+def plugin(runtime: str) -> Any:
+    """The plug-in module of ``runtime`` (imports no framework: plug-ins import theirs inside functions)."""
+    return importlib.import_module(_spec(runtime).module)
+
+
+def provides(runtime: str, function: str) -> bool:
+    """Whether the plug-in of ``runtime`` provides ``function`` ("profile", "op_counts", "probe", …)."""
+    return callable(getattr(plugin(runtime), function, None))
+
+
+def model_suffixes() -> tuple[str, ...]:
+    """Every model-file suffix a registered runtime reads, e.g. (".onnx", ".xml", …)."""
+    return tuple(dict.fromkeys(s for spec in RUNTIMES.values() for s in spec.suffixes))
+
+
+def runtimes_for_file(path: str | os.PathLike) -> list[str]:
+    """The registered runtimes that read a model file named like ``path``, in registry order (the first is the
+    file's own format: ``.onnx`` -> onnxruntime, ``.xml`` -> openvino)."""
+    name = os.fspath(path)
+    rank = {k: next((i for i, s in enumerate(v.suffixes) if name.endswith(s)), None) for k, v in RUNTIMES.items()}
+    return sorted((k for k, i in rank.items() if i is not None), key=lambda k: rank[k])
 
 
 def precisions(runtime: str) -> tuple[str, ...]:
     """The precisions ``runtime`` accepts (besides "default")."""
-    if runtime not in RUNTIMES:
-        raise ValueError(f"runtime={runtime!r} is unknown; available runtimes: {sorted(RUNTIMES)}")
-    return RUNTIMES[runtime].precisions
+    return _spec(runtime).precisions
 
 
 def available(runtime: str) -> tuple[bool, str]:
     """(True, version) when ``runtime`` can run here, else (False, the reason)."""
     if runtime not in RUNTIMES:
         return False, f"unknown runtime; known: {sorted(RUNTIMES)}"
-    spec = RUNTIMES[runtime]
-    impl = importlib.import_module(f".{spec.module}", __package__)
+    spec, impl = RUNTIMES[runtime], plugin(runtime)
     try:  # a runtime module may say how its framework must be imported (tflite: after Triton)
         mod = getattr(impl, "import_framework", lambda: importlib.import_module(spec.requires))()
     except ImportError as e:
@@ -168,9 +220,6 @@ def resolve(model: Any, input_shape: tuple[int, ...] | None = None) -> Resolved:
     return Resolved(model, tuple(input_shape), type(model).__name__)
 
 
-_FILE_SUFFIXES = (".onnx", ".xml", ".tflite", ".param", ".engine", ".pt2", ".pte")
-
-
 def load(model: Any, runtime: str = "torch", *, batch: int = 1, threads: int | None = None,
          input_shape: tuple[int, ...] | None = None, precision: str = "fp32", dynamic: bool = False) -> Runner:
     """Build a :class:`Runner` for ``model`` on ``runtime`` at ``precision``.
@@ -183,25 +232,25 @@ def load(model: Any, runtime: str = "torch", *, batch: int = 1, threads: int | N
     ``dynamic=True`` (a model file on a runtime whose :class:`Spec` says ``dynamic``: ONNX Runtime, OpenVINO) keeps
     the file's dynamic dims, batch included: ``Runner.input_shape`` holds -1 there and ``run`` takes any size in
     them (an OCR detector sized to each image, recognition crops batched by width; notebook 18). INT8 then needs
-    a file already quantised on real inputs (a QDQ file from :func:`mclab.quant.quantize_static`, or an NNCF IR
+    a file already quantised on real inputs (a QDQ file from :func:`.onnxrt.quantize_static`, or an NNCF IR
     reshaped to dynamic as :func:`mclab.ocr.quantize_models` writes), since calibration needs sizes.
     """
-    if runtime not in RUNTIMES:
-        raise ValueError(f"runtime={runtime!r} is unknown; available runtimes: {sorted(RUNTIMES)}")
+    spec = _spec(runtime)
     if precision not in PRECISIONS:
         raise ValueError(f"precision={precision!r} is unknown; allowed: {list(PRECISIONS)}")
-    if precision != "default" and precision not in RUNTIMES[runtime].precisions:
+    if precision != "default" and precision not in spec.precisions:
         raise ValueError(f"precision={precision!r} is not supported by runtime={runtime!r}; "
-                         f"it takes {list(RUNTIMES[runtime].precisions)} or 'default'")
+                         f"it takes {list(spec.precisions)} or 'default'")
     if not isinstance(dynamic, bool):
         raise TypeError(f"dynamic={dynamic!r} must be True or False")
     if dynamic:
         takes = sorted(k for k, v in RUNTIMES.items() if v.dynamic)
-        if not RUNTIMES[runtime].dynamic:
+        if not spec.dynamic:
             raise ValueError(f"dynamic=True: runtime={runtime!r} runs fixed shapes; runtimes with dynamic shapes: "
                              f"{takes}")
-        if not (isinstance(model, (str, os.PathLike)) and os.fspath(model).endswith((".onnx", ".xml"))):
-            raise ValueError(f"dynamic=True needs a model file (.onnx, .xml) whose dims are dynamic; got {model!r}")
+        if not (isinstance(model, (str, os.PathLike)) and os.fspath(model).endswith(spec.suffixes)):
+            raise ValueError(f"dynamic=True needs a model file ({', '.join(spec.suffixes)}) whose dims are dynamic; "
+                             f"got {model!r}")
         if input_shape is not None or batch != 1:
             raise ValueError(f"dynamic=True takes its sizes from the file; drop input_shape={input_shape} and "
                              f"batch={batch}")
@@ -216,21 +265,24 @@ def load(model: Any, runtime: str = "torch", *, batch: int = 1, threads: int | N
         raise ValueError(f"input_shape={input_shape} must be positive sizes without the batch, e.g. 3,224,224")
     if isinstance(model, os.PathLike):
         model = os.fspath(model)
-    if isinstance(model, str):
-        if model.endswith(_FILE_SUFFIXES) and not Path(model).is_file():
+    if isinstance(model, str) and model.endswith(model_suffixes()):
+        if not model.endswith(spec.suffixes):
+            raise ValueError(f"model={model!r} is a model file that runtime={runtime!r} does not read "
+                             f"({', '.join(spec.suffixes) or 'it runs torchvision names and torch modules'}); "
+                             f"runtimes that read it: {runtimes_for_file(model)}")
+        if not Path(model).is_file():
             raise ValueError(f"model file {model!r} does not exist or is not readable")
-        if model.endswith(_FILE_SUFFIXES) and runtime == "torch":
-            raise ValueError(f"model={model!r} is a model file; torch runs torchvision names or modules, "
-                             f"use e.g. runtime='onnxruntime'")
-    elif not hasattr(model, "forward"):
+        check_file = getattr(plugin(runtime), "check_file", None)
+        if check_file is not None:  # a corrupt file is a ValueError here, before the runtime's loader sees it
+            check_file(model)
+    elif not isinstance(model, str) and not hasattr(model, "forward"):
         raise TypeError(f"model has type {type(model).__name__}; pass a torchvision name, a model file path "
                         f"or a torch.nn.Module")
-    elif input_shape is None:
+    elif not isinstance(model, str) and input_shape is None:
         raise ValueError("input_shape is required when model is a torch.nn.Module, e.g. (3, 224, 224)")
-    impl = importlib.import_module(f".{RUNTIMES[runtime].module}", __package__)
-    runner = impl.build(model, batch=batch, threads=threads,
-                        input_shape=tuple(int(d) for d in input_shape) if input_shape else None, precision=precision,
-                        **({"dynamic": True} if dynamic else {}))
+    runner = plugin(runtime).build(model, batch=batch, threads=threads,
+                                   input_shape=tuple(int(d) for d in input_shape) if input_shape else None,
+                                   precision=precision, **({"dynamic": True} if dynamic else {}))
     runner.requested = precision
     return runner
 
@@ -270,29 +322,13 @@ def batched(runner: Any) -> Any:
 
 
 def int8_op_counts(runner: Any) -> dict[str, int]:
-    """What a runtime really executes: for ONNX Runtime, the op types of the graph after its optimiser
-    (``QLinearConv`` = an INT8 convolution); for OpenVINO, ``"<layer> <precision>"`` of the compiled
-    model's runtime graph (``"Convolution u8"`` = INT8). Counts per kind."""
-    import collections
-    import tempfile
-
+    """What a runtime really executes, counted per kind, as its plug-in's ``op_counts`` reads it back: for ONNX
+    Runtime the op types of the graph after its optimiser (``QLinearConv`` = an INT8 convolution); for OpenVINO
+    ``"<layer> <precision>"`` of the compiled model's runtime graph (``"Convolution u8"`` = INT8)."""
     if not isinstance(runner, Runner):
         raise TypeError(f"runner must be a mclab.runtimes.Runner, got {type(runner).__name__}")
-    if runner.runtime == "openvino":
-        from .openvino import runtime_layers
-
-        cnt: collections.Counter = collections.Counter(
-            f"{info['layerType']} {info['runtimePrecision']}" for info in runtime_layers(runner)
-            if info["layerType"] not in ("Const", "Input", "Output"))
-        return dict(cnt.most_common())
-    if runner.runtime == "onnxruntime":
-        import onnx
-
-        from .export import op_counts
-        from .onnxrt import session
-
-        with tempfile.TemporaryDirectory(prefix="mclab-opt-") as tmp:
-            opt = os.path.join(tmp, "optimized.onnx")
-            session(runner.file, runner.threads, optimized_path=opt)
-            return op_counts(onnx.load(opt))
-    raise ValueError(f"runner.runtime={runner.runtime!r}; int8_op_counts reads 'onnxruntime' or 'openvino'")
+    if not provides(runner.runtime, "op_counts"):
+        readable = [k for k in RUNTIMES if provides(k, "op_counts")]
+        raise ValueError(f"runner.runtime={runner.runtime!r} cannot read back its executed ops; "
+                         f"int8_op_counts reads {readable}")
+    return plugin(runner.runtime).op_counts(runner)

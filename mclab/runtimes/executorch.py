@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import sys
 import tempfile
 import weakref
@@ -26,7 +27,8 @@ from typing import Any, Callable, Iterable, Iterator
 
 from .base import RANDOM_CALIBRATION, Runner, random_batches, resolve
 
-__all__ = ["build_pte", "delegation", "file_facts", "runner_for_file", "build", "available", "import_framework"]
+__all__ = ["build_pte", "delegation", "file_facts", "runner_for_file", "build", "available", "import_framework",
+           "probe", "check_file"]
 
 _MARKER = "mclab_precision"             # a constant method build_pte writes into the .pte: 32 (fp32) or 8 (int8)
 _CODES = {"fp32": 32, "int8": 8}
@@ -180,6 +182,38 @@ def file_facts(path: str | os.PathLike) -> dict[str, Any]:
     return {"delegate_calls": calls, "kernel_ops": kernel_ops}
 
 
+_IDENTIFIER = re.compile(rb"ET\d\d")  # the flatbuffer file identifier at bytes 4..8 ("ET12" for this schema)
+_EXTENDED = b"eh00"                      # the extended header at bytes 8..: sizes of the program and its segments
+
+
+def check_file(path: str | os.PathLike) -> None:
+    """``ValueError`` naming ``path`` unless it looks like a whole ``.pte``: the ExecuTorch file identifier, its
+    extended header, and as many bytes as that header says the program and its data segments take. ExecuTorch's
+    C++ loader calls ``terminate`` (the process aborts, exit 134) on some corrupt or truncated files, so this runs
+    before every load (:func:`runner_for_file`, ``mclab.runtimes.load``)."""
+    path = os.fspath(path)
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        head = f.read(40)
+    if len(head) < 40 or not _IDENTIFIER.fullmatch(head[4:8]) or head[8:12] != _EXTENDED:
+        raise ValueError(f"model file {path!r} is not an ExecuTorch program: it lacks the .pte file identifier "
+                         f"(ETnn) and extended header (eh00); is it a file written by to_executorch()?")
+    length = int.from_bytes(head[12:16], "little")
+    program, base = int.from_bytes(head[16:24], "little"), int.from_bytes(head[24:32], "little")
+    segments = int.from_bytes(head[32:40], "little") if length >= 32 else 0
+    need = max(program, base + segments if base else 0)
+    if need > size:
+        raise ValueError(f"model file {path!r} is cut short: its header says {need} bytes (program {program}, "
+                         f"segments from {base}, {segments} bytes) and the file holds {size}")
+
+
+def probe() -> dict[str, Any]:
+    """What ``mclab doctor`` shows for ExecuTorch (run in a fresh interpreter): version and backends."""
+    version = import_framework()
+    return {"version": version.__version__, "devices": ["CPU"],
+            "details": {"backends": _runtime().backend_registry.registered_backend_names}}
+
+
 _LIVE: "weakref.WeakSet[Any]" = weakref.WeakSet()  # programs loaded by live runners (their XNNPACK uses the pool)
 
 
@@ -237,6 +271,7 @@ def runner_for_file(path: str | os.PathLike, *, threads: int | None = None, batc
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise ValueError(f"model={path!r}: the .pte file does not exist or is not readable")
+    check_file(path)  # ExecuTorch's C++ loader aborts the whole process on some corrupt files
     pool, resized = _size_pool(threads)
     try:
         program = _runtime().load_program(path)
@@ -291,8 +326,6 @@ def build(model: Any, *, batch: int, threads: int | None, input_shape: tuple[int
             raise ValueError(f"precision='int8' does not match {model} (it computes in {r.precision}); a .pte "
                              f"cannot be quantised again: build it from the module with precision='int8'")
         return r
-    if isinstance(model, str) and os.path.splitext(model)[1] and os.path.exists(model):
-        raise ValueError(f"model={model!r}: executorch runs .pte files, torchvision names or torch modules")
     want = "fp32" if precision == "default" else precision
     if want not in _CODES:
         raise ValueError(f"precision={precision!r} is not offered by executorch; allowed: {list(_CODES)} or 'default'")

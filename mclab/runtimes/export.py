@@ -17,7 +17,7 @@ from typing import Any
 
 from .base import model_label, resolve
 
-__all__ = ["ExportConfig", "ExportResult", "export_onnx", "op_counts", "onnx_for", "remove_with"]
+__all__ = ["ExportConfig", "ExportResult", "export_onnx", "op_counts", "check_onnx_file", "onnx_for", "remove_with"]
 
 _OP = re.compile(r"operator '([^']+)'")
 
@@ -162,3 +162,18 @@ def remove_with(owner: Any, folder: str | None) -> None:
     """Delete ``folder`` when ``owner`` (a Runner) is garbage-collected or the interpreter exits."""
     if folder:
         weakref.finalize(owner, shutil.rmtree, folder, True)
+
+
+def check_onnx_file(path: str | os.PathLike) -> None:
+    """``ValueError`` naming ``path`` unless it parses as a whole ONNX model with a graph (protobuf has no magic
+    bytes: the file is parsed, external weights left unread). The ONNX plug-ins' ``check_file``."""
+    import onnx
+
+    path = os.fspath(path)
+    try:
+        graph = onnx.load(path, load_external_data=False).graph
+    except Exception as e:  # protobuf's DecodeError and onnx's own errors for a corrupt or cut file
+        raise ValueError(f"model file {path!r} is not a readable ONNX model ({type(e).__name__}: "
+                         f"{str(e).strip()[:120]}); is it a complete .onnx file?") from None
+    if not graph.node or not graph.input:
+        raise ValueError(f"model file {path!r} is not an ONNX model: it has no graph nodes or inputs")

@@ -19,7 +19,7 @@ from typing import Any
 
 from .base import Runner, resolve
 
-__all__ = ["OPTIONS", "INT8_UNAVAILABLE", "export", "net", "build"]
+__all__ = ["OPTIONS", "INT8_UNAVAILABLE", "export", "net", "build", "available", "probe", "check_file"]
 
 # ncnn.Option flags per precision (the flags not named stay at ncnn's defaults). "fp16_weights" is pnnx's
 # fp16= switch: whether the .bin file stores weights as float16.
@@ -165,3 +165,37 @@ def available() -> tuple[bool, str]:
     if importlib.util.find_spec("pnnx") is None:
         return False, "pnnx is not installed (pip install pnnx): it converts PyTorch models to NCNN"
     return True, ""
+
+
+def probe() -> dict[str, Any]:
+    """What ``mclab doctor`` shows for NCNN (run in a fresh interpreter): version; pnnx converts to it."""
+    import ncnn
+
+    ok, why = available()
+    if not ok:
+        raise RuntimeError(why)
+    return {"version": getattr(ncnn, "__version__", "?"), "devices": ["CPU"],
+            "details": {"vulkan_gpus": ncnn.get_gpu_count() if hasattr(ncnn, "get_gpu_count") else 0}}
+
+
+_PARAM_MAGIC = "7767517"  # the first line of every .param file ncnn writes
+
+
+def check_file(path: str | os.PathLike) -> None:
+    """``ValueError`` naming ``path`` unless it is an NCNN ``.param`` (its magic first line, then layer and blob
+    counts, then as many layer lines as it declares) with its ``.bin`` beside it."""
+    path = os.fspath(path)
+    try:
+        lines = Path(path).read_text(encoding="ascii").splitlines()
+    except UnicodeDecodeError:
+        lines = []
+    if not lines or lines[0].strip() != _PARAM_MAGIC:
+        raise ValueError(f"model file {path!r} is not an NCNN .param: it does not start with the magic "
+                         f"{_PARAM_MAGIC}")
+    counts = lines[1].split() if len(lines) > 1 else []
+    if len(counts) != 2 or not all(c.isdigit() for c in counts) or len(lines) - 2 < int(counts[0]):
+        raise ValueError(f"model file {path!r} is cut short: it declares {counts[0] if counts else '?'} layers "
+                         f"and holds {max(0, len(lines) - 2)}")
+    binf = path[: -len(".param")] + ".bin"
+    if not os.path.isfile(binf):
+        raise ValueError(f"model file {binf!r} (the weights beside {path}) does not exist")

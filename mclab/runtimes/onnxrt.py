@@ -1,10 +1,17 @@
-"""ONNX Runtime on the CPU execution provider, at FP32 or INT8 (static QDQ quantisation).
+"""ONNX Runtime on the CPU execution provider, at FP32 or INT8 (static QDQ quantisation): a plug-in of
+:mod:`mclab.runtimes.base`.
 
 :func:`session_options` and :func:`session` build ``InferenceSession`` objects with a fixed thread count;
 :func:`build` is this runtime's entry in :data:`mclab.runtimes.RUNTIMES` (``precision="int8"`` quantises a copy
-with :func:`mclab.quant.calibrate` and :func:`mclab.quant.quantize_static`); :func:`optimize_levels` reads back
+with :func:`calibrate` and :func:`quantize_static`); :func:`optimize_levels` reads back
 the graph ONNX Runtime runs at each optimisation level, and :func:`profile_nodes` what each of its nodes ran on
-(kernel, input dtypes) and cost (ONNX Runtime's profiler). Introduced in notebook 09.
+(kernel, input dtypes) and cost (ONNX Runtime's profiler).
+
+INT8 is built here, by this runtime's own quantiser on :mod:`mclab.quant`'s arithmetic: :func:`prepare_onnx`
+exports and pre-processes, :func:`calibrate` finds activation ranges on calibration data (a serialisable
+:class:`Calibration`), :func:`quantize_static` replays them into a static INT8 QDQ file — the one builder of every
+static-INT8 ONNX file in the kit, U8 activations by default, S8 selectable — and :func:`quantize_dynamic` writes
+dynamic INT8. Introduced in notebooks 05 (INT8) and 09.
 """
 from __future__ import annotations
 
@@ -15,8 +22,10 @@ from typing import Any
 from .base import RANDOM_CALIBRATION, Runner, random_batches
 
 __all__ = [
-    # sessions
-    "session_options", "session", "build",
+    # sessions, and this runtime's plug-in functions (mclab.runtimes.base)
+    "session_options", "session", "build", "probe", "check_file", "op_counts", "profile",
+    # INT8: this runtime's own builder (static QDQ with U8 or S8 activations, dynamic INT8)
+    "ACTIVATION_TYPES", "Calibration", "calibrate", "prepare_onnx", "quantize_static", "quantize_dynamic",
     # the graph ONNX Runtime runs, and what each of its nodes costs
     "LEVELS", "GraphLevel", "optimize_levels", "profile_nodes",
 ]
@@ -155,11 +164,168 @@ def profile_nodes(model: Any, x: Any, *, runs: int = 20, threads: int | None = N
     return list(nodes.values())
 
 
+# ----------------------------------------------------------------------------- INT8: this runtime's own builder
+# Integer types quantize_static can give activations (weights are always INT8, symmetric, per channel).
+# UINT8 activations x INT8 weights is what x86 VNNI (vpdpbusd) multiplies in one instruction.
+ACTIVATION_TYPES = ("uint8", "int8")
+_MSE_SAMPLE = 16_384  # values per activation tensor the MSE range search looks at (seeded sample)
+
+
+@dataclass
+class Calibration:
+    """Activation ranges for static quantisation, found on calibration data: ONNX tensor name ->
+    (rmin, rmax), by ``method``. Serialisable (``as_dict``); :func:`quantize_static` replays it."""
+
+    ranges: dict[str, tuple[float, float]]
+    method: str
+    n_images: int
+    percentile: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _batches(batches: Any) -> list[Any]:
+    import numpy as np
+
+    out = [np.ascontiguousarray(np.asarray(b, dtype=np.float32)) for b in batches]
+    if not out:
+        raise ValueError("batches is empty; pass at least one calibration batch, "
+                         "e.g. mclab.data.calibration_batches()")
+    return out
+
+
+def prepare_onnx(model: Any, path: str, input_shape: tuple[int, ...]) -> str:
+    """Export a torch module (BatchNorm folded) to ``path`` and run ONNX Runtime's quantisation
+    pre-processing (shape inference, constant folding); an existing ``.onnx`` file is pre-processed
+    only. Returns the pre-processed file (``<path>.pre.onnx``)."""
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    from .export import ExportConfig, export_onnx
+
+    src = os.fspath(model) if isinstance(model, (str, os.PathLike)) else None
+    if src is None:
+        src = export_onnx(model, path, ExportConfig(input_shape=tuple(input_shape))).path
+    elif not os.path.isfile(src):
+        raise ValueError(f"model file {src!r} does not exist")
+    pre = os.fspath(path) + ".pre.onnx"
+    try:
+        quant_pre_process(src, pre, skip_symbolic_shape=True)
+    except Exception as e:  # onnx/ORT raise several types for unreadable files
+        raise ValueError(f"cannot prepare {src!r} for quantisation: {str(e).strip().splitlines()[0][:200]}") from None
+    return pre
+
+
+def calibrate(onnx_path: str, batches: Any, *, method: str = "minmax",
+              percentile: float = 99.99) -> Calibration:
+    """Run ``batches`` (arrays or tensors of the model's input shape) through the FP32 ONNX model with
+    every intermediate float tensor exposed, and choose each tensor's range by ``method`` (the same
+    :func:`qparams` calibrators as for tensors: min-max, percentile or MSE on an 8-bit unsigned grid).
+    Returns a :class:`Calibration` (ranges per ONNX tensor name) for :func:`quantize_static`."""
+    import tempfile
+
+    import numpy as np
+    import onnx
+    import torch
+
+    from ..quant.primitives import METHODS, qparams
+
+    if method not in METHODS:
+        raise ValueError(f"method={method!r} is unknown; allowed: {METHODS}")
+    xs = _batches(batches)
+    m = onnx.shape_inference.infer_shapes(onnx.load(onnx_path))
+    floats = {vi.name for vi in (*m.graph.value_info, *m.graph.input, *m.graph.output)
+              if vi.type.tensor_type.elem_type == onnx.TensorProto.FLOAT}
+    inits = {i.name for i in m.graph.initializer}
+    names = [n.name for n in m.graph.input if n.name not in inits]
+    names += [o for node in m.graph.node for o in node.output if o in floats]
+    have = {o.name for o in m.graph.output}
+    m.graph.output.extend(onnx.helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, None)
+                          for n in names if n not in have)
+    with tempfile.TemporaryDirectory(prefix="mclab-calib-") as tmp:
+        aug = os.path.join(tmp, "augmented.onnx")
+        onnx.save(m, aug)
+        sess = session(aug)
+        inp = sess.get_inputs()[0].name
+        outs = [o.name for o in sess.get_outputs()]
+        got: dict[str, list[Any]] = {n: [] for n in outs}
+        for x in xs:
+            for n, v in zip(outs, sess.run(None, {inp: x}), strict=True):
+                got[n].append(v)
+    ranges = {}
+    rng = np.random.default_rng(0)
+    for n in names:
+        v = np.concatenate([a.reshape(-1) for a in got[n]])
+        if method == "mse" and v.size > _MSE_SAMPLE:  # the search quantises the tensor 24 times: sample it
+            v = np.concatenate([rng.choice(v, _MSE_SAMPLE, replace=False), [v.min(), v.max()]])
+        qp = qparams(torch.from_numpy(v), 8, method=method, percentile=percentile, grid=24)
+        lo = float((qp.qmin - int(qp.zero_point)) * float(qp.scale))
+        hi = float((qp.qmax - int(qp.zero_point)) * float(qp.scale))
+        ranges[n] = (lo, hi)
+    return Calibration(ranges, method, int(sum(x.shape[0] for x in xs)), percentile if method == "percentile" else None)
+
+
+def quantize_static(onnx_path: str, out_path: str, calibration: Calibration, *, per_channel: bool = True,
+                    activation_type: str = "uint8") -> str:
+    """Static INT8 with ONNX Runtime's ``quantize_static`` (QDQ format): activations asymmetric on the
+    ``activation_type`` grid ("uint8" or "int8") with the ranges in ``calibration``; weights INT8 symmetric,
+    per output channel unless ``per_channel=False``. The default, UINT8 activations with INT8 weights, is the
+    pair x86 VNNI multiplies (``vpdpbusd``): ONNX Runtime's x86 kernels run it several times faster than INT8
+    activations. Every static-INT8 ONNX file in the kit comes from here. Returns ``out_path``; run it with
+    ``mclab.runtimes.load(out_path, "onnxruntime" | "openvino")``. Introduced in notebook 05."""
+    import numpy as np
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType
+    from onnxruntime.quantization import quantize_static as ort_quantize_static
+
+    if activation_type not in ACTIVATION_TYPES:
+        raise ValueError(f"activation_type={activation_type!r} is not allowed; allowed: "
+                         f"{' | '.join(repr(t) for t in ACTIVATION_TYPES)}")
+    if not isinstance(calibration, Calibration):
+        raise TypeError(f"calibration must be a Calibration from calibrate, "
+                        f"got {type(calibration).__name__}")
+    if not os.path.isfile(onnx_path):
+        raise ValueError(f"onnx_path={onnx_path!r} does not exist")
+
+    class OneBatch(CalibrationDataReader):  # ORT insists on a reader; every range is overridden below
+        def __init__(self) -> None:
+            self.items = None
+
+        def get_next(self) -> dict | None:
+            if self.items is None:
+                inp = session(onnx_path).get_inputs()[0]
+                shape = [d if isinstance(d, int) else 1 for d in inp.shape]
+                self.items = iter([{inp.name: np.zeros(shape, np.float32)}])
+            return next(self.items, None)
+
+    act = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}[activation_type]
+    overrides = {n: [{"rmin": np.float32(lo), "rmax": np.float32(hi)}] for n, (lo, hi) in calibration.ranges.items()}
+    ort_quantize_static(onnx_path, out_path, OneBatch(), quant_format=QuantFormat.QDQ, per_channel=per_channel,
+                        activation_type=act, weight_type=QuantType.QInt8,
+                        extra_options={"TensorQuantOverrides": overrides})
+    return out_path
+
+
+def quantize_dynamic(onnx_path: str, out_path: str, *, per_channel: bool = True) -> str:
+    """Dynamic INT8 with ONNX Runtime: weights stored as INT8, each activation's range measured at run time
+    (no calibration; ConvInteger / MatMulInteger kernels). Returns ``out_path``."""
+    from onnxruntime.quantization import QuantType
+    from onnxruntime.quantization import quantize_dynamic as ort_quantize_dynamic
+
+    if not os.path.isfile(onnx_path):
+        raise ValueError(f"onnx_path={onnx_path!r} does not exist")
+    ort_quantize_dynamic(onnx_path, out_path, per_channel=per_channel, weight_type=QuantType.QInt8)
+    return out_path
+
+
+
+# ----------------------------------------------------------------------------- registry entry
+
+
 def build(model: Any, *, batch: int, threads: int | None, input_shape: tuple[int, ...] | None,
           precision: str = "fp32", dynamic: bool = False, level: str = "all") -> Runner:
     """A :class:`Runner` on ONNX Runtime (CPU). ``model``: an ``.onnx`` file, a torchvision name or a
-    module (exported first). ``precision="int8"`` quantises a copy statically with :func:`mclab.quant.calibrate`
-    (min-max ranges on 8 random N(0, 1) batches, seed 0) and :func:`mclab.quant.quantize_static` (UINT8
+    module (exported first). ``precision="int8"`` quantises a copy statically with :func:`calibrate`
+    (min-max ranges on 8 random N(0, 1) batches, seed 0) and :func:`quantize_static` (UINT8
     activations, INT8 per-channel weights); ``Runner.info`` then says ``activation_type`` and ``calibration``.
     A file that is already quantised (QDQ) reports ``precision="int8"``. ``dynamic=True``: the file's dynamic
     dims stay dynamic (-1 in ``Runner.input_shape``); see :func:`mclab.runtimes.load`. ``level``: the graph
@@ -175,7 +341,7 @@ def build(model: Any, *, batch: int, threads: int | None, input_shape: tuple[int
     if dynamic:
         if precision == "int8" and not _is_qdq(path):
             raise ValueError("precision='int8' with dynamic=True: calibration needs sizes; quantise the file on real "
-                             "inputs (mclab.quant.calibrate + quantize_static) and load the INT8 file")
+                             "inputs (calibrate + quantize_static) and load the INT8 file")
         rest = tuple(d if isinstance(d, int) else -1 for d in declared[1:])
         batch = declared[0] if isinstance(declared[0], int) else -1
     elif shape:
@@ -199,13 +365,11 @@ def build(model: Any, *, batch: int, threads: int | None, input_shape: tuple[int
     if precision == "int8" and actual != "int8":
         import tempfile
 
-        from ..quant import api  # here, not at the top: mclab.quant.api imports this module's session()
-
         tmp = tmp or tempfile.mkdtemp(prefix="mclab-onnx-")
-        pre = api.prepare_onnx(path, os.path.join(tmp, "fp32"), rest)
-        cal = api.calibrate(pre, random_batches((batch, *rest)))
-        act = "uint8"  # with int8 weights: the pair x86 VNNI multiplies (quant.quantize_static)
-        path = api.quantize_static(pre, os.path.join(tmp, "int8.onnx"), cal, activation_type=act)
+        pre = prepare_onnx(path, os.path.join(tmp, "fp32"), rest)
+        cal = calibrate(pre, random_batches((batch, *rest)))
+        act = "uint8"  # with int8 weights: the pair x86 VNNI multiplies (quantize_static)
+        path = quantize_static(pre, os.path.join(tmp, "int8.onnx"), cal, activation_type=act)
         os.remove(pre)
         sess = session(path, threads, level=level)
         actual = "int8"
@@ -229,3 +393,60 @@ def _is_qdq(path: str) -> bool:
     import onnx
 
     return any(n.op_type == "QuantizeLinear" for n in onnx.load(path, load_external_data=False).graph.node)
+
+
+# ----------------------------------------------------------------------------- plug-in: doctor, files, read-back
+
+
+def probe() -> dict[str, Any]:
+    """What ``mclab doctor`` shows for ONNX Runtime (run in a fresh interpreter): version and providers."""
+    import onnxruntime as ort
+
+    return {"version": ort.__version__, "devices": ort.get_available_providers(),
+            "details": {"device": ort.get_device()}}
+
+
+def check_file(path: str | os.PathLike) -> None:
+    """``ValueError`` naming ``path`` unless it parses as a whole ONNX model (:func:`.export.check_onnx_file`)."""
+    from .export import check_onnx_file
+
+    check_onnx_file(path)
+
+
+def op_counts(runner: Runner) -> dict[str, int]:
+    """The op types of the graph ONNX Runtime runs for ``runner`` after its optimiser, per kind
+    (``QLinearConv`` = an INT8 convolution); :func:`mclab.runtimes.int8_op_counts` asks this."""
+    import tempfile
+
+    import onnx
+
+    from .export import op_counts as graph_op_counts
+
+    with tempfile.TemporaryDirectory(prefix="mclab-opt-") as tmp:
+        opt = os.path.join(tmp, "optimized.onnx")
+        session(runner.file, runner.threads, level=runner.info.get("graph_optimization", "all"), optimized_path=opt)
+        return graph_op_counts(onnx.load(opt))
+
+
+def profile(runner: Runner, x: Any, runs: int, warmup: int) -> Any:
+    """A :class:`mclab.runtimes.profile.Profile` from ONNX Runtime's own profiler (:func:`profile_nodes`):
+    kernel time per node of the optimised graph, summed per op type, with the dtype of each op's first input."""
+    import time
+
+    from .profile import Profile, shares
+
+    t0 = time.perf_counter()
+    nodes = profile_nodes(runner, x, runs=runs, warmup=warmup)
+    wall = (time.perf_counter() - t0) * 1e3 / (runs + warmup)  # includes the session build: an upper bound
+    times: dict[str, float] = {}
+    calls: dict[str, float] = {}
+    details: dict[str, set[str]] = {}
+    for n in nodes:
+        times[n["op"]] = times.get(n["op"], 0.0) + n["us"] / 1e3
+        calls[n["op"]] = calls.get(n["op"], 0) + 1
+        if n["input_types"]:
+            details.setdefault(n["op"], set()).add(n["input_types"][0])
+    total, ops = shares(times, calls, details)
+    return Profile(runner.runtime, runner.model, runner.precision, runner.threads, runs,
+                   "ONNX Runtime enable_profiling (kernel time per node)", total, wall, ops,
+                   note="detail: the dtype of each node's first input; wall_ms includes building the session")

@@ -6,7 +6,7 @@ always reads the hint back from the compiled model, and ``precision="fp32"`` pin
 
 ``precision="int8"`` quantises with OpenVINO's own post-training quantiser, NNCF (:func:`quantize_nncf`:
 FakeQuantize ops inserted by ``nncf.quantize``), unless the model already holds FakeQuantize ops (an NNCF IR, or
-a QDQ ONNX file from :func:`mclab.quant.quantize_static`), then compiles with the rest pinned to FP32; the runner
+a QDQ ONNX file from :func:`.onnxrt.quantize_static`), then compiles with the rest pinned to FP32; the runner
 says which calibration data, which NNCF preset and subset size, and which Convolution / MatMul layers the CPU
 plugin still runs in FP32 (:func:`int8_layers`, read back from the runtime graph). Introduced in notebook 10.
 """
@@ -26,7 +26,10 @@ from .base import RANDOM_CALIBRATION, Runner, random_batches
 
 __all__ = [
     # compiling and running
-    "config", "build", "compile_model", "actual_precision", "to_ir", "async_throughput", "AsyncResult", "HINTS",
+    "config", "build", "read_model", "compile_model", "actual_precision", "to_ir", "async_throughput", "AsyncResult",
+    "HINTS",
+    # this runtime's plug-in functions (mclab.runtimes.base)
+    "probe", "check_file", "op_counts", "profile",
     # what the CPU plugin runs
     "runtime_layers", "kernels", "isa_caps", "ab_under_isa", "ISA_CAPS",
     # INT8 with NNCF
@@ -148,8 +151,9 @@ def ab_under_isa(path_a: str | os.PathLike, path_b: str | os.PathLike, input_sha
     return {**json.loads(r.stdout), "isa": isa}
 
 
-def _read(path: str, batch: int, input_shape: tuple[int, ...], *, dynamic: bool = False) -> Any:
-    """The model at ``path`` reshaped to (batch, *input_shape), or as the file declares it when ``dynamic``."""
+def read_model(path: str, batch: int, input_shape: tuple[int, ...], *, dynamic: bool = False) -> Any:
+    """The ``openvino.Model`` at ``path`` (IR or ONNX) reshaped to (batch, *input_shape), or as the file declares
+    it when ``dynamic``. A file OpenVINO cannot read raises ``ValueError`` naming it."""
     import openvino as ov
 
     try:
@@ -372,15 +376,15 @@ def build(model: Any, *, batch: int, threads: int | None, input_shape: tuple[int
     from .export import onnx_for, remove_with
 
     path, shape, tmp = onnx_for(model, batch, input_shape)
-    m = _read(path, batch, tuple(shape), dynamic=dynamic)
+    m = read_model(path, batch, tuple(shape), dynamic=dynamic)
     if dynamic and precision == "int8" and not any(op.get_type_name() == "FakeQuantize" for op in m.get_ops()):
         raise ValueError("precision='int8' with dynamic=True: calibration needs sizes; quantise the file on real "
-                         "inputs (mclab.quant.quantize_static, or quantize_nncf per size) and load that file")
+                         "inputs (onnxrt.quantize_static, or quantize_nncf per size) and load that file")
     if precision == "int8" and not any(op.get_type_name() == "FakeQuantize" for op in m.get_ops()):
         tmp = tmp or tempfile.mkdtemp(prefix="mclab-ov-")
         rest = tuple(m.inputs[0].get_partial_shape().get_shape())[1:]
         path = quantize_nncf(path, os.path.join(tmp, "int8.xml"), input_shape=rest)["xml"]
-        m = _read(path, batch, tuple(shape))
+        m = read_model(path, batch, tuple(shape))
     compiled = compile_model(m, precision="fp32" if precision == "int8" else precision, threads=threads)
     request = compiled.create_infer_request()
     want = tuple(d.get_length() if d.is_static else -1 for d in compiled.inputs[0].get_partial_shape())
@@ -474,3 +478,90 @@ def async_throughput(compiled: Any, x: Any, *, requests: int | None = None, dura
     wall = time.perf_counter() - start
     return AsyncResult(n, int(compiled.get_property("NUM_STREAMS")), str(compiled.get_property("PERFORMANCE_HINT")),
                        done[0], wall, int(x.shape[0]))
+
+
+# ----------------------------------------------------------------------------- plug-in: doctor, files, read-back
+
+
+def probe() -> dict[str, Any]:
+    """What ``mclab doctor`` shows for OpenVINO (run in a fresh interpreter): version and devices."""
+    import openvino as ov
+
+    core = ov.Core()
+    devices = [f"{d} ({core.get_property(d, 'FULL_DEVICE_NAME')})" for d in core.available_devices]
+    return {"version": ov.get_version().split("-")[0], "devices": devices}
+
+
+def check_file(path: str | os.PathLike) -> None:
+    """``ValueError`` naming ``path`` unless it is a whole model OpenVINO reads: an IR ``.xml`` that parses as XML
+    with a ``<net>`` root and a ``.bin`` beside it holding every constant the XML points at, or an ONNX file that
+    parses (:func:`mclab.runtimes.export.check_onnx_file`)."""
+    import xml.etree.ElementTree as ET
+
+    from .export import check_onnx_file
+
+    path = os.fspath(path)
+    if not path.endswith(".xml"):
+        return check_onnx_file(path)
+    try:
+        root = ET.parse(path).getroot()
+    except ET.ParseError as e:
+        raise ValueError(f"model file {path!r} is not an OpenVINO IR: its XML does not parse ({e}); is it "
+                         f"complete?") from None
+    if root.tag != "net":
+        raise ValueError(f"model file {path!r} is not an OpenVINO IR: its root element is <{root.tag}>, not <net>")
+    binf = path[:-4] + ".bin"
+    ends = [int(d.get("offset", 0)) + int(d.get("size", 0)) for d in root.iter("data") if d.get("size")]
+    have = os.path.getsize(binf) if os.path.isfile(binf) else None
+    if ends and have is None:
+        raise ValueError(f"model file {binf!r} (the weights beside {path}) does not exist")
+    if ends and max(ends) > have:
+        raise ValueError(f"model file {binf!r} holds {have} bytes but {path} reads up to byte {max(ends)}: "
+                         f"the weights are cut short")
+
+
+def op_counts(runner: Runner) -> dict[str, int]:
+    """``"<layer type> <runtime precision>"`` per layer of the compiled model's runtime graph, counted per kind
+    (``"Convolution u8"`` = an INT8 convolution); :func:`mclab.runtimes.int8_op_counts` asks this."""
+    import collections
+
+    cnt: collections.Counter = collections.Counter(
+        f"{info['layerType']} {info['runtimePrecision']}" for info in runtime_layers(runner)
+        if info["layerType"] not in ("Const", "Input", "Output"))
+    return dict(cnt.most_common())
+
+
+def profile(runner: Runner, x: Any, runs: int, warmup: int) -> Any:
+    """A :class:`mclab.runtimes.profile.Profile` from the CPU plugin's performance counters (``PERF_COUNT``): real
+    time per runtime layer type, with the kernel that ran it (``exec_type``). The model is compiled again."""
+    import openvino as ov
+
+    from .profile import Profile, shares
+
+    if not runner.file:
+        raise ValueError("this OpenVINO runner has no model file to compile again with PERF_COUNT")
+    m = read_model(runner.file, runner.input_shape[0], tuple(runner.input_shape[1:]))
+    prec = runner.precision if runner.precision in ("bf16", "fp16") else "fp32"  # INT8 comes from the file
+    compiled = compile_model(m, precision=prec, threads=runner.threads, extra={"PERF_COUNT": True})
+    req = compiled.create_infer_request()
+    for _ in range(warmup):
+        req.infer({0: x})
+    times: dict[str, float] = {}
+    calls: dict[str, float] = {}
+    details: dict[str, set[str]] = {}
+    executed = ov.ProfilingInfo.Status.EXECUTED
+    t0 = time.perf_counter()
+    for _ in range(runs):
+        req.infer({0: x})
+        for pi in req.profiling_info:  # the counters of the last call only: summed call by call
+            if pi.status != executed:
+                continue
+            times[pi.node_type] = times.get(pi.node_type, 0.0) + pi.real_time.total_seconds() * 1e3 / runs
+            calls[pi.node_type] = calls.get(pi.node_type, 0) + 1 / runs
+            details.setdefault(pi.node_type, set()).add(pi.exec_type)
+    wall = (time.perf_counter() - t0) * 1e3 / runs
+    total, ops = shares(times, calls, details)
+    return Profile(runner.runtime, runner.model, runner.precision, runner.threads, runs,
+                   "OpenVINO PERF_COUNT (real time per runtime layer)", total, wall, ops,
+                   note="detail: the kernel the CPU plugin chose (exec_type); the model is compiled again with "
+                        "PERF_COUNT on")

@@ -1,15 +1,17 @@
 """Where the time goes: a per-operator profile of a :class:`~mclab.runtimes.Runner`, read from each runtime's own
 profiler, in one shape (:class:`Profile`) so that runtimes can be set side by side (:func:`table`).
 
-    torch, torch-compile   torch.profiler: self CPU time per aten op (or compiled graph call)
+Each runtime's plug-in provides its ``profile(runner, x, runs, warmup)``; :func:`profile` asks the registry:
+
+    torch, torch-compile   torch.profiler: self CPU time per aten op (or compiled graph call): :func:`torch_ops`
     onnxruntime            SessionOptions.enable_profiling: kernel time per node of the optimised graph
                            (:func:`mclab.runtimes.onnxrt.profile_nodes`)
     openvino               the CPU plugin's performance counters (``PERF_COUNT``, ``get_profiling_info``):
                            real time per runtime layer, with the kernel that ran it (``exec_type``)
-    executorch             no per-operator profiler in the pip runtime (it needs an ETDump build): one row for the
-                           whole program
+    any other              no per-operator profiler (ExecuTorch's pip runtime needs an ETDump build): one row for
+                           the whole program, wall clock (:func:`whole_program`)
 
-:func:`profile` dispatches on ``runner.runtime`` through :data:`PROFILERS`. Introduced in notebook 09.
+Introduced in notebook 09.
 """
 from __future__ import annotations
 
@@ -17,9 +19,14 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
-from .base import Runner
+from .base import Runner, plugin
 
-__all__ = ["OpShare", "Profile", "PROFILERS", "profile", "table"]
+__all__ = [
+    # one shape for every runtime's profile
+    "OpShare", "Profile", "shares",
+    # the profilers plug-ins share, and the one entry point
+    "torch_ops", "whole_program", "profile", "table",
+]
 
 
 @dataclass
@@ -59,8 +66,10 @@ class Profile:
         return asdict(self)
 
 
-def _shares(times: dict[str, float], calls: dict[str, float], details: dict[str, set[str]]) -> tuple[float,
-                                                                                                     list[OpShare]]:
+def shares(times: dict[str, float], calls: dict[str, float], details: dict[str, set[str]]) -> tuple[float,
+                                                                                                    list[OpShare]]:
+    """Operator kinds as :class:`OpShare` rows, largest first, from time (ms per run), calls per run and details per
+    kind; returns (the summed time, the rows)."""
     total = sum(times.values())
     ops = [OpShare(k, calls[k], v, v / total if total else 0.0, ", ".join(sorted(details.get(k, ()))))
            for k, v in sorted(times.items(), key=lambda kv: -kv[1])]
@@ -74,7 +83,8 @@ def _timed(fn: Callable[[], Any], runs: int) -> float:
     return (time.perf_counter() - t0) * 1e3 / runs
 
 
-def _torch(runner: Runner, x: Any, runs: int, warmup: int) -> Profile:
+def torch_ops(runner: Runner, x: Any, runs: int, warmup: int) -> Profile:
+    """torch.profiler over ``runs`` calls: self CPU time per aten op (the torch and torch-compile plug-ins' profile)."""
     from torch.profiler import ProfilerActivity
     from torch.profiler import profile as torch_profile
 
@@ -88,101 +98,37 @@ def _torch(runner: Runner, x: Any, runs: int, warmup: int) -> Profile:
         if evt.self_cpu_time_total > 0:
             times[evt.key] = evt.self_cpu_time_total / 1e3 / runs
             calls[evt.key] = evt.count / runs
-    total, ops = _shares(times, calls, {})
+    total, ops = shares(times, calls, {})
     return Profile(runner.runtime, runner.model, runner.precision, runner.threads, runs,
                    "torch.profiler (self CPU time per op)", total, wall, ops)
 
 
-def _onnxruntime(runner: Runner, x: Any, runs: int, warmup: int) -> Profile:
-    from .onnxrt import profile_nodes
-
-    t0 = time.perf_counter()
-    nodes = profile_nodes(runner, x, runs=runs, warmup=warmup)
-    wall = (time.perf_counter() - t0) * 1e3 / (runs + warmup)  # includes the session build: an upper bound
-    times: dict[str, float] = {}
-    calls: dict[str, float] = {}
-    details: dict[str, set[str]] = {}
-    for n in nodes:
-        times[n["op"]] = times.get(n["op"], 0.0) + n["us"] / 1e3
-        calls[n["op"]] = calls.get(n["op"], 0) + 1
-        if n["input_types"]:
-            details.setdefault(n["op"], set()).add(n["input_types"][0])
-    total, ops = _shares(times, calls, details)
-    return Profile(runner.runtime, runner.model, runner.precision, runner.threads, runs,
-                   "ONNX Runtime enable_profiling (kernel time per node)", total, wall, ops,
-                   note="detail: the dtype of each node's first input; wall_ms includes building the session")
-
-
-def _openvino(runner: Runner, x: Any, runs: int, warmup: int) -> Profile:
-    import openvino as ov
-
-    from .openvino import _read, compile_model
-
-    if not runner.file:
-        raise ValueError("this OpenVINO runner has no model file to compile again with PERF_COUNT")
-    m = _read(runner.file, runner.input_shape[0], tuple(runner.input_shape[1:]))
-    prec = runner.precision if runner.precision in ("bf16", "fp16") else "fp32"  # INT8 comes from the file
-    compiled = compile_model(m, precision=prec, threads=runner.threads, extra={"PERF_COUNT": True})
-    req = compiled.create_infer_request()
-    for _ in range(warmup):
-        req.infer({0: x})
-    times: dict[str, float] = {}
-    calls: dict[str, float] = {}
-    details: dict[str, set[str]] = {}
-    executed = ov.ProfilingInfo.Status.EXECUTED
-    t0 = time.perf_counter()
-    for _ in range(runs):
-        req.infer({0: x})
-        for pi in req.profiling_info:  # the counters of the last call only: summed call by call
-            if pi.status != executed:
-                continue
-            times[pi.node_type] = times.get(pi.node_type, 0.0) + pi.real_time.total_seconds() * 1e3 / runs
-            calls[pi.node_type] = calls.get(pi.node_type, 0) + 1 / runs
-            details.setdefault(pi.node_type, set()).add(pi.exec_type)
-    wall = (time.perf_counter() - t0) * 1e3 / runs
-    total, ops = _shares(times, calls, details)
-    return Profile(runner.runtime, runner.model, runner.precision, runner.threads, runs,
-                   "OpenVINO PERF_COUNT (real time per runtime layer)", total, wall, ops,
-                   note="detail: the kernel the CPU plugin chose (exec_type); the model is compiled again with "
-                        "PERF_COUNT on")
-
-
-def _whole_program(runner: Runner, x: Any, runs: int, warmup: int) -> Profile:
+def whole_program(runner: Runner, x: Any, runs: int, warmup: int) -> Profile:
+    """Wall clock over ``runs`` calls as one row: the profile of a runtime whose plug-in has no profiler."""
     for _ in range(warmup):
         runner.run(x)
     wall = _timed(lambda: runner.run(x), runs)
     return Profile(runner.runtime, runner.model, runner.precision, runner.threads, runs, "wall clock only", wall,
                    wall, [OpShare("(whole program)", 1.0, wall, 1.0)],
-                   note=f"{runner.runtime}: no per-operator profiler here (ExecuTorch needs a runtime built with "
-                        "ETDump)")
-
-
-# runtime name (mclab.runtimes.RUNTIMES) -> its profiler; a runtime not listed is a ValueError
-PROFILERS: dict[str, Callable[[Runner, Any, int, int], Profile]] = {
-    "torch": _torch,
-    "torch-compile": _torch,
-    "onnxruntime": _onnxruntime,
-    "openvino": _openvino,
-    "executorch": _whole_program,
-}
+                   note=f"{runner.runtime}: no per-operator profiler in its plug-in (ExecuTorch's needs a runtime "
+                        "built with ETDump)")
 
 
 def profile(runner: Runner, x: Any = None, *, runs: int = 20, warmup: int = 3) -> Profile:
     """Profile ``runner`` on ``x`` (default: its example input) over ``runs`` calls after ``warmup`` with its
-    runtime's own profiler (:data:`PROFILERS`); operator kinds largest first. The profilers measure different
+    runtime's own profiler (its plug-in's ``profile``; :func:`whole_program` where it has none); operator kinds
+    largest first. The profilers measure different
     things (self CPU time, kernel time, layer time): compare shares within a runtime, and totals across runtimes
     only roughly."""
     if not isinstance(runner, Runner):
         raise TypeError(f"runner must be a mclab.runtimes.Runner, got {type(runner).__name__}")
-    if runner.runtime not in PROFILERS:
-        raise ValueError(f"runner.runtime={runner.runtime!r} has no profiler here; profiled: {sorted(PROFILERS)}")
     if not isinstance(runs, int) or isinstance(runs, bool) or runs < 1:
         raise ValueError(f"runs={runs!r} must be an int >= 1")
     if not isinstance(warmup, int) or warmup < 0:
         raise ValueError(f"warmup={warmup!r} must be an int >= 0")
     x = runner.example_input() if x is None else x
     runner.run(x)  # checks the input's shape and dtype before any profiler starts
-    return PROFILERS[runner.runtime](runner, x, runs, warmup)
+    return getattr(plugin(runner.runtime), "profile", whole_program)(runner, x, runs, warmup)
 
 
 def table(profiles: list[Profile], top: int = 3) -> list[dict[str, Any]]:

@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterable
 
 from .base import Runner, model_label
 
-__all__ = ["TRTConfig", "EngineReport", "available", "to_fp16_onnx", "to_qdq_onnx", "build_engine",
+__all__ = ["TRTConfig", "EngineReport", "available", "probe", "to_fp16_onnx", "to_qdq_onnx", "build_engine",
            "engine_runner", "cuda_time_ms", "build"]
 
 
@@ -259,3 +259,10 @@ def build(model: Any, *, batch: int, threads: int | None, input_shape: tuple[int
     runner.info.update(rep.as_dict())
     remove_with(runner, tmp)
     return runner
+
+
+def probe() -> dict[str, Any]:
+    """What ``mclab doctor`` shows for TensorRT (run in a fresh interpreter): version; it needs a CUDA GPU."""
+    import tensorrt as trt
+
+    return {"version": trt.__version__, "devices": ["cuda"]}

@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterable
 
 from .base import Runner, resolve
 
-__all__ = ["MODES", "TFLiteConfig", "to_keras", "convert", "verify_file", "interpreter", "inspect_file",
+__all__ = ["MODES", "TFLiteConfig", "to_keras", "convert", "check_file", "probe", "interpreter", "inspect_file",
            "runner_for_file", "build"]
 
 # TFLite's four post-training conversions. "fp16": weights stored as float16 (dequantised to float32 on
@@ -217,7 +217,7 @@ def convert(keras_model: Any, path: str | os.PathLike, config: TFLiteConfig | No
 # ----------------------------------------------------------------------------- running .tflite files
 
 
-def verify_file(path: str | os.PathLike) -> None:
+def check_file(path: str | os.PathLike) -> None:
     """Raise ``ValueError`` unless ``path`` is a structurally complete ``.tflite`` flatbuffer: TFLite's C++
     loader does not bounds-check every table, and a truncated file can crash the Python process."""
     import struct
@@ -260,7 +260,7 @@ def interpreter(path: str, *, threads: int | None = None, xnnpack: bool = True) 
     """A ``tf.lite.Interpreter`` for ``path`` with tensors allocated. ``xnnpack=False`` uses TFLite's
     built-in kernels only (XNNPACK is the default CPU delegate). Raises ``ValueError`` on a corrupt file."""
     tf = import_framework()
-    verify_file(path)
+    check_file(path)
     resolver = (tf.lite.experimental.OpResolverType.AUTO if xnnpack
                 else tf.lite.experimental.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
     try:
@@ -364,3 +364,11 @@ def build(model: Any, *, batch: int, threads: int | None, input_shape: tuple[int
     path = convert(keras_model, os.path.join(out_dir, f"{os.path.basename(label)}_{precision}.tflite"),
                    TFLiteConfig(mode=_MODE_FOR[precision], representative=rep))
     return runner_for_file(path, threads=threads, model=label)
+
+
+def probe() -> dict[str, Any]:
+    """What ``mclab doctor`` shows for TensorFlow Lite (run in a fresh interpreter): version and devices."""
+    tf = import_framework()
+    tf.lite.Interpreter  # noqa: B018 — raises AttributeError where TFLite is not bundled
+    gpus = [d.name for d in tf.config.list_physical_devices("GPU")]
+    return {"version": tf.__version__, "devices": ["CPU"] + gpus, "details": {"interpreter": "tf.lite.Interpreter"}}

@@ -19,9 +19,10 @@ from typing import Any, Callable, Iterable
 
 from ..bench import sync_fn
 from .base import RANDOM_CALIBRATION, Runner, random_batches, resolve
+from .profile import torch_ops as profile  # torch.profiler: self CPU time per op and compiled graph call
 
 __all__ = ["MODES", "CompileReport", "Compiled", "compile_module", "PT2EInt8", "quantize_pt2e", "int8_kernels",
-           "build"]
+           "build", "available", "probe", "profile"]
 
 # torch.compile modes. "reduce-overhead" adds CUDA graphs (GPU only); "max-autotune-no-cudagraphs" tries
 # several kernel configurations per operator (long compiles).
@@ -252,3 +253,29 @@ def build(model: Any, *, batch: int, threads: int | None, input_shape: tuple[int
 
     return Runner(label, "torch-compile", shape, actual, threads or torch.get_num_threads(), run,
                   info={**info, **compiled.as_dict()}, handle=compiled.fn)
+
+
+def _compiler() -> str | None:
+    """The C++ compiler Inductor builds CPU kernels with (``$CXX``, g++ or c++), or None."""
+    import os
+    import shutil
+
+    return shutil.which(os.environ.get("CXX", "g++")) or shutil.which("c++")
+
+
+def available() -> tuple[bool, str]:
+    """(True, "") where Inductor can build CPU kernels: it needs a C++ compiler."""
+    cxx = _compiler()
+    return (True, "") if cxx else (False, "no C++ compiler found (g++, c++ or $CXX): Inductor cannot build CPU "
+                                          "kernels; install one, e.g. `apt-get install g++`")
+
+
+def probe() -> dict[str, Any]:
+    """What ``mclab doctor`` shows for torch.compile (run in a fresh interpreter): the compiler Inductor uses."""
+    import torch
+
+    ok, why = available()
+    if not ok:
+        raise RuntimeError(why)
+    return {"version": torch.__version__, "devices": ["cpu"] + (["cuda"] if torch.cuda.is_available() else []),
+            "details": {"compiler_for_inductor": _compiler(), "backend": "inductor"}}

@@ -4,8 +4,9 @@ from __future__ import annotations
 from typing import Any
 
 from .base import Runner, resolve
+from .profile import torch_ops as profile  # torch.profiler: self CPU time per aten op
 
-__all__ = ["build"]
+__all__ = ["build", "probe", "profile"]
 
 
 def build(model: Any, *, batch: int, threads: int | None, input_shape: tuple[int, ...] | None,
@@ -36,3 +37,14 @@ def build(model: Any, *, batch: int, threads: int | None, input_shape: tuple[int
         first = str(e).strip().splitlines()[0]
         raise ValueError(f"input shape {shape[1:]} does not fit {label}: {first}") from None
     return runner
+
+
+def probe() -> dict[str, Any]:
+    """What ``mclab doctor`` shows for PyTorch (run in a fresh interpreter): version, devices, CPU capability."""
+    import torch
+
+    devices = ["cpu"] + [f"cuda:{i} ({torch.cuda.get_device_name(i)})" for i in range(torch.cuda.device_count())]
+    return {"version": torch.__version__, "devices": devices,
+            "details": {"cuda_build": torch.version.cuda, "cuda_available": torch.cuda.is_available(),
+                        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+                        "mkldnn": torch.backends.mkldnn.is_available(), "num_threads": torch.get_num_threads()}}

@@ -17,7 +17,7 @@ def test_bad_input_is_named(tiny_onnx, tmp_path):
         runtimes.load(str(tmp_path / "nope.onnx"), "onnxruntime")
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"\x00not a model")
-    with pytest.raises(ValueError, match="cannot load"):
+    with pytest.raises(ValueError, match="bad.onnx' is not a readable ONNX model"):
         runtimes.load(str(bad), "onnxruntime")
     with pytest.raises(ValueError, match="unknown; available runtimes"):
         runtimes.load("resnet18", "tensorrt-nope")

@@ -88,9 +88,10 @@ def test_bad_inputs(tmp_path, pte_files, x, toy_cnn):
     good = facts["fp32"]["path"]
     with pytest.raises(ValueError, match="does not exist"):
         runtimes.load(str(tmp_path / "missing.pte"), "executorch")
-    for name, data in (("cut.pte", open(good, "rb").read()[:500]), ("junk.pte", b"not a program" * 40)):
+    for name, data, why in (("cut.pte", open(good, "rb").read()[:500], "is cut short"),
+                            ("junk.pte", b"not a program" * 40, "is not an ExecuTorch program")):
         (tmp_path / name).write_bytes(data)
-        with pytest.raises(ValueError, match="cannot be loaded as an ExecuTorch program"):
+        with pytest.raises(ValueError, match=f"{name}' {why}"):
             runtimes.load(str(tmp_path / name), "executorch", batch=2)
     with pytest.raises(ValueError, match=r"input_shape=\(3, 8, 8\) does not fit"):
         runtimes.load(good, "executorch", batch=2, input_shape=(3, 8, 8))
@@ -133,4 +134,4 @@ def test_available_and_missing_package(monkeypatch):
 
 def test_listed_in_the_registry():
     assert runtimes.precisions("executorch") == ("fp32", "int8")
-    assert runtimes.RUNTIMES["executorch"].module == "executorch"
+    assert runtimes.RUNTIMES["executorch"].module == "mclab.runtimes.executorch"

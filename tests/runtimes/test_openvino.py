@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from mclab import runtimes
-from mclab.runtimes import openvino
+from mclab.runtimes import onnxrt, openvino
 
 SHAPE = (3, 16, 16)  # the toy CNN's input (conftest)
 
@@ -61,14 +61,14 @@ def test_openvino_pins_fp32_and_reads_back_its_precision(tiny_onnx, tmp_path):
         ir["xml_bytes"] + ir["bin_bytes"]
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"garbage")
-    with pytest.raises(ValueError, match="cannot load"):
+    with pytest.raises(ValueError, match="bad.onnx. is not a readable ONNX model"):
         runtimes.load(str(bad), "openvino", input_shape=(3, 32, 32))
     with pytest.raises(ValueError, match="float32 array of shape"):
         r.run(x.astype(np.float64))
     with pytest.raises(ValueError, match="precision='int4' is unknown"):
         runtimes.load(str(path), "openvino", precision="int4")
     with pytest.raises(ValueError, match="OpenVINO's CPU plugin takes"):
-        ovrt.compile_model(ovrt._read(str(path), 1, (3, 32, 32)), precision="int8")  # int8 comes from the model
+        ovrt.compile_model(ovrt.read_model(str(path), 1, (3, 32, 32)), precision="int8")  # int8 comes from the model
 
 
 def _onnx(module, path, shape):
@@ -122,13 +122,11 @@ def test_quantize_nncf_on_given_batches_and_reads_it_back(tiny_module, tmp_path)
 
 
 def test_openvino_int8_of_a_qdq_file_is_compiled_as_it_is(tiny_module, tmp_path):
-    from mclab import quant
-
     src = _onnx(tiny_module(), tmp_path / "tiny.onnx", (3, 16, 16))
-    pre = quant.prepare_onnx(src, tmp_path / "pre", (3, 16, 16))
-    cal = quant.calibrate(pre, [np.random.default_rng(i).standard_normal((4, 3, 16, 16), dtype=np.float32)
+    pre = onnxrt.prepare_onnx(src, tmp_path / "pre", (3, 16, 16))
+    cal = onnxrt.calibrate(pre, [np.random.default_rng(i).standard_normal((4, 3, 16, 16), dtype=np.float32)
                                 for i in range(2)])
-    qdq = quant.quantize_static(pre, tmp_path / "qdq.onnx", cal)
+    qdq = onnxrt.quantize_static(pre, tmp_path / "qdq.onnx", cal)
     r = runtimes.load(qdq, "openvino", batch=1, threads=1, precision="int8")
     assert r.precision == "int8" and r.file == str(qdq) and r.info["int8_layers"]["int8"] >= 1
     assert "not NNCF" in r.info["quantiser"] and r.info["calibration"] == "not recorded in the file"
