@@ -41,7 +41,7 @@ def _other_seeds(seeds: list[int], data) -> dict:
     """The INT4 rows for models trained with other seeds: does each quantiser's ranking against RTN hold?"""
     out = {}
     for seed in seeds:
-        model = llm.pretrained(llm.TrainConfig(seed=seed)).model
+        model = llm.pretrained(llm.LMTrainConfig(seed=seed)).model
         inputs = llm.capture_inputs(model, data.train[-8192:], n_tokens=4096)
         out[seed] = _scores(llm.compare_formats(model, _int4_formats(), data.val, inputs=inputs, decode_tokens=8))
     return out
@@ -94,7 +94,7 @@ def main(out: Path = Path("build/bench/llm.json"), threads: int | None = None, r
         formats = ["fp16", "bf16"] + [llm.LLMQuantConfig(bits=8, group_size=g) for g in GROUPS] + _int4_formats()
         inputs = llm.capture_inputs(model, data.train[-8192:], n_tokens=4096)  # calibration text is training text
         table = llm.compare_formats(model, formats, data.val, inputs=inputs)
-        others = _other_seeds([s for s in seeds if s != llm.TrainConfig().seed], data)
+        others = _other_seeds([s for s in seeds if s != llm.LMTrainConfig().seed], data)
 
     rows = {r.name: r for r in table.rows}
     fp32 = rows["fp32"].perplexity
@@ -121,7 +121,7 @@ def main(out: Path = Path("build/bench/llm.json"), threads: int | None = None, r
                                   for m in ("AWQ", "GPTQ")},
     }
     if others:
-        per_seed = {llm.TrainConfig().seed: _scores(table), **others}
+        per_seed = {llm.LMTrainConfig().seed: _scores(table), **others}
         result["seeds"] = {str(k): v for k, v in per_seed.items()}
         result["ranking_across_seeds"] = _ranking(per_seed)
         result["kld_by_seed"] = _kld_table(per_seed)

@@ -16,8 +16,8 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
-__all__ = ["ExportedGraph", "export_ops", "guard_kinds", "Kernel", "kernels", "recompiles", "conv_bn_relu",
-           "fold_bn", "TORCHAO_INT8", "torchao_int8"]
+__all__ = ["ExportedGraph", "export_ops", "guard_kinds", "Kernel", "kernels", "RecompileStep", "recompiles",
+           "conv_bn_relu", "fold_bn", "TORCHAO_INT8", "torchao_int8"]
 
 
 @dataclass
@@ -148,20 +148,36 @@ def kernels(code: Iterable[str]) -> list[Kernel]:
     return out
 
 
+@dataclass
+class RecompileStep:
+    """One call in :func:`recompiles`: the input shape, the graphs Dynamo had compiled after it, whether this call
+    compiled a new graph, and its wall time in ms (compile included when it compiled)."""
+
+    shape: tuple[int, ...]
+    graphs_so_far: int
+    compiled: bool
+    ms: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"shape": list(self.shape), "graphs_so_far": self.graphs_so_far, "compiled": self.compiled,
+                "ms": self.ms}
+
+
 def recompiles(module: Any, shapes: Sequence[tuple[int, ...]], *, dynamic: bool | None = None,
-               backend: str = "inductor") -> list[dict[str, Any]]:
-    """Compile ``module`` once and call it on a random input of each shape in ``shapes``, in order. One row per
-    call: the shape, the graphs compiled so far, whether this call compiled (a new graph), and its wall time.
-    With ``dynamic=None`` (the default) a second shape recompiles once with a symbolic size, after which other
-    sizes reuse it; ``dynamic=False`` recompiles for every new shape (up to Dynamo's cache limit).
-    ``backend="eager"`` counts the same recompiles (they are Dynamo's) without generating code."""
+               backend: str = "inductor") -> list[RecompileStep]:
+    """Compile ``module`` once and call it on a random input of each shape in ``shapes``, in order. One
+    :class:`RecompileStep` per call: the shape, the graphs compiled so far, whether this call compiled (a new graph),
+    and its wall time in ms. With ``dynamic=None`` (the default) a second shape recompiles once with a symbolic
+    size, after which other sizes reuse it; ``dynamic=False`` recompiles for every new shape (up to Dynamo's cache
+    limit). ``backend="eager"`` counts the same recompiles (they are Dynamo's) without generating code."""
     import torch
     from torch._dynamo.utils import counters
 
     torch._dynamo.reset()
     counters.clear()
     compiled = torch.compile(module.eval(), dynamic=dynamic, backend=backend)
-    rows, before = [], 0
+    rows: list[RecompileStep] = []
+    before = 0
     for shape in shapes:
         x = torch.randn(tuple(shape))
         t0 = time.perf_counter()
@@ -169,7 +185,7 @@ def recompiles(module: Any, shapes: Sequence[tuple[int, ...]], *, dynamic: bool 
             compiled(x)
         ms = (time.perf_counter() - t0) * 1e3
         graphs = int(counters["stats"]["unique_graphs"])
-        rows.append({"shape": tuple(shape), "graphs so far": graphs, "compiled": graphs > before, "ms": ms})
+        rows.append(RecompileStep(shape=tuple(shape), graphs_so_far=graphs, compiled=graphs > before, ms=ms))
         before = graphs
     return rows
 

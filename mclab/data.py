@@ -26,7 +26,7 @@ __all__ = [
     # datasets
     "DigitsDataset", "digits", "image_folder", "SPLITS",
     # batches and transforms
-    "augment", "calibration_batches", "loader",
+    "check_size", "augment", "calibration_batches", "loader",
     # photographs
     "sample_images", "image_tensor",
     # rendered text for OCR (notebook 18)
@@ -65,9 +65,15 @@ class DigitsDataset:
                 "class_counts": np.bincount(self.y.numpy(), minlength=10).tolist()}
 
 
-def _check_size(size: int) -> None:
+def check_size(size: int) -> None:
+    """Raise ``ValueError`` unless ``size`` is an int image side length in pixels from 8 to 512, the range every
+    dataset here can be rendered at; configs that carry an image size (``models.TrainConfig``, the supernet's)
+    check it with this at their boundary. Returns None."""
     if not isinstance(size, int) or isinstance(size, bool) or not 8 <= size <= 512:
         raise ValueError(f"size={size!r} must be an int pixel size from 8 to 512")
+
+
+_check_size = check_size  # kept until mclab.nas uses check_size (mclab/models.py:128 calls it too)
 
 
 def _split_indices(y: np.ndarray) -> dict[str, np.ndarray]:
@@ -122,7 +128,7 @@ def digits(split: str = "train", *, size: int = 32, copies: int = 4, seed: int =
 
     if split not in SPLITS:
         raise ValueError(f"split={split!r} is unknown; allowed: {SPLITS}")
-    _check_size(size)
+    check_size(size)
     aug = split.endswith("_aug")
     if aug and (not isinstance(copies, int) or isinstance(copies, bool) or copies < 1):
         raise ValueError(f"copies={copies!r} must be an int >= 1")
@@ -169,7 +175,7 @@ def image_folder(path: str | Path, *, size: int = 32, grayscale: bool = True):
     :func:`digits` (grayscale, ``size``×``size``, values in [-1, 1]); use it with :func:`loader`."""
     from torchvision import datasets, transforms
 
-    _check_size(size)
+    check_size(size)
     root = Path(path)
     if not root.is_dir():
         raise ValueError(f"path={str(path)!r} is not a directory of class folders")
@@ -193,7 +199,7 @@ def image_tensor(image: np.ndarray, size: int = 224) -> "torch.Tensor":
     import torch
     import torch.nn.functional as F
 
-    _check_size(size)
+    check_size(size)
     if not (isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[2] == 3):
         raise ValueError(f"image must be an (H, W, 3) array; got {getattr(image, 'shape', type(image))}")
     t = torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1)[None].float() / 255  # (1, 3, H, W)

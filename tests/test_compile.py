@@ -59,7 +59,8 @@ def test_kernels_reads_fused_loops_and_library_calls():
 
 def test_recompiles_counts_new_graphs():
     rows = mc.recompiles(nn.ReLU(), [(2, 3), (4, 3), (4, 3)], dynamic=False)
-    assert [r["compiled"] for r in rows] == [True, True, False] and rows[-1]["graphs so far"] == 2
+    assert [r.compiled for r in rows] == [True, True, False] and rows[-1].graphs_so_far == 2
+    assert rows[0].as_dict() == {"shape": [2, 3], "graphs_so_far": 1, "compiled": True, "ms": rows[0].ms}
 
 
 def test_torchao_int8_rewrites_linear_layers():

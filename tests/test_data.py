@@ -99,6 +99,7 @@ def test_image_folder_reads_your_own_images(tmp_path):
     (lambda: data.digits("holdout"), "split='holdout'"),
     (lambda: data.digits("train", size=4), "size=4"),
     (lambda: data.digits("train", size=True), "size=True"),
+    (lambda: data.check_size(513), "size=513 must be an int pixel size from 8 to 512"),
     (lambda: data.digits("test_aug", copies=0), "copies=0"),
     (lambda: data.digits("val_aug", copies=True), "copies=True"),
     (lambda: data.calibration_batches(0), "n=0"),

@@ -8,10 +8,12 @@ it. Introduced in notebook 13.
 from __future__ import annotations
 
 from .compare import FLOAT_FORMATS, FormatResult, FormatTable, compare_formats
+from .eval import kl_divergence, log_probs, nll, perplexity, token_windows
 from .generate import (
     GenerateConfig,
     GenerationResult,
     MemoryBudget,
+    as_prompt,
     bytes_per_token,
     decode_ceiling,
     generate,
@@ -33,9 +35,11 @@ from .model import FAST_LLAMA, LLAMA2_7B, KVCache, LlamaConfig, TinyLlama, kv_ca
 from .outliers import (
     OutlierConfig,
     OutlierReport,
+    OutlierResult,
     W8A8Config,
     W8A8Linear,
     W8A8Report,
+    W8A8Result,
     add_outliers_,
     channel_salience,
     largest_channels,
@@ -54,6 +58,7 @@ from .quant import (
     capture_inputs,
     cast,
     linear_weight_bytes,
+    quant_linears,
     quantize_,
     quantized,
 )
@@ -65,28 +70,30 @@ from .speculative import (
     speculative_generate,
 )
 from .tokenizer import ByteTokenizer, Corpus, corpus
-from .train import TrainConfig, TrainResult, cache_dir, kl_divergence, perplexity, pretrained, train
+from .train import LMTrainConfig, LMTrainResult, cache_dir, pretrained, train_lm
 
 __all__ = [
     # model and data
     "LlamaConfig", "TinyLlama", "KVCache", "kv_cache_bytes", "param_count", "LLAMA2_7B", "FAST_LLAMA",
     "ByteTokenizer", "Corpus", "corpus",
-    # training and evaluation
-    "TrainConfig", "TrainResult", "train", "pretrained", "perplexity", "kl_divergence", "cache_dir",
+    # training
+    "LMTrainConfig", "LMTrainResult", "train_lm", "pretrained", "cache_dir",
+    # scoring on held-out text: the windows, log-probabilities and NLL every score is built from
+    "perplexity", "kl_divergence", "token_windows", "log_probs", "nll",
     # generation and its costs
-    "GenerateConfig", "GenerationResult", "generate", "decode_ceiling",
+    "GenerateConfig", "GenerationResult", "generate", "as_prompt", "decode_ceiling",
     "bytes_per_token", "MemoryBudget", "memory_budget",
     # weight-only quantisation (packed INT4/INT8, group-wise; the arithmetic is mclab.quant's)
-    "ALGORITHMS", "LLMQuantConfig", "LayerInputs", "QuantReport", "QuantResult", "QuantLinear", "capture_inputs",
-    "quantize_", "quantized", "cast", "linear_weight_bytes",
+    "ALGORITHMS", "LLMQuantConfig", "LayerInputs", "QuantReport", "QuantResult", "QuantLinear", "quant_linears",
+    "capture_inputs", "quantize_", "quantized", "cast", "linear_weight_bytes",
     # comparing weight formats
     "FLOAT_FORMATS", "FormatResult", "FormatTable", "compare_formats",
     # GGUF
     "GGUFConfig", "GGUFExport", "export_gguf", "load_gguf",
     # outliers made on purpose, and AWQ's and SmoothQuant's answers to them (notebook 13b)
-    "OutlierConfig", "OutlierReport", "add_outliers_", "with_outliers", "largest_channels", "channel_salience",
-    "max_logit_difference",
-    "W8A8Config", "W8A8Linear", "W8A8Report", "smooth_scales", "w8a8",
+    "OutlierConfig", "OutlierReport", "OutlierResult", "add_outliers_", "with_outliers", "largest_channels",
+    "channel_salience", "max_logit_difference",
+    "W8A8Config", "W8A8Linear", "W8A8Report", "W8A8Result", "smooth_scales", "w8a8",
     # the INT8 KV cache and context budgets (notebook 13b)
     "QuantKVCache", "kv_bytes_per_token", "kv_perplexity", "ContextFit", "longest_context",
     # speculative decoding (notebook 13b)

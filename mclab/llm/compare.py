@@ -14,10 +14,10 @@ from typing import Any, Sequence
 import torch
 import torch.nn.functional as F
 
+from .eval import log_probs, nll, token_windows
 from .generate import GenerateConfig, generate
 from .quant import LayerInputs, LLMQuantConfig, capture_inputs, cast, linear_weight_bytes, quantized
 from .tokenizer import ByteTokenizer
-from .train import _log_probs, _nll, _windows
 
 __all__ = ["FormatResult", "FormatTable", "compare_formats", "FLOAT_FORMATS"]
 
@@ -74,18 +74,18 @@ def _scores(m: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, ref: list[torc
             batch_size: int = 16) -> tuple[float, float, list[torch.Tensor]]:
     """(perplexity, KL(reference || m) per token, m's log-probabilities) from one pass over the windows ``x``.
 
-    The numbers :func:`~mclab.llm.train.perplexity` and :func:`~mclab.llm.train.kl_divergence` give, but each
+    The numbers :func:`~mclab.llm.eval.perplexity` and :func:`~mclab.llm.eval.kl_divergence` give, but each
     variant runs once and the reference's log-probabilities ``ref`` are computed once for the whole table.
     """
-    nll = kl = 0.0
+    total = kl = 0.0
     logps = []
-    for j, (logp, yb) in enumerate(zip(_log_probs(m, x, batch_size), y.split(batch_size), strict=True)):
-        nll += _nll(logp, yb)
+    for j, (logp, yb) in enumerate(zip(log_probs(m, x, batch_size), y.split(batch_size), strict=True)):
+        total += nll(logp, yb)
         if ref is None:
             logps.append(logp)
         else:
             kl += F.kl_div(logp, ref[j], log_target=True, reduction="sum").item()
-    return math.exp(nll / y.numel()), kl / x.numel(), logps
+    return math.exp(total / y.numel()), kl / x.numel(), logps
 
 
 def compare_formats(model: torch.nn.Module, formats: Sequence[str | LLMQuantConfig], val_tokens,
@@ -115,7 +115,7 @@ def compare_formats(model: torch.nn.Module, formats: Sequence[str | LLMQuantConf
     fp32_bytes = linear_weight_bytes(model)
     table = FormatTable()
     ordered = ["fp32"] + [f for f in formats if f != "fp32"]
-    x, y = _windows(val_tokens, min(256, model.cfg.max_seq_len), eval_tokens, "perplexity")  # perplexity()'s windows
+    x, y = token_windows(val_tokens, min(256, model.cfg.max_seq_len), eval_tokens, "perplexity")  # as perplexity()
     ref: list[torch.Tensor] | None = None  # FP32's log-probabilities, the KL reference
     for f in ordered:
         t = time.perf_counter()

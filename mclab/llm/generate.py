@@ -19,7 +19,7 @@ import torch
 
 from .model import KVCache, LlamaConfig, TinyLlama, kv_cache_bytes, param_count
 
-__all__ = ["GenerateConfig", "GenerationResult", "generate", "decode_ceiling", "bytes_per_token",
+__all__ = ["GenerateConfig", "GenerationResult", "generate", "as_prompt", "decode_ceiling", "bytes_per_token",
            "MemoryBudget", "memory_budget"]
 
 
@@ -68,7 +68,10 @@ class GenerationResult:
                 "decode_tokens_per_s": self.decode_tokens_per_s}
 
 
-def _as_prompt(prompt, max_seq_len: int, max_new_tokens: int) -> torch.Tensor:
+def as_prompt(prompt, max_seq_len: int, max_new_tokens: int) -> torch.Tensor:
+    """``prompt`` (token ids: a list, array or tensor) as an int64 tensor of shape (1, T), checked at the boundary:
+    not text, at least one token, and room for ``max_new_tokens`` more within ``max_seq_len`` (else a
+    ``ValueError`` naming the limit). Shared by :func:`generate` and :func:`mclab.llm.speculative_generate`."""
     if isinstance(prompt, str):
         raise TypeError("prompt must be token ids; encode text with ByteTokenizer().encode(text) first")
     t = torch.as_tensor(prompt, dtype=torch.int64).reshape(1, -1)
@@ -92,41 +95,41 @@ def _pick(logits: torch.Tensor, cfg: GenerateConfig, gen: torch.Generator) -> to
 
 
 @torch.inference_mode()
-def generate(model: TinyLlama, prompt, cfg: GenerateConfig = GenerateConfig()) -> GenerationResult:
-    """Continue ``prompt`` (token ids) by ``cfg.max_new_tokens`` tokens; returns a :class:`GenerationResult`."""
-    if not isinstance(cfg, GenerateConfig):
-        raise TypeError(f"cfg must be a GenerateConfig, got {type(cfg).__name__}")
+def generate(model: TinyLlama, prompt, config: GenerateConfig = GenerateConfig()) -> GenerationResult:
+    """Continue ``prompt`` (token ids) by ``config.max_new_tokens`` tokens; returns a :class:`GenerationResult`."""
+    if not isinstance(config, GenerateConfig):
+        raise TypeError(f"config must be a GenerateConfig, got {type(config).__name__}")
     mcfg = model.cfg
-    x = _as_prompt(prompt, mcfg.max_seq_len, cfg.max_new_tokens)
-    gen = torch.Generator().manual_seed(cfg.seed)
+    x = as_prompt(prompt, mcfg.max_seq_len, config.max_new_tokens)
+    gen = torch.Generator().manual_seed(config.seed)
     dtype = next(model.parameters()).dtype
-    cache = KVCache(mcfg, batch=1, dtype=dtype) if cfg.use_cache else None
+    cache = KVCache(mcfg, batch=1, dtype=dtype) if config.use_cache else None
     start = time.perf_counter()
-    nxt = _pick(model(x, cache)[:, -1], cfg, gen)  # prefill: the whole prompt at once
+    nxt = _pick(model(x, cache)[:, -1], config, gen)  # prefill: the whole prompt at once
     ttft = time.perf_counter() - start
     out = [int(nxt)]
     seq = x
     t0 = time.perf_counter()
     steps = []
-    for _ in range(cfg.max_new_tokens - 1):
+    for _ in range(config.max_new_tokens - 1):
         ts = time.perf_counter()
         if cache is not None:
             logits = model(nxt, cache)[:, -1]  # (1, vocab): only the new token runs
         else:
             seq = torch.cat([seq, nxt], dim=1)
             logits = model(seq)[:, -1]  # the whole sequence again
-        nxt = _pick(logits, cfg, gen)
+        nxt = _pick(logits, config, gen)
         out.append(int(nxt))
         steps.append((time.perf_counter() - ts) * 1e3)
     decode = time.perf_counter() - t0
-    return GenerationResult(prompt_tokens=x[0].tolist(), new_tokens=out, use_cache=cfg.use_cache,
+    return GenerationResult(prompt_tokens=x[0].tolist(), new_tokens=out, use_cache=config.use_cache,
                             ttft_ms=ttft * 1e3, decode_ms=decode * 1e3,
                             kv_cache_bytes=cache.nbytes if cache is not None else 0, step_ms=steps)
 
 
-def bytes_per_token(weight_bytes: int, cfg, seq_len: int, kv_bytes_per_value: int = 4) -> int:
+def bytes_per_token(weight_bytes: int, config, seq_len: int, kv_bytes_per_value: int = 4) -> int:
     """Bytes read from memory to decode one token at context ``seq_len``: all weights + the KV cache so far."""
-    return weight_bytes + kv_cache_bytes(cfg, seq_len, 1, kv_bytes_per_value)
+    return weight_bytes + kv_cache_bytes(config, seq_len, 1, kv_bytes_per_value)
 
 
 def decode_ceiling(bytes_read_per_token: float, bandwidth_gb_s: float) -> float:
@@ -159,16 +162,17 @@ class MemoryBudget:
         return {**asdict(self), "total_bytes": self.total_bytes}
 
 
-def memory_budget(cfg: LlamaConfig, seq_len: int, weight_bits: float = 16.0, kv_bytes_per_value: int = 2,
+def memory_budget(config: LlamaConfig, seq_len: int, weight_bits: float = 16.0, kv_bytes_per_value: int = 2,
                   batch: int = 1) -> MemoryBudget:
-    """Weights (params x bits / 8) + KV cache (2 x layers x kv-heads x head-dim x seq x batch x bytes) for ``cfg``."""
-    if not isinstance(cfg, LlamaConfig):
-        raise TypeError(f"cfg must be a LlamaConfig, got {type(cfg).__name__}")
-    if seq_len < 1 or seq_len > cfg.max_seq_len:
-        raise ValueError(f"seq_len={seq_len} must be between 1 and the model's max_seq_len={cfg.max_seq_len}")
+    """Weights (params x bits / 8) + KV cache (2 x layers x kv-heads x head-dim x seq x batch x bytes) for a model
+    of shape ``config``."""
+    if not isinstance(config, LlamaConfig):
+        raise TypeError(f"config must be a LlamaConfig, got {type(config).__name__}")
+    if seq_len < 1 or seq_len > config.max_seq_len:
+        raise ValueError(f"seq_len={seq_len} must be between 1 and the model's max_seq_len={config.max_seq_len}")
     if not 1 <= weight_bits <= 32:
         raise ValueError(f"weight_bits={weight_bits} must be between 1 and 32")
-    n = param_count(cfg)
+    n = param_count(config)
     return MemoryBudget(params=n, weight_bits=weight_bits, seq_len=seq_len, batch=batch,
                         weights_bytes=int(round(n * weight_bits / 8)),
-                        kv_bytes=kv_cache_bytes(cfg, seq_len, batch, kv_bytes_per_value))
+                        kv_bytes=kv_cache_bytes(config, seq_len, batch, kv_bytes_per_value))

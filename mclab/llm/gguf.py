@@ -205,13 +205,13 @@ def _metadata(cfg, name: str, ftype: str) -> list[tuple[str, str, Any]]:
     ]
 
 
-def export_gguf(model, path: str | Path, cfg: GGUFConfig = GGUFConfig()) -> GGUFExport:
+def export_gguf(model, path: str | Path, config: GGUFConfig = GGUFConfig()) -> GGUFExport:
     """Write ``model`` (a TinyLlama) to ``path`` as GGUF; returns a :class:`GGUFExport`.
 
-    2-D weights whose rows are a multiple of 32 use ``cfg.ftype``; other tensors (norms) are F32.
+    2-D weights whose rows are a multiple of 32 use ``config.ftype``; other tensors (norms) are F32.
     """
-    if not isinstance(cfg, GGUFConfig):
-        raise TypeError(f"cfg must be a GGUFConfig, got {type(cfg).__name__}")
+    if not isinstance(config, GGUFConfig):
+        raise TypeError(f"config must be a GGUFConfig, got {type(config).__name__}")
     names = tensor_names(model.cfg.n_layers)
     tensors, types = [], {}
     for key, value in model.state_dict().items():
@@ -219,11 +219,11 @@ def export_gguf(model, path: str | Path, cfg: GGUFConfig = GGUFConfig()) -> GGUF
             raise ValueError(f"tensor {key!r} has no GGUF name; export_gguf takes a float TinyLlama "
                              "(not one whose layers were replaced by QuantLinear)")
         x = value.detach().float().cpu().numpy()
-        fmt = cfg.ftype if x.ndim == 2 and (cfg.ftype in ("F32", "F16") or x.shape[-1] % BLOCK == 0) else "F32"
+        fmt = config.ftype if x.ndim == 2 and (config.ftype in ("F32", "F16") or x.shape[-1] % BLOCK == 0) else "F32"
         tensors.append((names[key], x.shape, fmt, _encode(x, fmt)))
         types[names[key]] = fmt
-    n = _write_gguf(Path(path), _metadata(model.cfg, cfg.name, cfg.ftype), tensors)
-    return GGUFExport(path=str(path), ftype=cfg.ftype, file_bytes=n, tensor_types=types)
+    n = _write_gguf(Path(path), _metadata(model.cfg, config.name, config.ftype), tensors)
+    return GGUFExport(path=str(path), ftype=config.ftype, file_bytes=n, tensor_types=types)
 
 
 def load_gguf(path: str | Path):

@@ -20,8 +20,8 @@ import torch
 import torch.nn.functional as F
 
 from ..quant.primitives import QParams, dequantize, qparams, quantize
+from .eval import nll, token_windows
 from .model import KVCache, LlamaConfig, TinyLlama, kv_cache_bytes, param_count
-from .train import _nll, _windows
 
 __all__ = ["QuantKVCache", "kv_bytes_per_token", "kv_perplexity", "ContextFit", "longest_context"]
 
@@ -34,14 +34,14 @@ def _check_kv_bits(kv_bits: int) -> None:
                          f"scale per token and head)")
 
 
-def kv_bytes_per_token(cfg: LlamaConfig, kv_bits: int = 16, batch: int = 1) -> float:
+def kv_bytes_per_token(config: LlamaConfig, kv_bits: int = 16, batch: int = 1) -> float:
     """Bytes the cache adds per token of context: 2 (K and V) x layers x kv-heads x (head-dim x bits / 8, plus a
     2-byte scale per (token, head) at 8 bits) x batch."""
-    if not isinstance(cfg, LlamaConfig):
-        raise TypeError(f"cfg must be a LlamaConfig, got {type(cfg).__name__}")
+    if not isinstance(config, LlamaConfig):
+        raise TypeError(f"config must be a LlamaConfig, got {type(config).__name__}")
     _check_kv_bits(kv_bits)
-    scales = 2 * cfg.n_layers * cfg.n_kv_heads * 2 * batch if kv_bits == 8 else 0  # one FP16 scale per K/V head
-    return kv_cache_bytes(cfg, 1, batch, kv_bits / 8) + scales
+    scales = 2 * config.n_layers * config.n_kv_heads * 2 * batch if kv_bits == 8 else 0  # one FP16 scale per K/V head
+    return kv_cache_bytes(config, 1, batch, kv_bits / 8) + scales
 
 
 class QuantKVCache(KVCache):
@@ -99,10 +99,10 @@ def kv_perplexity(model: TinyLlama, tokens, kv_bits: int = 32, seq_len: int = 25
     make: Callable[[int], KVCache] = (
         (lambda b: QuantKVCache(cfg, b)) if kv_bits == 8
         else (lambda b: KVCache(cfg, b, dtype=torch.float16 if kv_bits == 16 else torch.float32)))
-    x, y = _windows(tokens, seq_len, max_tokens, "KV-cache perplexity")
+    x, y = token_windows(tokens, seq_len, max_tokens, "KV-cache perplexity")
     total = 0.0
     for xb, yb in zip(x.split(batch_size), y.split(batch_size), strict=True):  # a fresh cache per batch of windows
-        total += _nll(F.log_softmax(model(xb, make(len(xb))).float(), -1), yb)
+        total += nll(F.log_softmax(model(xb, make(len(xb))).float(), -1), yb)
     return math.exp(total / y.numel())
 
 
@@ -126,7 +126,7 @@ class ContextFit:
         return {**asdict(self), "fits_weights": self.fits_weights}
 
 
-def longest_context(cfg: LlamaConfig, memory_bytes: float, weight_bits: float = 4.5, kv_bits: int = 16,
+def longest_context(config: LlamaConfig, memory_bytes: float, weight_bits: float = 4.5, kv_bits: int = 16,
                     batch: int = 1) -> ContextFit:
     """Tokens of context whose cache fits in ``memory_bytes`` after the weights (params x ``weight_bits`` / 8):
     floor((memory - weights) / :func:`kv_bytes_per_token`). Returns a :class:`ContextFit`; extends the
@@ -136,9 +136,9 @@ def longest_context(cfg: LlamaConfig, memory_bytes: float, weight_bits: float = 
         raise ValueError(f"memory_bytes={memory_bytes!r} must be a positive number of bytes")
     if not 1 <= weight_bits <= 32:
         raise ValueError(f"weight_bits={weight_bits} must be between 1 and 32")
-    weights = param_count(cfg) * weight_bits / 8
-    per_token = kv_bytes_per_token(cfg, kv_bits, batch)
+    weights = param_count(config) * weight_bits / 8
+    per_token = kv_bytes_per_token(config, kv_bits, batch)
     n = max(0, math.floor((memory_bytes - weights) / per_token))
     return ContextFit(weight_bits=weight_bits, kv_bits=kv_bits, memory_bytes=float(memory_bytes),
                       weights_bytes=weights, kv_bytes_per_token=per_token, max_context=n,
-                      model_max_seq_len=cfg.max_seq_len)
+                      model_max_seq_len=config.max_seq_len)

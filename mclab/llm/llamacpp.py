@@ -27,10 +27,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .eval import log_probs, token_windows
 from .generate import GenerationResult
 from .gguf import FILE_TYPES
 from .model import LlamaConfig, kv_cache_bytes
-from .train import _log_probs, _windows
 
 __all__ = [
     # loading
@@ -81,14 +81,14 @@ class LlamaCppError(RuntimeError):
     """llama.cpp refused a file; the message holds llama.cpp's own warning and error lines."""
 
 
-def load_llamacpp(path: str | Path, cfg: LlamaCppConfig = LlamaCppConfig()):
+def load_llamacpp(path: str | Path, config: LlamaCppConfig = LlamaCppConfig()):
     """Load the GGUF file ``path`` into llama.cpp; returns a ``llama_cpp.Llama`` that keeps every position's logits.
 
     Raises :class:`FileNotFoundError` for a missing file and :class:`LlamaCppError` (with llama.cpp's log lines,
     e.g. ``tensor ... data is not within the file bounds``) when llama.cpp cannot load it.
     """
-    if not isinstance(cfg, LlamaCppConfig):
-        raise TypeError(f"cfg must be a LlamaCppConfig, got {type(cfg).__name__}")
+    if not isinstance(config, LlamaCppConfig):
+        raise TypeError(f"config must be a LlamaCppConfig, got {type(config).__name__}")
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"path={str(path)!r}: no such GGUF file")
@@ -108,9 +108,9 @@ def load_llamacpp(path: str | Path, cfg: LlamaCppConfig = LlamaCppConfig()):
     llama_cpp.llama_log_set(_collect, ctypes.c_void_p(0))  # llama.cpp's messages, kept rather than printed
     try:
         return llama_cpp.Llama(
-            model_path=str(path), n_ctx=cfg.n_ctx, n_batch=cfg.n_batch, n_ubatch=cfg.n_batch,
-            n_threads=cfg.n_threads, n_threads_batch=cfg.n_threads, seed=cfg.seed, logits_all=True,
-            type_k=KV_TYPES[cfg.kv_type], type_v=KV_TYPES[cfg.kv_type], n_gpu_layers=0, verbose=False)
+            model_path=str(path), n_ctx=config.n_ctx, n_batch=config.n_batch, n_ubatch=config.n_batch,
+            n_threads=config.n_threads, n_threads_batch=config.n_threads, seed=config.seed, logits_all=True,
+            type_k=KV_TYPES[config.kv_type], type_v=KV_TYPES[config.kv_type], n_gpu_layers=0, verbose=False)
     except ValueError as e:
         said = "".join(m for level, m in lines if level in (_LOG_WARN, _LOG_ERROR)).strip()
         raise LlamaCppError(f"llama.cpp could not load {path}: {e}\nllama.cpp said:\n{said or '(nothing)'}") from e
@@ -197,11 +197,11 @@ def evaluate_llamacpp(lm, reference: torch.nn.Module, tokens, seq_len: int = 256
         raise TypeError(f"reference must be a torch.nn.Module (the PyTorch model), got {type(reference).__name__}")
     if not isinstance(seq_len, int) or not 1 <= seq_len <= lm.n_ctx():
         raise ValueError(f"seq_len={seq_len!r} must be an int between 1 and the context n_ctx={lm.n_ctx()}")
-    x, y = _windows(tokens, seq_len, max_tokens, "evaluate_llamacpp")
+    x, y = token_windows(tokens, seq_len, max_tokens, "evaluate_llamacpp")
     _check_tokens(lm, x, "tokens")
     nll = nll_ref = kld = 0.0
     agree, max_diff, eval_s = 0, 0.0, 0.0
-    for i, ref_lp in zip(range(0, len(x), batch_size), _log_probs(reference, x, batch_size), strict=True):
+    for i, ref_lp in zip(range(0, len(x), batch_size), log_probs(reference, x, batch_size), strict=True):
         for j in range(ref_lp.shape[0]):
             t0 = time.perf_counter()
             logits = torch.from_numpy(llamacpp_logits(lm, x[i + j].tolist()))  # (T, vocab)

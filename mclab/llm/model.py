@@ -54,17 +54,17 @@ class LlamaConfig:
         return asdict(self)
 
 
-def kv_cache_bytes(cfg: LlamaConfig, seq_len: int, batch: int = 1, bytes_per_value: float = 4) -> int:
+def kv_cache_bytes(config: LlamaConfig, seq_len: int, batch: int = 1, bytes_per_value: float = 4) -> int:
     """Bytes of a KV cache: 2 (K and V) x layers x kv-heads x head-dim x sequence x batch x bytes."""
-    return 2 * cfg.n_layers * cfg.n_kv_heads * cfg.head_dim * seq_len * batch * bytes_per_value
+    return 2 * config.n_layers * config.n_kv_heads * config.head_dim * seq_len * batch * bytes_per_value
 
 
-def param_count(cfg: LlamaConfig) -> int:
-    """Parameters of a model of shape ``cfg`` without building it (untied embedding and output head)."""
-    attn = cfg.dim * cfg.head_dim * (2 * cfg.n_heads + 2 * cfg.n_kv_heads)  # wq, wo, wk, wv
-    mlp = 3 * cfg.dim * cfg.hidden_dim  # w1, w2, w3
-    norms = 2 * cfg.dim
-    return cfg.n_layers * (attn + mlp + norms) + 2 * cfg.vocab_size * cfg.dim + cfg.dim
+def param_count(config: LlamaConfig) -> int:
+    """Parameters of a model of shape ``config`` without building it (untied embedding and output head)."""
+    attn = config.dim * config.head_dim * (2 * config.n_heads + 2 * config.n_kv_heads)  # wq, wo, wk, wv
+    mlp = 3 * config.dim * config.hidden_dim  # w1, w2, w3
+    norms = 2 * config.dim
+    return config.n_layers * (attn + mlp + norms) + 2 * config.vocab_size * config.dim + config.dim
 
 
 # Llama 2 7B's published shape (Touvron et al., 2023), for scaling the formulas up; nothing is built.

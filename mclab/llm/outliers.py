@@ -32,14 +32,14 @@ import torch.nn.functional as F
 
 from ..quant.primitives import QParams, dequantize, qparams, quantize
 from .model import TinyLlama
-from .quant import LayerInputs, _quant_linears
+from .quant import LayerInputs, quant_linears
 
 __all__ = [
     # function-preserving outliers
-    "OutlierConfig", "OutlierReport", "add_outliers_", "with_outliers", "largest_channels", "channel_salience",
-    "max_logit_difference",
+    "OutlierConfig", "OutlierReport", "OutlierResult", "add_outliers_", "with_outliers", "largest_channels",
+    "channel_salience", "max_logit_difference",
     # W8A8 with and without SmoothQuant
-    "W8A8Config", "W8A8Linear", "W8A8Report", "smooth_scales", "w8a8",
+    "W8A8Config", "W8A8Linear", "W8A8Report", "W8A8Result", "smooth_scales", "w8a8",
 ]
 
 # which linear layers read which norm's output, per block
@@ -103,30 +103,42 @@ def _check_model(model: nn.Module) -> None:
 
 
 @torch.no_grad()
-def add_outliers_(model: TinyLlama, cfg: OutlierConfig) -> OutlierReport:
-    """In place: multiply the chosen channels of every block's two RMSNorm gains by ``cfg.scale`` and divide the
+def add_outliers_(model: TinyLlama, config: OutlierConfig) -> OutlierReport:
+    """In place: multiply the chosen channels of every block's two RMSNorm gains by ``config.scale`` and divide the
     same input columns of the linears reading them by it. The logits stay the same up to float rounding; returns an
     :class:`OutlierReport`."""
     _check_model(model)
-    if not isinstance(cfg, OutlierConfig):
-        raise TypeError(f"cfg must be an OutlierConfig, got {type(cfg).__name__}")
-    idx = torch.tensor(cfg.pick(model.cfg.dim))
+    if not isinstance(config, OutlierConfig):
+        raise TypeError(f"config must be an OutlierConfig, got {type(config).__name__}")
+    idx = torch.tensor(config.pick(model.cfg.dim))
     norms, linears = [], []
     for i, block in enumerate(model.layers):
         for norm_name, readers in _READERS.items():
-            getattr(block, norm_name).weight[idx] *= cfg.scale  # (dim,): the chosen channels grow s-fold
+            getattr(block, norm_name).weight[idx] *= config.scale  # (dim,): the chosen channels grow s-fold
             norms.append(f"layers.{i}.{norm_name}")
             for r in readers:
-                block.get_submodule(r).weight[:, idx] /= cfg.scale  # (out, dim): their columns shrink s-fold
+                block.get_submodule(r).weight[:, idx] /= config.scale  # (out, dim): their columns shrink s-fold
                 linears.append(f"layers.{i}.{r}")
-    return OutlierReport(channels=idx.tolist(), scale=float(cfg.scale), norms=norms, linears=linears)
+    return OutlierReport(channels=idx.tolist(), scale=float(config.scale), norms=norms, linears=linears)
 
 
-def with_outliers(model: TinyLlama, cfg: OutlierConfig) -> tuple[TinyLlama, OutlierReport]:
-    """A deep copy of ``model`` with :func:`add_outliers_` applied (the original is untouched), and the report."""
+@dataclass
+class OutlierResult:
+    """What :func:`with_outliers` returns: the changed copy of the model and the :class:`OutlierReport`."""
+
+    model: TinyLlama = field(repr=False)
+    report: OutlierReport
+
+    def as_dict(self) -> dict[str, Any]:
+        return self.report.as_dict()
+
+
+def with_outliers(model: TinyLlama, config: OutlierConfig) -> OutlierResult:
+    """A deep copy of ``model`` with :func:`add_outliers_` applied (the original is untouched): an
+    :class:`OutlierResult` (``.model``, ``.report``)."""
     _check_model(model)
     m = copy.deepcopy(model)
-    return m, add_outliers_(m, cfg)
+    return OutlierResult(m, add_outliers_(m, config))
 
 
 def largest_channels(inputs: LayerInputs, n: int) -> tuple[int, ...]:
@@ -242,27 +254,38 @@ class W8A8Report:
         return asdict(self)
 
 
+@dataclass
+class W8A8Result:
+    """What :func:`w8a8` returns: the W8A8 copy of the model and the :class:`W8A8Report`."""
+
+    model: TinyLlama = field(repr=False)
+    report: W8A8Report
+
+    def as_dict(self) -> dict[str, Any]:
+        return self.report.as_dict()
+
+
 @torch.no_grad()
-def w8a8(model: TinyLlama, cfg: W8A8Config, inputs: LayerInputs) -> tuple[TinyLlama, W8A8Report]:
+def w8a8(model: TinyLlama, config: W8A8Config, inputs: LayerInputs) -> W8A8Result:
     """A copy of ``model`` whose block linears are :class:`W8A8Linear` (static per-tensor activation scales from
     ``inputs``, :func:`mclab.llm.capture_inputs` on the float model), with SmoothQuant's migration when
-    ``cfg.alpha`` is a number; returns (the copy, a :class:`W8A8Report`)."""
+    ``config.alpha`` is a number; returns a :class:`W8A8Result` (``.model``, ``.report``)."""
     _check_model(model)
-    if not isinstance(cfg, W8A8Config):
-        raise TypeError(f"cfg must be a W8A8Config, got {type(cfg).__name__}")
+    if not isinstance(config, W8A8Config):
+        raise TypeError(f"config must be a W8A8Config, got {type(config).__name__}")
     if not isinstance(inputs, LayerInputs):
         raise TypeError(f"inputs must be LayerInputs from capture_inputs, got {type(inputs).__name__}")
     m = copy.deepcopy(model)
     absmax: dict[str, float] = {}
-    linears = _quant_linears(m)
+    linears = quant_linears(m)
     missing = sorted(set(linears) - set(inputs.inputs))
     if missing:
         raise ValueError(f"inputs lack layers {missing}; capture them from this model with capture_inputs")
     for name, lin in linears.items():
         x = inputs.inputs[name]  # (n, in)
-        smooth = None if cfg.alpha is None else smooth_scales(x.abs().amax(0), lin.weight.float(), cfg.alpha)
+        smooth = None if config.alpha is None else smooth_scales(x.abs().amax(0), lin.weight.float(), config.alpha)
         xs = x if smooth is None else x / smooth
         absmax[name] = float(xs.abs().max())
         parent, _, attr = name.rpartition(".")
         setattr(m.get_submodule(parent), attr, W8A8Linear(lin.weight, absmax[name], smooth))
-    return m, W8A8Report(label=cfg.label, alpha=cfg.alpha, layers=len(linears), act_absmax=absmax)
+    return W8A8Result(m, W8A8Report(label=config.label, alpha=config.alpha, layers=len(linears), act_absmax=absmax))

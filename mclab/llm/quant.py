@@ -51,7 +51,7 @@ __all__ = [
     # the packed layer
     "QuantLinear",
     # model-level verbs
-    "capture_inputs", "quantize_", "quantized", "cast", "linear_weight_bytes",
+    "quant_linears", "capture_inputs", "quantize_", "quantized", "cast", "linear_weight_bytes",
 ]
 
 ALGORITHMS = ("rtn", "awq", "gptq")
@@ -189,8 +189,10 @@ class LayerInputs:
         return {"n_tokens": self.n_tokens, "layers": {k: list(v.shape) for k, v in self.inputs.items()}}
 
 
-def _quant_linears(model: nn.Module) -> dict[str, nn.Linear]:
-    """The linear layers inside the transformer blocks (embeddings and the output head stay in float)."""
+def quant_linears(model: nn.Module) -> dict[str, nn.Linear]:
+    """The linear layers a quantiser replaces: those inside ``model.layers`` (the transformer blocks), by their
+    dotted name from the model's root (``"layers.0.attention.wq"``), in module order. Embeddings and the output
+    head stay in float. Used by :func:`quantize_`, :func:`capture_inputs` and :func:`mclab.llm.w8a8`."""
     layers = getattr(model, "layers", None)
     if layers is None:
         raise TypeError(f"model must be a TinyLlama-like module with .layers, got {type(model).__name__}")
@@ -206,7 +208,7 @@ def capture_inputs(model: nn.Module, tokens, n_tokens: int = 2048, seq_len: int 
     if n < 1:
         raise ValueError(f"need at least seq_len={seq_len} calibration tokens, got {len(t)}")
     x = t[: n * seq_len].view(n, seq_len)
-    linears = _quant_linears(model)
+    linears = quant_linears(model)
     seen: dict[str, list[torch.Tensor]] = {k: [] for k in linears}
 
     def keep(k: str):
@@ -327,48 +329,48 @@ class QuantResult:
         return self.report.as_dict()
 
 
-def quantize_(model: nn.Module, cfg: LLMQuantConfig, inputs: LayerInputs | None = None) -> QuantReport:
+def quantize_(model: nn.Module, config: LLMQuantConfig, inputs: LayerInputs | None = None) -> QuantReport:
     """Replace, in place, every linear layer in ``model.layers`` by a :class:`QuantLinear`; returns a
     :class:`QuantReport`.
 
     ``awq`` and ``gptq`` need ``inputs`` from :func:`capture_inputs` (run on the float model).
     """
-    if not isinstance(cfg, LLMQuantConfig):
-        raise TypeError(f"cfg must be a LLMQuantConfig, got {type(cfg).__name__}")
-    if cfg.algorithm != "rtn" and inputs is None:
-        raise ValueError(f"algorithm={cfg.algorithm!r} needs calibration inputs: pass "
+    if not isinstance(config, LLMQuantConfig):
+        raise TypeError(f"config must be a LLMQuantConfig, got {type(config).__name__}")
+    if config.algorithm != "rtn" and inputs is None:
+        raise ValueError(f"algorithm={config.algorithm!r} needs calibration inputs: pass "
                          f"inputs=capture_inputs(model, tokens)")
     if inputs is not None and not isinstance(inputs, LayerInputs):
         raise TypeError(f"inputs must be LayerInputs from capture_inputs, got {type(inputs).__name__}")
-    linears = _quant_linears(model)
+    linears = quant_linears(model)
     for name, lin in linears.items():
-        _check_groups(lin.in_features, cfg.group_size, what=f"{name} input")
+        _check_groups(lin.in_features, config.group_size, what=f"{name} input")
     fp32 = packed = 0
     alphas: dict[str, float] = {}
     for name, lin in linears.items():
         w = lin.weight.detach().float()
         s = None
         with torch.no_grad():
-            if cfg.algorithm == "rtn":
-                q, qp = _rtn(w, cfg)
-            elif cfg.algorithm == "awq":
-                q, qp, s, alphas[name] = _awq(w, inputs.inputs[name], cfg)
+            if config.algorithm == "rtn":
+                q, qp = _rtn(w, config)
+            elif config.algorithm == "awq":
+                q, qp, s, alphas[name] = _awq(w, inputs.inputs[name], config)
             else:
-                q, qp = _gptq(w, inputs.hessian(name), cfg)
+                q, qp = _gptq(w, inputs.hessian(name), config)
         new = QuantLinear(q, qp, input_scale=s)
         parent, _, attr = name.rpartition(".")
         setattr(model.get_submodule(parent), attr, new)
         fp32 += w.numel() * 4
         packed += new.nbytes
-    return QuantReport(label=cfg.label, bits=cfg.bits, group_size=cfg.group_size, algorithm=cfg.algorithm,
+    return QuantReport(label=config.label, bits=config.bits, group_size=config.group_size, algorithm=config.algorithm,
                        layers=len(linears), fp32_bytes=fp32, packed_bytes=packed, awq_alpha=alphas)
 
 
-def quantized(model: nn.Module, cfg: LLMQuantConfig, inputs: LayerInputs | None = None) -> QuantResult:
+def quantized(model: nn.Module, config: LLMQuantConfig, inputs: LayerInputs | None = None) -> QuantResult:
     """A quantised deep copy of ``model`` (the original is untouched): a :class:`QuantResult` (``.model``,
     ``.report``)."""
     m = copy.deepcopy(model)
-    return QuantResult(m, quantize_(m, cfg, inputs))
+    return QuantResult(m, quantize_(m, config, inputs))
 
 
 def cast(model: nn.Module, dtype: torch.dtype) -> nn.Module:

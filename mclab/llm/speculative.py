@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from .generate import _as_prompt
+from .generate import as_prompt
 from .model import KVCache, TinyLlama
 
 __all__ = ["SpeculativeConfig", "SpeculativeResult", "speculative_generate", "expected_speedup",
@@ -105,19 +105,19 @@ def _check_pair(target: TinyLlama, draft: TinyLlama) -> None:
 
 @torch.inference_mode()
 def speculative_generate(target: TinyLlama, draft: TinyLlama, prompt,
-                         cfg: SpeculativeConfig = SpeculativeConfig()) -> SpeculativeResult:
-    """Continue ``prompt`` (token ids) by ``cfg.max_new_tokens`` tokens of ``target``'s greedy decoding, drafting
-    ``cfg.k`` tokens per round with ``draft``; returns a :class:`SpeculativeResult` (tokens identical to
+                         config: SpeculativeConfig = SpeculativeConfig()) -> SpeculativeResult:
+    """Continue ``prompt`` (token ids) by ``config.max_new_tokens`` tokens of ``target``'s greedy decoding, drafting
+    ``config.k`` tokens per round with ``draft``; returns a :class:`SpeculativeResult` (tokens identical to
     ``generate(target, prompt)``'s greedy output, and the acceptance counts)."""
-    if not isinstance(cfg, SpeculativeConfig):
-        raise TypeError(f"cfg must be a SpeculativeConfig, got {type(cfg).__name__}")
+    if not isinstance(config, SpeculativeConfig):
+        raise TypeError(f"config must be a SpeculativeConfig, got {type(config).__name__}")
     _check_pair(target, draft)
     limit = min(target.cfg.max_seq_len, draft.cfg.max_seq_len)
-    x = _as_prompt(prompt, limit, cfg.max_new_tokens)
-    if x.shape[1] + cfg.max_new_tokens + cfg.k > limit:  # the last round may draft k tokens past the end
-        raise ValueError(f"prompt of {x.shape[1]} tokens + max_new_tokens={cfg.max_new_tokens} + k={cfg.k} exceeds "
-                         f"max_seq_len={limit} (the smaller of the target's and the draft's); shorten the prompt, "
-                         f"generate fewer tokens or lower k")
+    x = as_prompt(prompt, limit, config.max_new_tokens)
+    if x.shape[1] + config.max_new_tokens + config.k > limit:  # the last round may draft k tokens past the end
+        raise ValueError(f"prompt of {x.shape[1]} tokens + max_new_tokens={config.max_new_tokens} + k={config.k} "
+                         f"exceeds max_seq_len={limit} (the smaller of the target's and the draft's); shorten the "
+                         f"prompt, generate fewer tokens or lower k")
     start = time.perf_counter()
     dtype_t, dtype_d = next(target.parameters()).dtype, next(draft.parameters()).dtype
     tcache, dcache = KVCache(target.cfg, 1, dtype=dtype_t), KVCache(draft.cfg, 1, dtype=dtype_d)
@@ -126,11 +126,11 @@ def speculative_generate(target: TinyLlama, draft: TinyLlama, prompt,
     seq.append(int(target(x, tcache)[0, -1].argmax()))  # prefill: the target's first token
     rounds = proposed = accepted = rejections = 0
     per_round: list[int] = []
-    while len(seq) - n_prompt < cfg.max_new_tokens:
+    while len(seq) - n_prompt < config.max_new_tokens:
         # draft k tokens: first catch the draft's cache up with everything it has not seen, then one at a time
         drafts: list[int] = []
         feed = seq[dcache.pos:]
-        for _ in range(cfg.k):
+        for _ in range(config.k):
             nxt = int(draft(torch.tensor([feed]), dcache)[0, -1].argmax())
             drafts.append(nxt)
             feed = [nxt]
@@ -138,18 +138,18 @@ def speculative_generate(target: TinyLlama, draft: TinyLlama, prompt,
         tpos = tcache.pos
         block = seq[tpos:] + drafts
         greedy = target(torch.tensor([block]), tcache)[0].argmax(-1).tolist()  # target's choice after each token
-        offset = len(block) - cfg.k - 1  # greedy[offset + i] is the target's token after seq[-1], drafts[:i]
+        offset = len(block) - config.k - 1  # greedy[offset + i] is the target's token after seq[-1], drafts[:i]
         n = 0
-        while n < cfg.k and drafts[n] == greedy[offset + n]:
+        while n < config.k and drafts[n] == greedy[offset + n]:
             n += 1
         seq.extend(drafts[:n] + [greedy[offset + n]])
-        rounds, proposed, accepted = rounds + 1, proposed + cfg.k, accepted + n
-        rejections += n < cfg.k
+        rounds, proposed, accepted = rounds + 1, proposed + config.k, accepted + n
+        rejections += n < config.k
         per_round.append(n)
         # roll the caches back to the kept tokens (the last kept token is not yet in either cache)
         tcache.pos = len(seq) - 1
         dcache.pos = min(dcache.pos, len(seq) - 1)
-    new = seq[n_prompt:n_prompt + cfg.max_new_tokens]
-    return SpeculativeResult(prompt_tokens=x[0].tolist(), new_tokens=new, k=cfg.k, rounds=rounds, proposed=proposed,
+    new = seq[n_prompt:n_prompt + config.max_new_tokens]
+    return SpeculativeResult(prompt_tokens=x[0].tolist(), new_tokens=new, k=config.k, rounds=rounds, proposed=proposed,
                              accepted=accepted, rejections=rejections, accepted_per_round=per_round,
                              total_ms=(time.perf_counter() - start) * 1e3)

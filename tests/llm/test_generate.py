@@ -36,6 +36,8 @@ def test_generate_rejects_bad_prompts(tiny_model):
         llm.generate(m, list(range(50)), llm.GenerateConfig(max_new_tokens=47))
     with pytest.raises(TypeError, match="encode text"):
         llm.generate(m, "hello", llm.GenerateConfig())
+    x = llm.as_prompt([5, 6, 7], max_seq_len=96, max_new_tokens=93)  # the check generate and speculative share
+    assert x.shape == (1, 3) and x.dtype == torch.int64 and x.tolist() == [[5, 6, 7]]
     with pytest.raises(ValueError, match="max_new_tokens=0"):
         llm.GenerateConfig(max_new_tokens=0)
     with pytest.raises(ValueError, match="context of 97 tokens exceeds max_seq_len=96"):

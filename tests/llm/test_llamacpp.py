@@ -95,7 +95,7 @@ def test_bad_input_is_refused(model, files):
                     ({"kv_type": "Q8_0"}, "kv_type='Q8_0' is not supported; allowed: F32, F16")):
         with pytest.raises(ValueError, match=msg):
             llm.LlamaCppConfig(**kw)
-    with pytest.raises(TypeError, match="cfg must be a LlamaCppConfig"):
+    with pytest.raises(TypeError, match="config must be a LlamaCppConfig"):
         llm.load_llamacpp(files["F32"], {"n_threads": 1})
     lm = llm.load_llamacpp(files["F32"], _cfg(model))
     with pytest.raises(TypeError, match="prompt must be token ids"):

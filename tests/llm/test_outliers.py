@@ -14,7 +14,9 @@ def _tokens(n: int = 2048, seed: int = 0) -> torch.Tensor:
 @pytest.mark.parametrize("scale", [0.25, 8.0, 64.0])
 def test_outliers_preserve_the_function(tiny_model, scale):
     m = tiny_model(1)
-    mo, rep = llm.with_outliers(m, llm.OutlierConfig(scale=scale, channels=3))
+    res = llm.with_outliers(m, llm.OutlierConfig(scale=scale, channels=3))
+    assert isinstance(res, llm.OutlierResult) and res.as_dict() == res.report.as_dict()
+    mo, rep = res.model, res.report
     x = _tokens(96).reshape(1, -1)
     assert llm.max_logit_difference(m, mo, x) <= 1e-3
     assert len(rep.channels) == 3 and len(rep.norms) == 2 * m.cfg.n_layers and len(rep.linears) == 5 * m.cfg.n_layers
@@ -32,7 +34,8 @@ def test_outliers_preserve_the_function(tiny_model, scale):
 def test_outliers_make_salient_channels(tiny_model):
     m = tiny_model()
     base = llm.channel_salience(llm.capture_inputs(m, _tokens(), n_tokens=1024, seq_len=64))
-    mo, rep = llm.with_outliers(m, llm.OutlierConfig(scale=20.0, channels=(1, 5)))
+    res = llm.with_outliers(m, llm.OutlierConfig(scale=20.0, channels=(1, 5)))
+    mo, rep = res.model, res.report
     after = llm.capture_inputs(mo, _tokens(), n_tokens=1024, seq_len=64)
     sal = llm.channel_salience(after)
     name = "layers.0.attention.wq"
@@ -43,7 +46,7 @@ def test_outliers_make_salient_channels(tiny_model):
 
 def test_rtn_loses_outliers_and_awq_finds_them_back(tiny_model):
     m = tiny_model()
-    mo, _ = llm.with_outliers(m, llm.OutlierConfig(scale=32.0, channels=2))
+    mo = llm.with_outliers(m, llm.OutlierConfig(scale=32.0, channels=2)).model
     tokens = _tokens(4096)
     inputs = llm.capture_inputs(mo, tokens, n_tokens=1024, seq_len=64)
     cfg = dict(bits=4, group_size=64)
@@ -57,11 +60,12 @@ def test_rtn_loses_outliers_and_awq_finds_them_back(tiny_model):
 
 def test_smoothquant_repairs_per_tensor_w8a8(tiny_model):
     m = tiny_model()
-    mo, _ = llm.with_outliers(m, llm.OutlierConfig(scale=64.0, channels=2))
+    mo = llm.with_outliers(m, llm.OutlierConfig(scale=64.0, channels=2)).model
     tokens = _tokens(4096)
     inputs = llm.capture_inputs(mo, tokens, n_tokens=1024, seq_len=64)
-    naive, rep_n = llm.w8a8(mo, llm.W8A8Config(alpha=None), inputs)
-    smooth, rep_s = llm.w8a8(mo, llm.W8A8Config(alpha=0.5), inputs)
+    res_n, res_s = llm.w8a8(mo, llm.W8A8Config(alpha=None), inputs), llm.w8a8(mo, llm.W8A8Config(alpha=0.5), inputs)
+    assert isinstance(res_n, llm.W8A8Result) and res_n.as_dict() == res_n.report.as_dict()
+    (naive, rep_n), (smooth, rep_s) = (res_n.model, res_n.report), (res_s.model, res_s.report)
     assert isinstance(naive.layers[0].attention.wq, llm.W8A8Linear) and rep_n.layers == 7 * m.cfg.n_layers
     kl_n = llm.kl_divergence(naive, mo, tokens, seq_len=64)
     kl_s = llm.kl_divergence(smooth, mo, tokens, seq_len=64)
@@ -112,7 +116,7 @@ def test_largest_channels(tiny_model):
                         for n in ("attention.wq", "feed_forward.w1")]).mean(0)
     ch = llm.largest_channels(inputs, 3)
     assert ch == tuple(sorted(mean.topk(3).indices.tolist()))
-    mo, rep = llm.with_outliers(m, llm.OutlierConfig(scale=8.0, channels=ch))
+    mo = llm.with_outliers(m, llm.OutlierConfig(scale=8.0, channels=ch)).model
     assert llm.largest_channels(llm.capture_inputs(mo, _tokens(), n_tokens=512, seq_len=64), 3) == ch
     with pytest.raises(ValueError, match="n=0 must be an int between 1 and the model width 64"):
         llm.largest_channels(inputs, 0)

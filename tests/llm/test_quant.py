@@ -43,7 +43,7 @@ def test_llm_path_and_mclab_quant_give_identical_integers_and_fp16_scales(tiny_m
     m = tiny_model()
     with torch.no_grad():
         m.layers[0].attention.wq.weight.copy_(_awkward_weight())
-    floats = {n: lin.weight.detach().clone() for n, lin in Q._quant_linears(m).items()}
+    floats = {n: lin.weight.detach().clone() for n, lin in llm.quant_linears(m).items()}
     qm = llm.quantized(m, llm.LLMQuantConfig(bits=bits, group_size=group)).model  # RTN
     for name, w in floats.items():
         layer = qm.get_submodule(name)
@@ -69,7 +69,7 @@ def test_config_rejects_bad_bits_group_and_algorithm(tiny_model):
         Q.quantize_(m, Q.LLMQuantConfig(group_size=48))
     with pytest.raises(ValueError, match="algorithm='gptq' needs calibration inputs"):
         Q.quantize_(m, Q.LLMQuantConfig(algorithm="gptq"))
-    with pytest.raises(TypeError, match="cfg must be a LLMQuantConfig"):
+    with pytest.raises(TypeError, match="config must be a LLMQuantConfig"):
         Q.quantize_(m, quant.WeightOnlyConfig())
 
 
