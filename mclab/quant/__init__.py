@@ -9,8 +9,10 @@ Two layers, as torchao separates ``quant_primitives`` from ``quantize_``:
 - :mod:`mclab.quant.api` — the model-level verbs: weight-only fake quantisation, PTQ on ONNX Runtime and
   OpenVINO (:func:`calibrate` -> :func:`quantize_static`, the one builder of static-INT8 ONNX files),
   dynamic INT8, and quantisation-aware training.
+- :mod:`mclab.quant.mixed` — mixed precision on top of weight-only quantisation: per-layer bit sensitivity and an
+  exact bit allocator under a size budget (notebook 19).
 
-Both are re-exported here: ``from mclab import quant; quant.qparams(...)``. Introduced in notebooks 04 and 05.
+All are re-exported here: ``from mclab import quant; quant.qparams(...)``. Introduced in notebooks 04 and 05.
 """
 from __future__ import annotations
 
@@ -26,10 +28,12 @@ from .api import (
     fold_batchnorm,
     prepare_onnx,
     qat,
+    quantizable_layers,
     quantize_dynamic,
     quantize_static,
     quantize_weights_,
 )
+from .mixed import BIT_CHOICES, Allocation, Sensitivity, allocate_bits, apply_bits_, bit_sensitivity, uniform_bits
 from .primitives import (
     METHODS,
     SCALE_DTYPES,
@@ -62,7 +66,9 @@ __all__ = [
     # integer-only arithmetic
     "quantize_multiplier", "requantize", "int_linear",
     # model level: weight-only
-    "WeightOnlyConfig", "WeightReport", "quantize_weights_",
+    "WeightOnlyConfig", "WeightReport", "quantize_weights_", "quantizable_layers",
+    # model level: mixed precision (notebook 19)
+    "BIT_CHOICES", "Sensitivity", "bit_sensitivity", "Allocation", "uniform_bits", "allocate_bits", "apply_bits_",
     # model level: PTQ on ONNX Runtime / OpenVINO
     "ACTIVATION_TYPES", "Calibration", "calibrate", "prepare_onnx", "quantize_static", "quantize_dynamic",
     # model level: QAT
