@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from _report import report  # benchmarks/_report.py, beside this script
 
-from mclab import bench, data, hw, models, runtimes
+from mclab import bench, data, hw, models, runtimes, stats
 from mclab.runtimes import onnxrt
 
 # row label -> (runtime, precision, how it is built); "same" = the FP32 row of the same runtime
@@ -90,7 +90,7 @@ def _build(label: str, model: Any, shape: tuple[int, ...], threads: int, tmp: st
 def _ratio(num: list[float], den: list[float]) -> tuple[float, tuple[float, float]]:
     """Median over rounds of num/den, with a bootstrap 95 % CI (both lists are per-round times vs one baseline)."""
     vals = [a / b for a, b in zip(num, den, strict=True)]
-    return float(np.median(vals)), bench.bootstrap_ci(vals, 50, n_boot=500)
+    return float(np.median(vals)), stats.bootstrap_ci(vals, 50, n_boot=500)
 
 
 def _speed(size: int, threads: int, rounds: int, calls: int, fast: bool, tmp: str) -> dict:

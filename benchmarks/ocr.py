@@ -47,10 +47,11 @@ def main(out: Path = Path("build/bench/ocr.json"), *, docs: int = 20, clean: int
     timing = [p.image for p in pages[:head_docs]]
     ab = bench.compare(lambda: [ref(x) for x in timing], lambda: [pipe.read(x) for x in timing], rounds=head_rounds,
                        calls_per_round=1, warmup=1, label_a="RapidOCR()", label_b=best.name)
-    delta, lo, hi = ocr.cer_delta(ref_score, best_score)
+    change = ocr.cer_delta(ref_score, best_score)
+    delta, (lo, hi) = change.delta_pts, change.ci
     result = {
         "pages": docs, "lines": ref_score.n_lines, "characters": ref_score.n_chars, "threads": threads,
-        "agreement": agree, "agreement_target_met": agree["rate"] >= 0.95,
+        "agreement": agree.as_dict(), "agreement_target_met": agree.rate >= 0.95,
         "clean_cer": clean_cer, "clean_lines": clean, "clean_cer_target_met": clean_cer <= 0.03,
         "ladder": [r.as_dict() for r in rungs], "best": best.name, "rapidocr_cer": ref_score.cer,
         "best_cer": best_score.cer, "cer_delta_pts": delta, "cer_delta_ci95": [lo, hi],
@@ -61,7 +62,7 @@ def main(out: Path = Path("build/bench/ocr.json"), *, docs: int = 20, clean: int
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2, default=float))
     mark = {True: "met", False: "MISSED"}
-    print(f"same text as RapidOCR on {agree['same_text']}/{agree['lines']} lines ({agree['rate']:.1%}) — target "
+    print(f"same text as RapidOCR on {agree.same_text}/{agree.lines} lines ({agree.rate:.1%}) — target "
           f">= 95 %: {mark[result['agreement_target_met']]}")
     print(f"clean-line CER {clean_cer:.2%} on {clean} lines — target <= 3 %: {mark[result['clean_cer_target_met']]}")
     for r in rungs:

@@ -1,4 +1,4 @@
-"""Benchmark of mclab.search's evolution against random search (reports, never fails on accuracy).
+"""Benchmark of mclab.nas's evolution against random search (reports, never fails on accuracy).
 
 Notebook 19 compares the two on five seeds; this script asks the same question on more, so that the notebook's
 setting can be checked on seeds it was not chosen on. Both methods search the trained supernet (notebook 19's,
@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from _report import report  # benchmarks/_report.py, beside this script
 
-from mclab import data, hw, search
+from mclab import data, hw, nas
 
 
 def _groups(text: str) -> list[list[int]]:
@@ -48,14 +48,14 @@ def main() -> None:
         raise SystemExit(f"--budget={args.budget} must lie in (0, 1]")
     t0 = time.perf_counter()
     torch.set_num_threads(args.threads)
-    space = search.SupernetConfig()
-    net, _ = search.cached_supernet(space, search.SupernetTrainConfig(epochs=args.epochs), progress=True)
+    space = nas.SupernetConfig()
+    net, _ = nas.cached_supernet(space, nas.SupernetTrainConfig(epochs=args.epochs), progress=True)
     train = data.digits("train", size=space.size)
     kw = {"copies": args.copies} if args.set == "val_aug" else {}
-    ev = search.Evaluator(net, data.digits(args.set, size=space.size, **kw), train)
-    held = search.Evaluator(net, data.digits("test_aug", size=space.size, copies=4), train)
-    lut = search.build_lut(space, "torch", threads=args.threads)
-    small, big = lut.predict(search.smallest(space)), lut.predict(search.largest(space))
+    ev = nas.Evaluator(net, data.digits(args.set, size=space.size, **kw), train)
+    held = nas.Evaluator(net, data.digits("test_aug", size=space.size, copies=4), train)
+    lut = nas.build_lut(space, "torch", threads=args.threads)
+    small, big = lut.predict(nas.smallest(space)), lut.predict(nas.largest(space))
     budget_ms = small + args.budget * (big - small)
     print(f"{args.set} ({len(ev.data)} images), {args.evaluations} evaluations, budget {budget_ms:.3f} ms "
           f"({args.budget:.2f} of {small:.3f}..{big:.3f} ms on torch)")
@@ -65,7 +65,7 @@ def main() -> None:
                     "budget": args.budget, "budget_ms": budget_ms, "groups": []}
     targets = {}
     for seeds in _groups(args.seeds):
-        cmp = search.compare_methods(ev, lut, budget_ms, evaluations=args.evaluations, seeds=seeds)
+        cmp = nas.compare_methods(ev, lut, budget_ms, evaluations=args.evaluations, seeds=seeds)
         heldout = {m: np.array([held(r.best) for r in rs]) for m, rs in cmp.runs.items()}
         frame = cmp.to_frame().assign(**{f"{m} held-out": 100 * h for m, h in heldout.items()})
         print(frame.round(2).to_string())

@@ -1,7 +1,7 @@
 """Timing done right: latency samples, percentiles with confidence intervals, throughput,
 batch sweeps, interleaved A/B comparisons, and a dynamic-batching simulator.
 
-Pure statistics at the bottom (:func:`percentiles`, :func:`bootstrap_ci`, :func:`flags_for`),
+Pure statistics at the bottom (:func:`percentiles`, :func:`flags_for`; intervals come from :mod:`mclab.stats`),
 verbs on top: :func:`measure` times any callable and returns a :class:`LatencyResult`;
 :func:`throughput`, :func:`batch_sweep`, :func:`compare` and :func:`simulate_batcher` build
 on it. Times are in milliseconds unless a name says otherwise. Introduced in notebooks 01 and 02.
@@ -19,12 +19,13 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from .hw import cpu_info
+from .stats import bootstrap_ci
 
 __all__ = [
     # configuration and results
     "BenchConfig", "LatencyResult", "ThroughputResult", "SweepResult", "ABResult", "BatcherResult", "BenchError",
     # statistics
-    "percentiles", "bootstrap_ci", "flags_for", "MIN_SAMPLES",
+    "percentiles", "flags_for", "MIN_SAMPLES",
     # threads
     "set_threads",
     # verbs
@@ -87,22 +88,6 @@ def percentiles(samples: Sequence[float], qs: Sequence[float] = PCTS) -> dict[in
     if x.size == 0:
         raise ValueError("samples is empty")
     return {int(q): float(v) for q, v in zip(qs, np.percentile(x, qs), strict=True)}
-
-
-def bootstrap_ci(samples: Sequence[float], q: float, *, n_boot: int = 1000, level: float = 0.95,
-                 seed: int = 0) -> tuple[float, float]:
-    """Percentile-bootstrap confidence interval for the ``q``-th percentile."""
-    x = np.asarray(samples, dtype=float)
-    if x.size == 0:
-        raise ValueError("samples is empty")
-    rng = np.random.default_rng(seed)
-    stats = np.empty(n_boot)
-    chunk = max(1, 2_000_000 // x.size)  # bound memory: chunk × n indices at a time
-    for start in range(0, n_boot, chunk):
-        k = min(chunk, n_boot - start)
-        stats[start:start + k] = np.percentile(x[rng.integers(0, x.size, (k, x.size))], q, axis=1)
-    lo, hi = np.percentile(stats, [(1 - level) / 2 * 100, (1 + level) / 2 * 100])
-    return float(lo), float(hi)
 
 
 def flags_for(samples: Sequence[float]) -> list[str]:

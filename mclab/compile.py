@@ -16,6 +16,8 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
+from .quant import fold_batchnorm
+
 __all__ = ["ExportedGraph", "export_ops", "guard_kinds", "Kernel", "kernels", "RecompileStep", "recompiles",
            "conv_bn_relu", "fold_bn", "TORCHAO_INT8", "torchao_int8"]
 
@@ -212,26 +214,11 @@ def conv_bn_relu(channels: int = 32, depth: int = 4, *, seed: int = 0) -> Any:
 
 
 def fold_bn(module: Any) -> Any:
-    """A copy of ``module`` with every Conv2d -> BatchNorm2d pair (direct children in order, recursively) folded
-    into one Conv2d (``w' = w * gamma / sigma``, ``b' = (b - mu) * gamma / sigma + beta``) and the BatchNorm
-    replaced by Identity: what a compiler's Conv+BN fusion does, by hand. Eval mode only."""
-    from torch import nn
-    from torch.nn.utils.fusion import fuse_conv_bn_eval
-
-    out = copy.deepcopy(module).eval()
-
-    def walk(parent: Any) -> None:
-        names = list(parent._modules)
-        for a, b in zip(names, names[1:], strict=False):
-            conv, bn = parent._modules[a], parent._modules[b]
-            if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
-                parent._modules[a] = fuse_conv_bn_eval(conv, bn)
-                parent._modules[b] = nn.Identity()
-        for child in parent.children():
-            walk(child)
-
-    walk(out)
-    return out
+    """A copy of ``module`` (eval mode) with every Conv -> BatchNorm pair folded into one Conv
+    (``w' = w * gamma / sigma``, ``b' = (b - mu) * gamma / sigma + beta``) and the BatchNorm gone: what a compiler's
+    Conv+BN fusion does, by hand. The one implementation is :func:`mclab.quant.fold_batchnorm` (QAT folds the same
+    way before it quantises); the original is untouched."""
+    return fold_batchnorm(module)
 
 
 # torchao's CPU INT8 rewrites of nn.Linear (quantize_): weights stored in INT8, and activations too for "dynamic"

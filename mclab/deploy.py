@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from . import scenarios
+from . import cache, scenarios
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -408,24 +408,20 @@ STEPS: dict[str, StepFn] = {"quantise": _step_quantise, "prune": _step_prune, "d
 def _cached_fit(ctx: dict[str, Any], tag: str, model: "torch.nn.Module", recipe: dict[str, Any],
                fit: Callable[["torch.nn.Module"], Any]) -> "torch.nn.Module":
     """``fit(model)`` (training in place) unless a checkpoint of the same recipe (architecture shapes, parent
-    weights, ``recipe``) is cached in :func:`mclab.models.cache_dir`; returns the trained model in eval mode."""
-    import hashlib
-
+    weights, ``recipe``) is cached in :func:`mclab.cache.cache_dir`; returns the trained model in eval mode."""
     import torch
 
-    from .models import cache_dir
+    shapes = str({k: tuple(v.shape) for k, v in model.state_dict().items()})
+    key = cache.key(tag=tag, parent=ctx["parent_key"], shapes=shapes, recipe=recipe)
 
-    shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    blob = json.dumps({"tag": tag, "parent": ctx["parent_key"], "shapes": str(shapes), "recipe": recipe},
-                      sort_keys=True, default=str)
-    path = cache_dir() / f"deploy-{tag}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}.pt"
-    if path.is_file():
-        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-        return model.eval()
-    fit(model)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    torch.save(model.state_dict(), tmp)
-    os.replace(tmp, path)  # atomic: concurrent runs never read half a file
+    def build() -> dict[str, Any]:
+        fit(model)
+        return model.state_dict()
+
+    entry = cache.cached(cache.cache_dir() / f"deploy-{tag}-{key}.pt", build, save=torch.save,
+                         load=lambda p: torch.load(p, map_location="cpu", weights_only=True))
+    if entry.from_cache:
+        model.load_state_dict(entry.value)
     return model.eval()
 
 
@@ -489,13 +485,8 @@ def optimise(model: "torch.nn.Module", scenario: scenarios.Scenario | str, confi
 
 
 def _weights_key(model: "torch.nn.Module") -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    for k, v in sorted(model.state_dict().items()):
-        h.update(k.encode())
-        h.update(v.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()[:12]
+    return cache.digest(b for k, v in sorted(model.state_dict().items())
+                        for b in (k.encode(), v.detach().cpu().contiguous().numpy().tobytes()))
 
 
 def _contradictions(scenario: scenarios.Scenario, base: Report, cfg: OptimiseConfig) -> None:

@@ -11,10 +11,10 @@ The ``T²`` keeps the soft term's gradients on the same scale as the hard term's
 2015) adds a term that pulls an intermediate student feature map, through a learned 1×1 projection, towards
 the teacher's.
 
-Primitives (:func:`soften`, :func:`target_distribution`, :func:`soft_label_stats`, :func:`distillation_loss`,
-:func:`paired_t_interval`) sit under the verbs :func:`distill_` (train one student in place; the teacher stays
-frozen and is checked unchanged) and :func:`compare` (teacher vs student from scratch vs distilled student over
-several seeds, paired by seed). Training is :func:`mclab.models.train` with a distillation ``loss_fn``.
+Primitives (:func:`soften`, :func:`target_distribution`, :func:`soft_label_stats`, :func:`distillation_loss`)
+sit under the verbs :func:`distill_` (train one student in place; the teacher stays frozen and is checked
+unchanged) and :func:`compare` (teacher vs student from scratch vs distilled student over several seeds, paired by
+seed: :func:`mclab.stats.paired_t_interval`). Training is :func:`mclab.models.train` with a distillation ``loss_fn``.
 Introduced in notebook 07.
 """
 from __future__ import annotations
@@ -29,12 +29,13 @@ import torch.nn.functional as F
 
 from .data import DigitsDataset, digits
 from .models import TrainConfig, TrainResult, evaluate, train
+from .stats import TInterval, paired_t_interval
 
 __all__ = [
     # configuration and results
-    "DistillConfig", "FeatureConfig", "DistillResult", "SoftLabelStats", "PairedInterval", "SeedComparison",
+    "DistillConfig", "FeatureConfig", "DistillResult", "SoftLabelStats", "SeedComparison",
     # primitives
-    "soften", "target_distribution", "soft_label_stats", "distillation_loss", "feature_loss", "paired_t_interval",
+    "soften", "target_distribution", "soft_label_stats", "distillation_loss", "feature_loss",
     "training_subset",
     # verbs
     "distill_", "compare",
@@ -128,26 +129,6 @@ class SoftLabelStats:
 
 
 @dataclass
-class PairedInterval:
-    """Mean of paired differences with its Student-t confidence interval (``level``) over ``n`` pairs."""
-
-    mean: float
-    low: float
-    high: float
-    n: int
-    level: float
-    p_value: float
-
-    @property
-    def significant(self) -> bool:
-        """True when the interval excludes 0."""
-        return self.low > 0 or self.high < 0
-
-    def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "significant": self.significant}
-
-
-@dataclass
 class SeedComparison:
     """Teacher vs student from scratch vs distilled student, one accuracy (0–1) per seed and model.
 
@@ -159,7 +140,7 @@ class SeedComparison:
     teacher_accuracy: float
     scratch: list[float]
     distilled: list[float]
-    gain: PairedInterval
+    gain: TInterval
     config: DistillConfig
     n_eval: int
     seconds: float
@@ -264,28 +245,6 @@ def feature_loss(student_feature: torch.Tensor, teacher_feature: torch.Tensor,
     if s.shape != t.shape:
         raise ValueError(f"projected student feature {tuple(s.shape)} does not match the teacher's {tuple(t.shape)}")
     return F.mse_loss(s, t)
-
-
-def paired_t_interval(a: Sequence[float], b: Sequence[float], level: float = 0.95) -> PairedInterval:
-    """Student-t confidence interval for the mean of ``b − a`` over pairs (e.g. seeds), and its two-sided
-    p-value against 0. Needs at least 2 pairs; all-equal differences give a zero-width interval."""
-    import numpy as np
-    from scipy import stats
-
-    if len(a) != len(b):
-        raise ValueError(f"a and b must pair up; got {len(a)} and {len(b)} values")
-    if len(a) < 2:
-        raise ValueError(f"need at least 2 pairs for a t-interval, got {len(a)}")
-    if not 0 < level < 1:
-        raise ValueError(f"level={level} must be in (0, 1)")
-    d = np.asarray(b, dtype=float) - np.asarray(a, dtype=float)
-    n, mean = d.size, float(d.mean())
-    se = float(d.std(ddof=1)) / math.sqrt(n)
-    if se == 0:
-        return PairedInterval(mean, mean, mean, n, level, 1.0 if mean == 0 else 0.0)
-    h = float(stats.t.ppf(0.5 + level / 2, n - 1)) * se
-    p = float(2 * stats.t.sf(abs(mean) / se, n - 1))
-    return PairedInterval(mean, mean - h, mean + h, n, level, p)
 
 
 # ----------------------------------------------------------------------------- verbs

@@ -9,18 +9,19 @@ accuracy. Introduced in notebook 00.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import math
-import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from . import cache
+from .stats import wilson_ci
 
 if TYPE_CHECKING:
     import numpy as np
@@ -33,7 +34,7 @@ __all__ = [
     # a transformer's feed-forward block (export and compilation examples)
     "MLPBlock",
     # training and evaluation
-    "TrainConfig", "TrainResult", "EvalResult", "train", "evaluate", "wilson_ci", "cache_dir",
+    "TrainConfig", "TrainResult", "EvalResult", "train", "evaluate",
 ]
 
 
@@ -162,17 +163,6 @@ class EvalResult:
     def __str__(self) -> str:
         lo, hi = self.ci95
         return f"top-1 {100 * self.accuracy:.2f} % (95% CI {100 * lo:.2f}–{100 * hi:.2f}, n={self.n})"
-
-
-def wilson_ci(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
-    """Wilson score interval for ``k`` successes in ``n`` trials (fractions)."""
-    if n < 1 or not 0 <= k <= n:
-        raise ValueError(f"need 0 <= k <= n and n >= 1; got k={k}, n={n}")
-    p = k / n
-    d = 1 + z * z / n
-    c = (p + z * z / (2 * n)) / d
-    h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
-    return max(0.0, c - h), min(1.0, c + h)
 
 
 def resnet18_digits(*, seed: int = 0) -> torch.nn.Module:
@@ -311,13 +301,6 @@ def evaluate(model: Any, data: Any, *, batch_size: int = 256) -> EvalResult:
     return EvalResult(k / correct.size, wilson_ci(k, correct.size), int(correct.size), correct)
 
 
-def cache_dir() -> Path:
-    """Where trained checkpoints live: ``$MCLAB_CACHE`` or ``~/.cache/mclab`` (created if missing)."""
-    d = Path(os.environ.get("MCLAB_CACHE") or Path.home() / ".cache" / "mclab").expanduser()
-    d.mkdir(parents=True, exist_ok=True)
-    return d
-
-
 @dataclass(frozen=True)
 class ReferenceSpec:
     """A cached, trained model: which architecture, trained how. ``fast`` variants train briefly."""
@@ -330,11 +313,10 @@ class ReferenceSpec:
         return self.train.size
 
     def key(self) -> str:
-        blob = json.dumps({"arch": self.arch, "train": self.train.key(), "v": _CACHE_VERSION}, sort_keys=True)
-        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+        return cache.key(arch=self.arch, train=self.train.key(), v=_CACHE_VERSION)
 
     def path(self) -> Path:
-        return cache_dir() / f"{self.arch}-{self.train.size}px-{self.key()}.pt"
+        return cache.cache_dir() / f"{self.arch}-{self.train.size}px-{self.key()}.pt"
 
 
 def reference_spec(fast: bool = False, arch: str = "resnet18") -> ReferenceSpec:
@@ -346,19 +328,18 @@ def reference_spec(fast: bool = False, arch: str = "resnet18") -> ReferenceSpec:
 
 def reference(fast: bool = False, *, arch: str = "resnet18", progress: bool = True) -> torch.nn.Module:
     """The trained reference classifier for the digits (eval mode, a fresh copy on every call).
-    Loaded from the cache (:func:`cache_dir`); trained and cached first when missing
+    Loaded from the cache (:func:`mclab.cache.cache_dir`); trained and cached first when missing
     (ResNet-18, 12 epochs: about 75 s on 2 quiet cores, several minutes on a busy machine; ``fast``
     about a third of that)."""
     spec = reference_spec(fast, arch)
     model = ARCHITECTURES[arch]()
-    path = spec.path()
-    if path.is_file():
-        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True)["state_dict"])
-        return model.eval()
-    from dataclasses import replace
 
-    result = train(model, replace(spec.train, progress=progress))
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    torch.save({"state_dict": model.state_dict(), "train": result.as_dict()}, tmp)
-    os.replace(tmp, path)  # atomic: concurrent trainers never see half a file
+    def build() -> dict[str, Any]:
+        result = train(model, replace(spec.train, progress=progress))
+        return {"state_dict": model.state_dict(), "train": result.as_dict()}
+
+    entry = cache.cached(spec.path(), build, save=torch.save,
+                         load=partial(torch.load, map_location="cpu", weights_only=True))
+    if entry.from_cache:
+        model.load_state_dict(entry.value["state_dict"])
     return model.eval()

@@ -123,24 +123,6 @@ def test_bad_config_types_and_shapes():
         distill.FeatureConfig("a", "b", weight=-1)
 
 
-def test_paired_t_interval_matches_scipy_and_closed_form():
-    from scipy import stats
-
-    a, b = [0.80, 0.82, 0.79, 0.81], [0.83, 0.84, 0.80, 0.85]
-    ci = distill.paired_t_interval(a, b)
-    d = np.subtract(b, a)
-    h = stats.t.ppf(0.975, 3) * d.std(ddof=1) / math.sqrt(4)
-    assert (ci.mean, ci.low, ci.high) == pytest.approx((d.mean(), d.mean() - h, d.mean() + h))
-    assert ci.p_value == pytest.approx(stats.ttest_rel(b, a).pvalue)
-    assert ci.significant and ci.as_dict()["significant"]
-    noisy = distill.paired_t_interval([0.8, 0.9, 0.7], [0.82, 0.85, 0.76])
-    assert noisy.low < 0 < noisy.high and not noisy.significant
-    with pytest.raises(ValueError, match="at least 2 pairs"):
-        distill.paired_t_interval([0.5], [0.6])
-    with pytest.raises(ValueError, match="pair up"):
-        distill.paired_t_interval([0.5, 0.6], [0.6])
-
-
 def test_distill_trains_the_student_in_place_and_leaves_the_teacher_frozen():
     teacher = _tiny_teacher()
     before = {k: v.clone() for k, v in teacher.state_dict().items()}

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mclab import models
+from mclab import cache, models
 
 
 @pytest.mark.parametrize("name", ["mobilenet_v3_small", "resnet18"])
@@ -24,14 +24,6 @@ def test_zoo_uses_evaluation_resolution_and_rejects_unknown():
 
 
 # ----------------------------------------------------------------------------- reference model, train, evaluate
-
-
-def test_wilson_interval_matches_closed_form():
-    lo, hi = models.wilson_ci(8, 10)  # textbook example: 8/10 -> (0.490, 0.943)
-    assert abs(lo - 0.4902) < 1e-3 and abs(hi - 0.9433) < 1e-3
-    assert models.wilson_ci(0, 50)[0] == 0 and models.wilson_ci(50, 50)[1] == pytest.approx(1)
-    with pytest.raises(ValueError, match="k=11, n=10"):
-        models.wilson_ci(11, 10)
 
 
 @pytest.mark.parametrize("arch", sorted(models.ARCHITECTURES))
@@ -86,7 +78,7 @@ def test_train_config_rejects_bad_values(kwargs, match):
 
 def test_reference_is_cached_and_reused(tmp_path, monkeypatch):
     monkeypatch.setenv("MCLAB_CACHE", str(tmp_path))
-    assert models.cache_dir() == tmp_path
+    assert cache.cache_dir() == tmp_path
     spec = models.reference_spec(fast=True, arch="lenet5")
     assert spec.path().parent == tmp_path and not spec.path().exists()
     assert spec.key() != models.reference_spec(fast=False, arch="lenet5").key()
@@ -103,4 +95,4 @@ def test_reference_is_cached_and_reused(tmp_path, monkeypatch):
 def test_llm_uses_the_same_cache_dir():
     import importlib
 
-    assert importlib.import_module("mclab.llm.train").cache_dir is models.cache_dir
+    assert importlib.import_module("mclab.llm.train").cache_dir is cache.cache_dir

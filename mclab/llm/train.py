@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..models import cache_dir
+from ..cache import cache_dir
 from .eval import perplexity
 from .model import LlamaConfig, TinyLlama
 from .tokenizer import Corpus, corpus

@@ -11,18 +11,20 @@ Introduced in notebook 05.
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, Sequence
 
 import torch
 import torch.nn.functional as F
 
+from ..cache import cache_dir, cached
+from ..cache import key as cache_key
 from .primitives import METHODS, _check_bits, dequantize, fake_quantize, qparams, qparams_from_range, quantize, sqnr_db
 
 __all__ = [
     # weight-only
-    "WeightOnlyConfig", "WeightReport", "quantize_weights_",
+    "WeightOnlyConfig", "WeightReport", "quantize_weights_", "quantizable_layers",
     # QAT
     "QATConfig", "QATResult", "fold_batchnorm", "fake_quant_model", "qat",
 ]
@@ -32,7 +34,8 @@ __all__ = [
 # ----------------------------------------------------------------------------- model level: weight-only
 
 
-def _quantizable(model: torch.nn.Module) -> dict[str, torch.nn.Module]:
+def quantizable_layers(model: torch.nn.Module) -> dict[str, torch.nn.Module]:
+    """The layers weight quantisation acts on: every Conv2d and Linear of ``model``, by module name, in order."""
     return {n: m for n, m in model.named_modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))}
 
 
@@ -86,7 +89,7 @@ def quantize_weights_(model: torch.nn.Module, config: WeightOnlyConfig | None = 
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     sq, nbytes, fp32 = {}, 0, 0
     with torch.no_grad():
-        for name, mod in _quantizable(model).items():
+        for name, mod in quantizable_layers(model).items():
             w = mod.weight
             if cfg.group_size is not None and w.shape[1] % cfg.group_size == 0:
                 qp = qparams(w, cfg.bits, cfg.symmetric, axis=1, group_size=cfg.group_size, method=cfg.method)
@@ -184,7 +187,7 @@ def fake_quant_model(model: torch.nn.Module, bits: int = 8, *, momentum: float =
     ``calibration`` batches. Evaluating it simulates INT8 (or ``bits``) PTQ; training it is QAT."""
     _check_bits(bits)
     fused = fold_batchnorm(model)
-    for name, mod in list(_quantizable(fused).items()):
+    for name, mod in list(quantizable_layers(fused).items()):
         parent, _, leaf = name.rpartition(".")
         setattr(fused.get_submodule(parent) if parent else fused, leaf, _QATLayer(mod, bits, momentum))
     fused.train()
@@ -210,34 +213,38 @@ def qat(model: torch.nn.Module, config: QATConfig | None = None, *, size: int = 
     """Quantisation-aware training on the digits: :func:`fake_quant_model` (BatchNorm folded, fake
     quantisation with straight-through gradients), fine-tuned with :func:`mclab.models.train`. ``model``
     is not changed. ``cache`` (a name, e.g. the reference model's cache key) stores the result in
-    :func:`mclab.models.cache_dir` and reuses it. Returns a :class:`QATResult`. Introduced in notebook 05."""
-    import hashlib
-    import json
+    :func:`mclab.cache.cache_dir` and reuses it. Returns a :class:`QATResult`. Introduced in notebook 05."""
     import time
 
     from ..data import calibration_batches
-    from ..models import TrainConfig, cache_dir, train
+    from ..models import TrainConfig, train
 
     cfg = config or QATConfig()
     if not isinstance(cfg, QATConfig):
         raise TypeError(f"config must be a QATConfig, got {type(cfg).__name__}")
-    path = None
-    if cache is not None:
-        blob = json.dumps({"m": cache, "cfg": asdict(cfg), "size": size}, sort_keys=True).encode()
-        key = hashlib.sha256(blob).hexdigest()[:12]
-        path = cache_dir() / f"qat-{key}.pt"
-        if path.is_file():  # the saved state holds the trained weights and the activation ranges
+
+    def build() -> dict[str, Any]:
+        fake = fake_quant_model(model, cfg.bits, momentum=cfg.momentum,
+                                calibration=calibration_batches(4, batch_size=64, size=size, seed=cfg.seed))
+        t0 = time.perf_counter()
+        res = train(fake, TrainConfig(epochs=cfg.epochs, lr=cfg.lr, size=size, seed=cfg.seed, progress=progress,
+                                      weight_decay=0.0))
+        return {"fake": fake, "loss": res.loss, "val_accuracy": res.val_accuracy, "seconds": time.perf_counter() - t0}
+
+    if cache is None:
+        got = build()
+    else:  # the saved state holds the trained weights and the activation ranges
+        def save(got: dict[str, Any], path: Path) -> None:
+            torch.save({"state_dict": got["fake"].state_dict(), "loss": got["loss"],
+                        "val_accuracy": got["val_accuracy"]}, path)
+
+        def load(path: Path) -> dict[str, Any]:
             saved = torch.load(path, map_location="cpu", weights_only=True)
             fake = fake_quant_model(model, cfg.bits, momentum=cfg.momentum)
             fake.load_state_dict(saved["state_dict"])
-            return QATResult(fake.eval(), _unwrap(fake), saved["loss"], saved["val_accuracy"], 0.0)
-    fake = fake_quant_model(model, cfg.bits, momentum=cfg.momentum,
-                            calibration=calibration_batches(4, batch_size=64, size=size, seed=cfg.seed))
-    t0 = time.perf_counter()
-    res = train(fake, TrainConfig(epochs=cfg.epochs, lr=cfg.lr, size=size, seed=cfg.seed, progress=progress,
-                                  weight_decay=0.0))
-    if path is not None:
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        torch.save({"state_dict": fake.state_dict(), "loss": res.loss, "val_accuracy": res.val_accuracy}, tmp)
-        os.replace(tmp, path)
-    return QATResult(fake.eval(), _unwrap(fake), res.loss, res.val_accuracy, time.perf_counter() - t0)
+            return {"fake": fake, "loss": saved["loss"], "val_accuracy": saved["val_accuracy"], "seconds": 0.0}
+
+        path = cache_dir() / f"qat-{cache_key(m=cache, cfg=asdict(cfg), size=size)}.pt"
+        got = cached(path, build, save=save, load=load).value
+    fake = got["fake"]
+    return QATResult(fake.eval(), _unwrap(fake), got["loss"], got["val_accuracy"], got["seconds"])
