@@ -2,11 +2,12 @@
 
 Importing ``mclab`` is cheap: it loads no deep-learning framework. Each technique lives in
 its own module (``from mclab import hw, plots``) and imports torch, TensorFlow, OpenVINO or
-ONNX Runtime only inside the functions that need them.
+ONNX Runtime only inside the functions that need them. The kit's own machinery (the notebook runner, the
+report, exercises, widgets) is in ``mclab.lab``; only its ``record`` is imported here, as ``mclab.record``.
 """
 from __future__ import annotations
 
-from .record import record
+from .lab.record import record
 
 __version__ = "0.1.0"
 

@@ -103,7 +103,7 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _notebooks(args: argparse.Namespace) -> int:
-    from . import notebooks
+    from .lab import notebooks
 
     summary = notebooks.run_all(args.dir, only=args.only, fast=args.fast, out_dir=args.out,
                                 timeout_s=args.timeout, echo=not args.json)
@@ -146,11 +146,11 @@ def _ocr(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from . import notebooks
+    from .lab import notebooks, report
 
     summary = notebooks.run_all(args.dir, only=args.only, fast=args.fast,
                                 out_dir=Path(args.out) / "notebooks", timeout_s=args.timeout, echo=True)
-    index = notebooks.render_report(summary, args.out)
+    index = report.render_report(summary, args.out)
     print(str(summary).splitlines()[-1])
     print(f"report: {index.resolve()}")
     return 0 if summary.ok else 1

@@ -6,8 +6,8 @@ loop runs for real on the kit's reference classifier; every number in a :class:`
 this machine or labelled as an estimate. Introduced in notebook 16.
 
 Layers: a :class:`mclab.scenarios.Scenario` (a preset of :data:`mclab.scenarios.SCENARIOS` or a custom one)
-states the limits in the metric keys a :class:`Report` measures → :func:`profile` (one variant, every metric
-family) → :func:`validate` (the scenario's check of the report's metrics: pass/fail per constraint with its
+states the limits in the metric keys a :class:`Report` measures → :func:`measure_variant` (one variant, every
+metric family) → :func:`validate` (the scenario's check of the report's metrics: pass/fail per constraint with its
 margin) → :func:`optimise` (the loop, returning its trail) and :func:`pareto` (the non-dominated variants).
 """
 from __future__ import annotations
@@ -29,13 +29,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     # variants and their profiles
-    "Variant", "ProfileConfig", "Report", "profile", "evaluate", "from_module",
+    "Variant", "ProfileConfig", "Report", "measure_variant", "variant_accuracy", "from_module",
     # validation against a scenario's constraints
     "validate",
     # the loop and the frontier
     "OptimiseConfig", "Step", "Trail", "optimise", "STEPS", "pareto",
-    # the source material's technique table, measured
-    "CLAIMS", "speedup", "strategy_matrix",
+    # the speed-up a technique buys (its row of mclab.techniques.strategy_matrix)
+    "speedup",
 ]
 
 # ----------------------------------------------------------------------------- variants and profiles
@@ -65,7 +65,7 @@ class Variant:
 
 @dataclass(frozen=True)
 class ProfileConfig:
-    """How hard :func:`profile` measures. ``fast`` shortens every window (CI)."""
+    """How hard :func:`measure_variant` measures. ``fast`` shortens every window (CI)."""
 
     threads: int = 2                     # intra-op threads of every runtime
     batch: int = 32                      # batch of the throughput measurement
@@ -111,7 +111,7 @@ class Report:
     power_w: float                       # energy per inference x rate_per_s
     rate_per_s: float
     cost_usd_per_day: float
-    accuracy_drop_pts: float = 0.0       # vs the baseline given to profile (0 for the baseline itself)
+    accuracy_drop_pts: float = 0.0       # vs the baseline given to measure_variant (0 for the baseline itself)
     kinds: dict[str, str] = field(default_factory=dict)
     steps: tuple[str, ...] = ()
 
@@ -164,8 +164,8 @@ def _peak_memory_mb(v: Variant, shape: tuple[int, ...], threads: int) -> float:
     return max(0.0, (d["after_kb"] - d["before_kb"]) / 1024)
 
 
-def evaluate(variant: Variant, *, split: str = "test", threads: int = 2, shape: tuple[int, ...] = (1, 32, 32),
-             data: Any = None) -> Any:
+def variant_accuracy(variant: Variant, *, split: str = "test", threads: int = 2, shape: tuple[int, ...] = (1, 32, 32),
+                     data: Any = None) -> Any:
     """Top-1 accuracy of ``variant``'s file, run by its runtime, on a digits split (or ``data``, a dataset of
     (x, y) pairs): a :class:`mclab.models.EvalResult` (accuracy, 95 % CI, n)."""
     from .data import digits
@@ -185,8 +185,8 @@ def from_module(name: str, module: "torch.nn.Module", work_dir: str | os.PathLik
                    steps=steps)
 
 
-def profile(variant: Variant, config: ProfileConfig | None = None, *, baseline: Report | None = None,
-            shape: tuple[int, ...] = (1, 32, 32)) -> Report:
+def measure_variant(variant: Variant, config: ProfileConfig | None = None, *, baseline: Report | None = None,
+                    shape: tuple[int, ...] = (1, 32, 32)) -> Report:
     """Measure ``variant`` on this machine: accuracy with a 95 % CI on the digits' test split, batch-1 latency
     percentiles (ms), throughput at ``config.batch`` (items/s), file size (MB), peak memory (MB, a fresh
     process), energy per inference (mJ; measured with RAPL/NVML, otherwise an estimate labelled as such),
@@ -202,7 +202,7 @@ def profile(variant: Variant, config: ProfileConfig | None = None, *, baseline: 
     if not os.path.isfile(variant.path):
         raise ValueError(f"variant {variant.name!r}: file {variant.path!r} does not exist")
     test = digits(cfg.eval_split, size=shape[-1])
-    acc = evaluate(variant, threads=cfg.threads, shape=shape, data=test)
+    acc = variant_accuracy(variant, threads=cfg.threads, shape=shape, data=test)
     one = _runner(variant, 1, cfg.threads, shape)
     x1 = test.x[:1].numpy()
     lat = bench.measure(one.run, x1, config=bench.BenchConfig(warmup=5, min_iters=50, min_time_s=cfg.latency_min_time_s,
@@ -463,7 +463,7 @@ def optimise(model: "torch.nn.Module", scenario: scenarios.Scenario | str, confi
     def measured(v: Variant, base_report: Report | None) -> tuple[Variant, Report]:
         key = v.steps
         if key not in cache or cache[key][1].rate_per_s != pcfg.rate_per_s:
-            cache[key] = (v, profile(v, pcfg, baseline=base_report, shape=shape))
+            cache[key] = (v, measure_variant(v, pcfg, baseline=base_report, shape=shape))
         return cache[key]
 
     if baseline is None:
@@ -525,19 +525,7 @@ def pareto(reports: Sequence[Report], objectives: dict[str, str]) -> list[int]:
                        for q in pts)]
 
 
-# ----------------------------------------------------------------------------- the technique table, measured
-
-# The source material's technique table (seed 001; operator fusion from seed 000's strategy matrix):
-# technique -> (speed-up low, high (None: "or more")), size compression, accuracy change in points (low, high)
-CLAIMS: dict[str, tuple[tuple[float, float | None], float, tuple[float, float]]] = {
-    "INT8 quantisation": ((2, 4), 4, (-2, -1)),
-    "FP16": ((1.5, 2), 2, (0, 0)),
-    "50% pruning": ((1.5, 2), 2, (-5, -2)),
-    "knowledge distillation": ((5, 10), 10, (-5, -3)),
-    "TensorRT": ((2, 5), 1, (0, 0)),
-    "operator fusion": ((1.2, 1.5), 1, (0, 0)),
-    "lightweight architecture": ((10, None), 10, (-10, -5)),
-}
+# ----------------------------------------------------------------------------- speed-up of one variant over another
 
 
 def speedup(ref: Variant, var: Variant, *, threads: int = 2, rounds: int = 20, shape: tuple[int, ...] = (1, 32, 32)
@@ -552,46 +540,3 @@ def speedup(ref: Variant, var: Variant, *, threads: int = 2, rounds: int = 20, s
     a, b = _runner(ref, 1, threads, shape), _runner(var, 1, threads, shape)
     ab = bench.compare(a.run, b.run, (x,), rounds=rounds, calls_per_round=10, label_a=ref.name, label_b=var.name)
     return ab.speedup, ab.speedup_ci
-
-
-def _verdict(value: float | None, lo: float, hi: float | None, below: str, above: str) -> str:
-    if value is None:
-        return "-"
-    if value < lo - 1e-9:
-        return below
-    if hi is not None and value > hi + 1e-9:
-        return above
-    return "as claimed"
-
-
-def strategy_matrix(measured: dict[str, dict[str, Any] | str]) -> "pd.DataFrame":
-    """The source's technique table beside what was measured. ``measured`` maps each technique of
-    :data:`CLAIMS` to ``{"speedup": x, "speedup_ci": (lo, hi), "compression": y, "accuracy_pts": z, "how": text}``
-    (any value may be None when only part of it can run here) or to a string saying why it cannot be measured
-    here. A technique left out is reported as not measured."""
-    import pandas as pd
-
-    unknown = sorted(set(measured) - set(CLAIMS))
-    if unknown:
-        raise ValueError(f"techniques {unknown} are not in the source's table; known: {list(CLAIMS)}")
-    rows = []
-    for tech, ((slo, shi), comp, (alo, ahi)) in CLAIMS.items():
-        claim = {"technique": tech, "claimed speed-up": f"{slo:g}-{shi:g}x" if shi else f"{slo:g}x+",
-                 "claimed compression": f"{comp:g}x",
-                 "claimed accuracy [pts]": f"{alo:+g} to {ahi:+g}" if alo != ahi else "0"}
-        m = measured.get(tech, "not measured in this run")
-        if isinstance(m, str):
-            rows.append({**claim, "measured speed-up": f"not measurable here: {m}" if not m.startswith("not ") else m})
-            continue
-        sp, ci, cr, acc = m.get("speedup"), m.get("speedup_ci"), m.get("compression"), m.get("accuracy_pts")
-        speed = m.get("speedup_note") or (f"{sp:.2f}x" + (f" (95% CI {ci[0]:.2f}-{ci[1]:.2f})" if ci else "")
-                                          if sp is not None else "not measurable here")
-        rows.append({**claim, "measured speed-up": speed,
-                     "measured compression": None if cr is None else f"{cr:.2f}x",
-                     "measured accuracy [pts]": None if acc is None else f"{acc:+.2f}",
-                     "speed vs claim": _verdict(sp, slo, shi, "slower than claimed", "faster than claimed"),
-                     "size vs claim": _verdict(cr, 0.8 * comp, None, "less compression than claimed", ""),
-                     "accuracy vs claim": _verdict(acc, alo - 0.5, ahi + 0.5, "larger loss than claimed",
-                                                   "smaller loss than claimed"),
-                     "how": m.get("how", "")})
-    return pd.DataFrame(rows).set_index("technique")

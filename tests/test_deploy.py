@@ -141,10 +141,10 @@ def test_the_loop_stops_at_the_first_passing_step_and_reuses_profiles(tmp_path):
 
 def test_profile_rejects_missing_and_corrupt_files(tmp_path):
     with pytest.raises(ValueError, match="does not exist"):
-        deploy.profile(deploy.Variant("gone", small_cnn(4), str(tmp_path / "gone.onnx")))
+        deploy.measure_variant(deploy.Variant("gone", small_cnn(4), str(tmp_path / "gone.onnx")))
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"not a model")
     with pytest.raises(ValueError, match="cannot load"):
-        deploy.profile(deploy.Variant("bad", small_cnn(4), str(bad)), deploy.ProfileConfig(memory=False))
+        deploy.measure_variant(deploy.Variant("bad", small_cnn(4), str(bad)), deploy.ProfileConfig(memory=False))
     with pytest.raises(TypeError, match="Variant"):
-        deploy.profile("model.onnx")
+        deploy.measure_variant("model.onnx")

@@ -184,7 +184,7 @@ def test_compare_pairs_seeds_and_reports_a_verdict():
 def test_soft_label_figure_and_sliders():
     import matplotlib
 
-    from mclab import widgets
+    from mclab.lab import widgets
 
     matplotlib.use("Agg")
     t = _logits(5, n=8)

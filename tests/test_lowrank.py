@@ -159,7 +159,7 @@ def test_wrong_layer_type():
 def test_rank_slider_draws_the_swept_values():
     import matplotlib
 
-    from mclab import widgets
+    from mclab.lab import widgets
 
     matplotlib.use("Agg")
     model = _mlp().eval()

@@ -4,7 +4,8 @@ import dataclasses
 
 import pytest
 
-from mclab import glossary, scenarios
+from mclab import scenarios
+from mclab.lab import glossary
 from mclab.scenarios import Constraint, Scenario
 
 

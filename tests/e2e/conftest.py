@@ -33,7 +33,7 @@ def chromium_path() -> str:
 
 
 def widget_notebooks(nb_dir: Path = NB_DIR) -> list[Path]:
-    """Notebooks whose code uses ipywidgets or mclab.widgets, in teaching order."""
+    """Notebooks whose code uses ipywidgets or mclab.lab.widgets, in teaching order."""
     from .driver import WIDGET_CODE
 
     return [p for p in sorted(nb_dir.glob("[0-9][0-9]*_*.ipynb"))  # NN_ and a split chapter NNb_

@@ -15,7 +15,7 @@ from pathlib import Path
 from playwright.sync_api import Locator, Page
 
 # code that makes a notebook a widget notebook: ipywidgets itself or the kit's front ends
-WIDGET_CODE = re.compile(r"\bipywidgets\b|\bmclab\.widgets\b|from mclab import [^\n]*\bwidgets\b")
+WIDGET_CODE = re.compile(r"\bipywidgets\b|\bmclab\.lab\.widgets\b|from mclab\.lab import [^\n]*\bwidgets\b")
 
 _NOTEBOOK = "window.jupyterapp && window.jupyterapp.shell.currentWidget"
 _KERNEL = f"({_NOTEBOOK}.sessionContext.session?.kernel)"

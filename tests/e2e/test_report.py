@@ -4,7 +4,7 @@ recorded —, a thumbnail of its key figure linking to its page, the machine in 
 folded away; every page shows each figure its notebook drew, no page shows an error, and widget notebooks say
 that the sliders need a running kernel.
 
-The pages are rendered with :func:`mclab.notebooks.render_report` from FAST runs. A FAST run that ``make test``
+The pages are rendered with :func:`mclab.lab.report.render_report` from FAST runs. A FAST run that ``make test``
 left in build/test-notebooks/ is reused when it is newer than its notebook (CI runs ``make test`` first);
 any other notebook is executed here, as ``make report FAST=1`` would.
 """
@@ -17,9 +17,11 @@ import statistics
 import nbformat
 import pytest
 
-from mclab import hw, notebooks
-from mclab.record import load
-from mclab.report import HEADLINES, MARKS, NOT_MEASURABLE, NOT_RECORDED
+from mclab import hw
+from mclab.lab import notebooks
+from mclab.lab.headlines import HEADLINES
+from mclab.lab.record import load
+from mclab.lab.report import MARKS, NOT_MEASURABLE, NOT_RECORDED, render_report
 
 from .conftest import ART, NB_DIR, widget_notebooks
 
@@ -49,7 +51,7 @@ def report():
     summary = notebooks.RunSummary(fast=True, out_dir=str(ART / "report-runs"), runs=runs)
     print("report from: " + ", ".join(f"{r.number} ({'make test' if str(TEST_RUNS) in r.output else 'run here'})"
                                        for r in runs))
-    return summary, notebooks.render_report(summary, ART / "report")
+    return summary, render_report(summary, ART / "report")
 
 
 @pytest.fixture
@@ -74,7 +76,7 @@ def test_index_lists_every_notebook(report, offline):
 
 
 def _resolve(metrics, path):
-    """The recorded value at a data-path, read here without mclab.report (a missing step raises KeyError)."""
+    """The recorded value at a data-path, read here without mclab.lab.report (a missing step raises KeyError)."""
     node = metrics
     for step in path:
         if isinstance(step, dict):

@@ -2,8 +2,9 @@
 
 :func:`run_all` executes notebooks with papermill, each in a fresh kernel and a child
 process with its own time limit, one at a time; it reports which cell failed and collects
-what each notebook recorded with :func:`mclab.record`. :func:`render_report` turns a run
-into HTML pages with an index. ``mclab notebooks`` and ``mclab report`` are the CLI.
+what each notebook recorded with :func:`mclab.record`. :func:`mclab.lab.report.render_report` turns a
+run into HTML pages with an index (the report imports this module, never the other way round).
+``mclab notebooks`` and ``mclab report`` are the CLI.
 Introduced in notebook 00.
 """
 from __future__ import annotations
@@ -29,10 +30,10 @@ __all__ = [
     # results
     "NotebookRun", "RunSummary",
     # verbs
-    "default_dir", "discover", "select", "run_notebook", "run_all", "render_report",
+    "default_dir", "discover", "select", "run_notebook", "run_all",
 ]
 
-# Set to "1" by run_notebook for the kernels it starts: no front end is attached, so mclab.widgets draws nothing
+# Set to "1" by run_notebook for the kernels it starts: no front end is attached, so mclab.lab.widgets draws nothing
 # into Output widgets until a control moves (see widgets._first_draw).
 HEADLESS_ENV = "MCLAB_HEADLESS"
 
@@ -153,7 +154,7 @@ class RunSummary:
 
 def default_dir() -> Path:
     """The repository's ``notebooks/`` folder (the kit is installed in editable mode)."""
-    return Path(__file__).resolve().parent.parent / "notebooks"
+    return Path(__file__).resolve().parents[2] / "notebooks"
 
 
 def discover(nb_dir: str | os.PathLike[str] | None = None) -> dict[str, Path]:
@@ -283,25 +284,3 @@ def run_all(nb_dir: str | os.PathLike[str] | None = None, *, only: Iterable[str]
     summary = RunSummary(fast=fast, out_dir=str(out_dir), runs=runs)
     Path(out_dir, "summary.json").write_text(json.dumps(summary.as_dict(), indent=2))
     return summary
-
-
-# ----------------------------------------------------------------------------- report
-
-
-def render_report(summary: RunSummary, out_dir: str | os.PathLike[str]) -> Path:
-    """Render each executed notebook to HTML beside an ``index.html`` (headline findings beside the source's
-    claims, key figures, the machine: :func:`mclab.report.render_index`); returns the index path."""
-    from nbconvert import HTMLExporter
-
-    from . import report
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    exporter = HTMLExporter(template_name="lab")
-    pages = {}
-    for r in summary.runs:
-        if Path(r.output).exists():
-            body, _ = exporter.from_filename(r.output)
-            pages[r.number] = f"{Path(r.name).stem}.html"
-            (out / pages[r.number]).write_text(body, encoding="utf-8")
-    return report.render_index(summary.runs, out, fast=summary.fast, pages=pages, chapters=CURRICULUM)

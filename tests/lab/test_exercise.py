@@ -1,4 +1,4 @@
-from mclab.exercise import check
+from mclab.lab.exercise import check
 
 
 def test_check_outcomes(capsys):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import mclab
-from mclab.record import ENV_VAR, jsonable, load
+from mclab.lab.record import ENV_VAR, jsonable, load
 
 
 def test_record_writes_and_merges(tmp_path, monkeypatch):

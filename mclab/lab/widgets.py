@@ -57,7 +57,7 @@ def draw_bits(x: "torch.Tensor", bits: int = 8, scheme: str = "asymmetric", gran
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from . import plots, quant
+    from .. import plots, quant
 
     _check_choices(scheme, granularity)
     sym, axis = scheme == "symmetric", (0 if granularity == "per-channel" else None)
@@ -203,7 +203,7 @@ _PRUNE_KINDS = ("unstructured", "structured")
 
 def _prune_config(kind: str, amount: float) -> Any:
     """The slider's pruning as a :mod:`mclab.prune` config, which checks ``amount`` at the boundary."""
-    from . import prune
+    from .. import prune
 
     if kind not in _PRUNE_KINDS:
         raise ValueError(f"kind={kind!r}; allowed: {_PRUNE_KINDS}")
@@ -213,7 +213,7 @@ def _prune_config(kind: str, amount: float) -> Any:
 
 
 def _sparsity_baseline(model: "torch.nn.Module", data: Any, example: "torch.Tensor") -> dict[str, Any]:
-    from . import flops, models, prune
+    from .. import flops, models, prune
 
     return {"accuracy": models.evaluate(model, data).accuracy, "params": prune.sparsity(model).nonzero_params,
             "macs": flops.count(model, example).macs}
@@ -237,7 +237,7 @@ def draw_sparsity(model: "torch.nn.Module", amount: float = 0.5, kind: str = "un
     import numpy as np
     import torch
 
-    from . import bench, flops, models, plots, prune
+    from .. import bench, flops, models, plots, prune
 
     cfg = _prune_config(kind, amount)
     amount = float(cfg.amount)
@@ -361,7 +361,7 @@ def draw_soft_labels(teacher_logits: "torch.Tensor", labels: "torch.Tensor", ima
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from . import distill, plots
+    from .. import distill, plots
 
     now = distill.soft_label_stats(teacher_logits, labels, temperature)  # checks temperature and shapes
     target = distill.target_distribution(teacher_logits, labels, temperature=temperature, alpha=alpha).numpy()
@@ -412,7 +412,7 @@ def soft_label_sliders(teacher_logits: "torch.Tensor", labels: "torch.Tensor", i
     import matplotlib.pyplot as plt
     from IPython.display import display
 
-    from . import distill
+    from .. import distill
 
     distill.DistillConfig(temperature=temperature, alpha=alpha)  # checks both before any widget is built
     out = w.Output()
@@ -447,7 +447,7 @@ def draw_rank(sweep: Any, rank: int, *, fig: "Figure | None" = None) -> dict[str
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from . import plots
+    from .. import plots
 
     row = sweep.row(rank)  # ValueError for a rank that was not swept
     rows, dense = sweep.rows, sweep.dense

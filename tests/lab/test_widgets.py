@@ -4,7 +4,7 @@ import matplotlib
 import pytest
 import torch
 
-from mclab import notebooks, widgets
+from mclab.lab import notebooks, widgets
 
 matplotlib.use("Agg")
 

@@ -1,4 +1,5 @@
-"""mclab.report: the headline table, its formatting and marks, and the index page, on synthetic metrics."""
+"""mclab.lab.report and mclab.lab.headlines: the headline table, its formatting and marks, and the index page,
+on synthetic metrics."""
 from __future__ import annotations
 
 import base64
@@ -9,24 +10,10 @@ import re
 
 import pytest
 
-from mclab import hw, notebooks, report
-from mclab.report import (
-    HEADLINES,
-    MET,
-    NOT_MEASURABLE,
-    NOT_MET,
-    NOT_RECORDED,
-    Headline,
-    at_least,
-    at_most,
-    between,
-    findings,
-    format_value,
-    is_true,
-    lookup,
-    near,
-    value_of,
-)
+from mclab import hw
+from mclab.lab import notebooks, report
+from mclab.lab.headlines import HEADLINES, Headline, at_least, at_most, between, is_true, near
+from mclab.lab.report import MET, NOT_MEASURABLE, NOT_MET, NOT_RECORDED, findings, format_value, lookup, value_of
 
 TABLE = {
     "90": (
