@@ -1,10 +1,11 @@
 """Timing done right: latency samples, percentiles with confidence intervals, throughput,
-batch sweeps, interleaved A/B comparisons, and a dynamic-batching simulator.
+batch sweeps, interleaved A/B comparisons, and the machine's peaks (matmul GFLOP/s, memory bandwidth).
 
 Pure statistics at the bottom (:func:`percentiles`, :func:`flags_for`; intervals come from :mod:`mclab.stats`),
 verbs on top: :func:`measure` times any callable and returns a :class:`LatencyResult`;
-:func:`throughput`, :func:`batch_sweep`, :func:`compare` and :func:`simulate_batcher` build
-on it. Times are in milliseconds unless a name says otherwise. Introduced in notebooks 01 and 02.
+:func:`throughput`, :func:`batch_sweep` and :func:`compare` build on it; the dynamic-batching simulator that
+replays a sweep's service times is :mod:`mclab.batching`. Times are in milliseconds unless a name says otherwise.
+Introduced in notebooks 01 and 02.
 """
 from __future__ import annotations
 
@@ -23,13 +24,13 @@ from .stats import bootstrap_ci
 
 __all__ = [
     # configuration and results
-    "BenchConfig", "LatencyResult", "ThroughputResult", "SweepResult", "ABResult", "BatcherResult", "BenchError",
+    "BenchConfig", "LatencyResult", "ThroughputResult", "SweepResult", "ABResult", "BenchError",
     # statistics
     "percentiles", "flags_for", "MIN_SAMPLES",
     # threads
     "set_threads",
     # verbs
-    "measure", "throughput", "batch_sweep", "compare", "compare_many", "simulate_batcher",
+    "measure", "throughput", "batch_sweep", "compare", "compare_many",
     # what every timer uses
     "inference_fn", "sync_fn",
     # the machine's peaks, measured (notebooks 00 and 03)
@@ -512,73 +513,6 @@ def compare_many(fns: dict[str, Any], args: tuple = (), *, rounds: int = 20, cal
     return {lab: ABResult(base, lab, [b.p50_ms / x.p50_ms for x, b in zip(runs[base], runs[lab], strict=True)],
                           a, pooled(runs[lab], lab))
             for lab, _, _ in sides[1:]}
-
-
-# ----------------------------------------------------------------------------- dynamic batching
-
-
-@dataclass
-class BatcherResult:
-    """A simulated server: Poisson arrivals into a dynamic batcher with one worker."""
-
-    arrival_rate_per_s: float
-    max_batch: int
-    max_wait_ms: float
-    latencies_ms: list[float]    # per request: queueing + batching wait + service
-    batch_sizes: list[int]
-    throughput_per_s: float      # completed requests / simulated time
-    utilisation: float           # busy time / simulated time
-
-    def percentile(self, q: float) -> float:
-        return float(np.percentile(self.latencies_ms, q))
-
-    @property
-    def mean_batch(self) -> float:
-        return float(np.mean(self.batch_sizes))
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"arrival_rate_per_s": self.arrival_rate_per_s, "max_batch": self.max_batch,
-                "max_wait_ms": self.max_wait_ms, "p50_ms": self.percentile(50), "p99_ms": self.percentile(99),
-                "mean_batch": self.mean_batch, "throughput_per_s": self.throughput_per_s,
-                "utilisation": self.utilisation}
-
-
-def simulate_batcher(service_ms: Callable[[int], float], *, arrival_rate_per_s: float, max_batch: int,
-                     max_wait_ms: float, n_requests: int = 5000, seed: int = 0) -> BatcherResult:
-    """Discrete-event simulation of a dynamic batcher (server scenario).
-
-    Requests arrive as a Poisson process. When the worker is free it starts a batch as soon as
-    ``max_batch`` requests wait, or when the oldest waiting request has waited ``max_wait_ms``,
-    whichever comes first. ``service_ms(b)`` is the time to serve a batch of ``b`` — pass measured
-    values (e.g. from :func:`batch_sweep`) so the simulation rests on this machine's numbers.
-    """
-    if arrival_rate_per_s <= 0 or max_batch < 1 or max_wait_ms < 0 or n_requests < 1:
-        raise ValueError(f"need arrival_rate_per_s > 0 (got {arrival_rate_per_s}), max_batch >= 1 (got {max_batch}), "
-                         f"max_wait_ms >= 0 (got {max_wait_ms}), n_requests >= 1 (got {n_requests})")
-    rng = np.random.default_rng(seed)
-    arrivals = np.cumsum(rng.exponential(1e3 / arrival_rate_per_s, n_requests))  # ms
-    latencies = np.empty(n_requests)
-    sizes: list[int] = []
-    free_at, busy, i = 0.0, 0.0, 0
-    while i < n_requests:
-        # earliest start: worker free and the oldest request present
-        t = max(free_at, arrivals[i])
-        full_at = arrivals[min(i + max_batch - 1, n_requests - 1)]  # when max_batch would be waiting
-        start = max(t, min(full_at, arrivals[i] + max_wait_ms))
-        j = int(np.searchsorted(arrivals, start, side="right"))  # requests arrived by start
-        j = min(j, i + max_batch)
-        b = j - i
-        service = float(service_ms(b))
-        if not service > 0:
-            raise ValueError(f"service_ms({b}) returned {service}; must be > 0 ms")
-        done = start + service
-        latencies[i:j] = done - arrivals[i:j]
-        sizes.append(b)
-        busy += service
-        free_at, i = done, j
-    span = free_at - arrivals[0]
-    return BatcherResult(arrival_rate_per_s, max_batch, max_wait_ms, latencies.tolist(), sizes,
-                         n_requests / (span / 1e3), busy / span)
 
 
 # ----------------------------------------------------------------------------- the machine's peaks, measured

@@ -137,26 +137,6 @@ def test_set_threads_restores():
     assert torch.get_num_threads() == before
 
 
-def test_simulate_batcher_limits():
-    # no waiting, no batching: an M/D/1 queue at low load has latency close to the service time
-    r = bench.simulate_batcher(lambda b: 1.0 * b, arrival_rate_per_s=50, max_batch=1, max_wait_ms=0, n_requests=4000)
-    assert r.mean_batch == 1 and 1.0 <= r.percentile(50) < 1.2 and r.utilisation == pytest.approx(0.05, rel=0.1)
-    # batching with a wait window: bigger batches, latency includes the wait
-    r2 = bench.simulate_batcher(lambda b: 2.0 + 0.5 * b, arrival_rate_per_s=1000, max_batch=16, max_wait_ms=5)
-    assert r2.mean_batch > 4 and r2.throughput_per_s == pytest.approx(1000, rel=0.05)
-    with pytest.raises(ValueError, match="arrival_rate_per_s"):
-        bench.simulate_batcher(lambda b: 1.0, arrival_rate_per_s=0, max_batch=1, max_wait_ms=0)
-
-
-@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA GPU (none here)")
-def test_cuda_sync_counts_async_work():
-    import torch
-
-    a = torch.randn(4096, 4096, device="cuda")
-    r = bench.measure(torch.mm, a, a, config=BenchConfig(device="cuda", min_iters=20, min_time_s=0))
-    assert r.p50_ms > 0.1  # without sync an async launch would time at a few microseconds
-
-
 def test_sync_fn_waits_only_where_work_is_queued():
     import torch
 
@@ -183,6 +163,16 @@ def test_inference_fn_runs_the_module_without_autograd():
     assert torch.equal(out, lin(torch.ones(1, 3)).detach()) and not out.requires_grad and out.is_inference()
 
 
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA GPU (none here)")
+def test_cuda_sync_counts_async_work():
+    import torch
+
+    a = torch.randn(4096, 4096, device="cuda")
+    r = bench.measure(torch.mm, a, a, config=BenchConfig(device="cuda", min_iters=20, min_time_s=0))
+    assert r.p50_ms > 0.1  # without sync an async launch would time at a few microseconds
+
+
+
 def test_matmul_gflops_is_positive_and_validates():
     assert bench.matmul_gflops("float32", n=128, min_time_s=0.05) > 0
     with pytest.raises(ValueError, match="dtype"):
@@ -195,4 +185,3 @@ def test_memory_bandwidth_is_positive_and_validates():
     assert bench.memory_bandwidth(mb=8, min_time_s=0.05) > 0
     with pytest.raises(ValueError, match="mb=0"):
         bench.memory_bandwidth(mb=0)
-
