@@ -73,7 +73,6 @@ def check_size(size: int) -> None:
         raise ValueError(f"size={size!r} must be an int pixel size from 8 to 512")
 
 
-_check_size = check_size  # kept until mclab.nas uses check_size (mclab/models.py:128 calls it too)
 
 
 def _split_indices(y: np.ndarray) -> dict[str, np.ndarray]:

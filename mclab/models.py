@@ -126,8 +126,8 @@ class TrainConfig:
         if self.weight_decay < 0 or self.augment < 0 or not 0 <= self.label_smoothing < 1:
             raise ValueError(f"weight_decay={self.weight_decay} and augment={self.augment} must be >= 0, "
                              f"label_smoothing={self.label_smoothing} in [0, 1)")
-        from .data import _check_size
-        _check_size(self.size)
+        from .data import check_size
+        check_size(self.size)
 
     def key(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if k != "progress"}

@@ -90,14 +90,14 @@ class _Empty(nn.Module):
         return x + 0                                   # one trivial op: ONNX export needs a node
 
 
-def build_lut(cfg: SupernetConfig | None = None, runtime: str = "torch", *, threads: int = 1,
+def build_lut(space: SupernetConfig | None = None, runtime: str = "torch", *, threads: int = 1,
               min_time_s: float = 0.05) -> LatencyLUT:
-    """Measure every block choice of ``cfg`` alone on ``runtime`` (any name of :data:`mclab.runtimes.RUNTIMES`
+    """Measure every block choice of ``space`` alone on ``runtime`` (any name of :data:`mclab.runtimes.RUNTIMES`
     that is available here) with ``threads`` threads, plus the stem, the head and an empty model. Latency does
     not depend on weight values, so random weights serve. Returns a :class:`LatencyLUT` (ms)."""
     from .. import runtimes
 
-    cfg = cfg or SupernetConfig()
+    space = space or SupernetConfig()
     if runtime not in runtimes.RUNTIMES:
         raise ValueError(f"runtime={runtime!r} is unknown; allowed: {sorted(runtimes.RUNTIMES)}")
     if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
@@ -106,19 +106,19 @@ def build_lut(cfg: SupernetConfig | None = None, runtime: str = "torch", *, thre
     torch.manual_seed(0)
     keys, runners = [], []
     with torch.no_grad():
-        for s in range(cfg.n_stages):
-            for b in range(min(2, max(cfg.depths))):
-                cin, cout, stride, px = cfg.stage_io(s, b)
-                for k in cfg.kernels:
-                    for e in cfg.expands:
+        for s in range(space.n_stages):
+            for b in range(min(2, max(space.depths))):
+                cin, cout, stride, px = space.stage_io(s, b)
+                for k in space.kernels:
+                    for e in space.expands:
                         keys.append(LatencyLUT.key(s, b, k, e))
                         runners.append(_runner(MBBlock(cin, cout, k, e, stride).eval(), (cin, px, px), runtime,
                                                threads))
-        net = Supernet(cfg)
-        last_px = cfg.stage_io(cfg.n_stages - 1, 1)[3]
-        runners += [_runner(net.stem.eval(), (1, cfg.size, cfg.size), runtime, threads),
-                    _runner(net.head.eval(), (cfg.widths[-1], last_px, last_px), runtime, threads),
-                    _runner(_Empty(), (1, cfg.size, cfg.size), runtime, threads)]
+        net = Supernet(space)
+        last_px = space.stage_io(space.n_stages - 1, 1)[3]
+        runners += [_runner(net.stem.eval(), (1, space.size, space.size), runtime, threads),
+                    _runner(net.head.eval(), (space.widths[-1], last_px, last_px), runtime, threads),
+                    _runner(_Empty(), (1, space.size, space.size), runtime, threads)]
     ms = _latencies_ms(runners, threads, min_time_s)
     stem, head, over = ms[-3:]
     return LatencyLUT(runtime, threads, dict(zip(keys, ms[:-3], strict=True)), stem, head, over,
@@ -138,7 +138,7 @@ def measure_arch(supernet: Supernet, archs: Arch | Sequence[Arch], runtime: str 
     one sub-network, or of each of a list, as whole networks on ``runtime``."""
     one = isinstance(archs, Arch)
     lst = [archs] if one else list(archs)
-    size = supernet.cfg.size
+    size = supernet.config.size
     runners = [_runner(extract(supernet, a), (1, size, size), runtime, threads) for a in lst]
     ms = _latencies_ms(runners, threads, min_time_s)
     return ms[0] if one else ms
@@ -177,8 +177,8 @@ def check_predictor(supernet: Supernet, lut: LatencyLUT, n: int = 20, *, seed: i
     if not isinstance(n, int) or isinstance(n, bool) or n < 3:
         raise ValueError(f"n={n!r} must be an int >= 3 (a rank correlation needs three points)")
     rng = random.Random(seed)
-    pool = sorted({sample_arch(supernet.cfg, rng) for _ in range(500)}, key=lut.predict)
+    pool = sorted({sample_arch(supernet.config, rng) for _ in range(500)}, key=lut.predict)
     picks = [pool[round(q)] for q in np.linspace(0, len(pool) - 1, n - 2)]
-    archs = [smallest(supernet.cfg), *picks, largest(supernet.cfg)]
+    archs = [smallest(supernet.config), *picks, largest(supernet.config)]
     measured = measure_arch(supernet, archs, lut.runtime, threads=lut.threads, min_time_s=min_time_s)
     return PredictorCheck(lut.runtime, archs, [lut.predict(a) for a in archs], measured)

@@ -117,13 +117,13 @@ def _feasible(draw: Callable[[], Arch], ok: Callable[[Arch], bool], seen: set, t
     return None
 
 
-def _mutate(a: Arch, cfg: SupernetConfig, p: float, rng: random.Random) -> Arch:
+def _mutate(a: Arch, space: SupernetConfig, p: float, rng: random.Random) -> Arch:
     stages = []
     for s in a.stages:
-        d = rng.choice(cfg.depths) if rng.random() < p else len(s)
-        blocks = list(s[:d]) + [(rng.choice(cfg.kernels), rng.choice(cfg.expands)) for _ in range(d - len(s))]
-        stages.append(tuple((rng.choice(cfg.kernels) if rng.random() < p else k,
-                             rng.choice(cfg.expands) if rng.random() < p else e) for k, e in blocks))
+        d = rng.choice(space.depths) if rng.random() < p else len(s)
+        blocks = list(s[:d]) + [(rng.choice(space.kernels), rng.choice(space.expands)) for _ in range(d - len(s))]
+        stages.append(tuple((rng.choice(space.kernels) if rng.random() < p else k,
+                             rng.choice(space.expands) if rng.random() < p else e) for k, e in blocks))
     return Arch(tuple(stages))
 
 
@@ -141,7 +141,7 @@ def search(evaluator: Evaluator, lut: LatencyLUT, budget_ms: float, config: Sear
         raise TypeError(f"evaluator must be an Evaluator, got {type(evaluator).__name__}")
     if not isinstance(budget_ms, (int, float)) or not budget_ms > 0:
         raise ValueError(f"budget_ms={budget_ms!r} must be a positive latency in ms")
-    space = evaluator.supernet.cfg
+    space = evaluator.supernet.config
     if lut.predict(smallest(space)) > budget_ms:
         raise ValueError(f"budget_ms={budget_ms:.3f} is below the smallest sub-network's predicted "
                          f"{lut.predict(smallest(space)):.3f} ms on {lut.runtime}")

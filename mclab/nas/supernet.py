@@ -72,8 +72,8 @@ class SupernetConfig:
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ValueError(f"{name}={v!r} must be an int >= 1")
-        from ..data import _check_size
-        _check_size(self.size)
+        from ..data import check_size
+        check_size(self.size)
 
     @property
     def n_stages(self) -> int:
@@ -109,17 +109,17 @@ class Arch:
     def depths(self) -> tuple[int, ...]:
         return tuple(len(s) for s in self.stages)
 
-    def check(self, cfg: SupernetConfig) -> "Arch":
-        """Raise a ValueError naming what lies outside ``cfg``'s search space; return self."""
-        if len(self.stages) != cfg.n_stages:
-            raise ValueError(f"arch has {len(self.stages)} stages; the supernet has {cfg.n_stages}")
+    def check(self, space: SupernetConfig) -> "Arch":
+        """Raise a ValueError naming what lies outside ``space``'s search space; return self."""
+        if len(self.stages) != space.n_stages:
+            raise ValueError(f"arch has {len(self.stages)} stages; the supernet has {space.n_stages}")
         for i, s in enumerate(self.stages):
-            if len(s) not in cfg.depths:
-                raise ValueError(f"stage {i} depth {len(s)} is not in depths={cfg.depths}")
+            if len(s) not in space.depths:
+                raise ValueError(f"stage {i} depth {len(s)} is not in depths={space.depths}")
             for k, e in s:
-                if k not in cfg.kernels or e not in cfg.expands:
-                    raise ValueError(f"stage {i} block (kernel={k}, expand={e}) is outside kernels={cfg.kernels}, "
-                                     f"expands={cfg.expands}")
+                if k not in space.kernels or e not in space.expands:
+                    raise ValueError(f"stage {i} block (kernel={k}, expand={e}) is outside kernels={space.kernels}, "
+                                     f"expands={space.expands}")
         return self
 
     def as_dict(self) -> dict[str, Any]:
@@ -133,18 +133,19 @@ class Arch:
         return " | ".join(" ".join(f"k{k}e{e}" for k, e in s) for s in self.stages)
 
 
-def sample_arch(cfg: SupernetConfig, rng: random.Random) -> Arch:
-    """A uniformly random sub-network of ``cfg``'s space (depth, then each block's kernel and expansion)."""
-    return Arch(tuple(tuple((rng.choice(cfg.kernels), rng.choice(cfg.expands)) for _ in range(rng.choice(cfg.depths)))
-                      for _ in range(cfg.n_stages)))
+def sample_arch(space: SupernetConfig, rng: random.Random) -> Arch:
+    """A uniformly random sub-network of the search ``space`` (depth, then each block's kernel and expansion)."""
+    return Arch(tuple(tuple((rng.choice(space.kernels), rng.choice(space.expands))
+                            for _ in range(rng.choice(space.depths)))
+                      for _ in range(space.n_stages)))
 
 
-def largest(cfg: SupernetConfig) -> Arch:
-    return Arch(tuple(((max(cfg.kernels), max(cfg.expands)),) * max(cfg.depths) for _ in range(cfg.n_stages)))
+def largest(space: SupernetConfig) -> Arch:
+    return Arch(tuple(((max(space.kernels), max(space.expands)),) * max(space.depths) for _ in range(space.n_stages)))
 
 
-def smallest(cfg: SupernetConfig) -> Arch:
-    return Arch(tuple(((min(cfg.kernels), min(cfg.expands)),) * min(cfg.depths) for _ in range(cfg.n_stages)))
+def smallest(space: SupernetConfig) -> Arch:
+    return Arch(tuple(((min(space.kernels), min(space.expands)),) * min(space.depths) for _ in range(space.n_stages)))
 
 
 # ----------------------------------------------------------------------------- blocks and the supernet
@@ -211,22 +212,23 @@ class Supernet(nn.Module):
     """Every sub-network of a :class:`SupernetConfig` in one set of weights. ``forward(x, arch)`` runs ``arch``
     (default: the largest) with shared weights and batch statistics; (B, 1, size, size) -> (B, classes) logits."""
 
-    def __init__(self, cfg: SupernetConfig | None = None, *, seed: int = 0) -> None:
+    def __init__(self, config: SupernetConfig | None = None, *, seed: int = 0) -> None:
         super().__init__()
-        self.cfg = cfg = cfg or SupernetConfig()
-        if not isinstance(cfg, SupernetConfig):
-            raise TypeError(f"cfg must be a SupernetConfig, got {type(cfg).__name__}")
+        self.config = config = config or SupernetConfig()
+        if not isinstance(config, SupernetConfig):
+            raise TypeError(f"config must be a SupernetConfig, got {type(config).__name__}")
         torch.manual_seed(seed)
-        self.stem = _conv_bn(1, cfg.stem, 3)
-        k, e = max(cfg.kernels), max(cfg.expands)
+        self.stem = _conv_bn(1, config.stem, 3)
+        k, e = max(config.kernels), max(config.expands)
         self.stages = nn.ModuleList(
-            nn.ModuleList(MBBlock(*cfg.stage_io(s, b)[:2], k, e, cfg.stage_io(s, b)[2]) for b in range(max(cfg.depths)))
-            for s in range(cfg.n_stages))
-        self.head = nn.Sequential(_conv_bn(cfg.widths[-1], cfg.head, 1), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-                                  nn.Linear(cfg.head, cfg.classes))
+            nn.ModuleList(MBBlock(*config.stage_io(s, b)[:2], k, e, config.stage_io(s, b)[2])
+                          for b in range(max(config.depths)))
+            for s in range(config.n_stages))
+        self.head = nn.Sequential(_conv_bn(config.widths[-1], config.head, 1), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                                  nn.Linear(config.head, config.classes))
 
     def forward(self, x: torch.Tensor, arch: Arch | None = None) -> torch.Tensor:
-        arch = arch or largest(self.cfg)
+        arch = arch or largest(self.config)
         x = self.stem(x)                                          # (B, stem, size, size)
         for blocks, choice in zip(self.stages, arch.stages, strict=True):
             for block, (k, e) in zip(blocks, choice, strict=False):  # depth: the first len(choice) blocks
@@ -239,7 +241,7 @@ def extract(supernet: Supernet, arch: Arch) -> nn.Sequential:
     can load. Its BatchNorm running statistics still need :func:`recalibrate`. Returns the module in eval mode."""
     if not isinstance(supernet, Supernet):
         raise TypeError(f"supernet must be a Supernet, got {type(supernet).__name__}")
-    arch.check(supernet.cfg)
+    arch.check(supernet.config)
     blocks = [blk.sliced(k, e) for blks, choice in zip(supernet.stages, arch.stages, strict=True)
               for blk, (k, e) in zip(blks, choice, strict=False)]
     return nn.Sequential(copy.deepcopy(supernet.stem), *blocks, copy.deepcopy(supernet.head)).eval()
@@ -255,13 +257,14 @@ def recalibrate(model: nn.Module, data: Any, *, max_images: int = 512) -> nn.Mod
     return model.eval()
 
 
-def mobilenet_style(cfg: SupernetConfig | None = None) -> Arch:
+def mobilenet_style(space: SupernetConfig | None = None) -> Arch:
     """The hand-designed MobileNetV2-style sub-network of the space: 3×3 kernels, the widest expansion (MobileNetV2
     uses 6), the middle depth per stage. The designers' choice a search should beat or match (notebook 19
     fine-tunes it from the supernet's weights, as it does the found ones)."""
-    cfg = cfg or SupernetConfig()
-    k, e, d = 3 if 3 in cfg.kernels else min(cfg.kernels), max(cfg.expands), sorted(cfg.depths)[len(cfg.depths) // 2]
-    return Arch(tuple(((k, e),) * d for _ in range(cfg.n_stages)))
+    space = space or SupernetConfig()
+    k = 3 if 3 in space.kernels else min(space.kernels)
+    e, d = max(space.expands), sorted(space.depths)[len(space.depths) // 2]
+    return Arch(tuple(((k, e),) * d for _ in range(space.n_stages)))
 
 
 # ----------------------------------------------------------------------------- training once
@@ -302,12 +305,12 @@ def train_supernet(net: Supernet, config: SupernetTrainConfig | None = None, *, 
     cfg = config or SupernetTrainConfig()
     if not isinstance(net, Supernet):
         raise TypeError(f"net must be a Supernet, got {type(net).__name__}")
-    ds = digits("train", size=net.cfg.size)
+    ds = digits("train", size=net.config.size)
     g, rng = torch.Generator().manual_seed(cfg.seed), random.Random(cfg.seed)
     steps = cfg.epochs * math.ceil(len(ds) / cfg.batch_size)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps)
-    big, small, t = largest(net.cfg), smallest(net.cfg), cfg.temperature
+    big, small, t = largest(net.config), smallest(net.config), cfg.temperature
     losses = []
     net.train()
     bar = tqdm(total=steps, desc="supernet", disable=not progress, leave=False)
@@ -323,7 +326,7 @@ def train_supernet(net: Supernet, config: SupernetTrainConfig | None = None, *, 
             loss = F.cross_entropy(logits, y)
             loss.backward()
             soft = F.softmax(logits.detach() / t, dim=1)
-            for arch in [small, *(sample_arch(net.cfg, rng) for _ in range(cfg.random_subnets))]:
+            for arch in [small, *(sample_arch(net.config, rng) for _ in range(cfg.random_subnets))]:
                 kd = F.kl_div(F.log_softmax(net(x, arch) / t, dim=1), soft, reduction="batchmean") * t * t
                 kd.backward()                                    # gradients of all sub-networks add up
             opt.step()
@@ -335,14 +338,14 @@ def train_supernet(net: Supernet, config: SupernetTrainConfig | None = None, *, 
     return losses
 
 
-def cached_supernet(cfg: SupernetConfig | None = None, train: SupernetTrainConfig | None = None, *,
+def cached_supernet(config: SupernetConfig | None = None, train: SupernetTrainConfig | None = None, *,
                     progress: bool = False) -> tuple[Supernet, dict[str, Any]]:
     """A trained supernet from the kit's cache (:func:`mclab.cache.cache_dir`), trained and saved first when
     missing — trained once, searched many times. Returns (supernet, info) where info holds the per-epoch loss,
     the training seconds and whether it came from the cache."""
-    cfg, train = cfg or SupernetConfig(), train or SupernetTrainConfig()
-    path = cache.cache_dir() / f"supernet-{cache.key(net=asdict(cfg), train=asdict(train), v=1)}.pt"
-    net = Supernet(cfg, seed=train.seed)
+    config, train = config or SupernetConfig(), train or SupernetTrainConfig()
+    path = cache.cache_dir() / f"supernet-{cache.key(net=asdict(config), train=asdict(train), v=1)}.pt"
+    net = Supernet(config, seed=train.seed)
 
     def build() -> dict[str, Any]:
         t0 = time.perf_counter()
