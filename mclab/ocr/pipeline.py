@@ -31,7 +31,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..runtimes.base import PRECISIONS
+from ..runtimes.base import PRECISIONS, RUNTIMES, build_options, precisions
 from ..runtimes.onnxrt import LEVELS
 
 __all__ = [
@@ -45,7 +45,6 @@ MODEL_FILES = {"det": "ch_PP-OCRv4_det_infer.onnx", "rec": "ch_PP-OCRv4_rec_infe
 STAGES = ("preprocess", "detect", "db_post", "crop", "classify", "recognise", "decode")
 STAGE_KIND = {"preprocess": "pre", "detect": "inference", "db_post": "post", "crop": "pre",
               "classify": "inference", "recognise": "inference", "decode": "post"}
-_RUNTIMES = ("onnxruntime", "openvino")
 
 
 def models_dir() -> Path:
@@ -64,10 +63,11 @@ class OCRConfig:
     """How to run the pipeline. The defaults are RapidOCR's own (its ``config.yaml``), so ``OCRConfig()`` is the
     application as shipped; each field below is one rung of notebook 18's optimisation ladder."""
 
-    runtime: str = "onnxruntime"     # "onnxruntime" | "openvino" (mclab.runtimes)
+    runtime: str = "onnxruntime"     # a runtime that keeps dynamic shapes (mclab.runtimes: onnxruntime, openvino)
     precision: str = "fp32"          # fp32 | bf16 | fp16 | int8 | default (OpenVINO's own choice: BF16 on AVX512-BF16)
     threads: int | None = None       # None: the runtime's default (every core), as RapidOCR leaves it
     ort_level: str = "all"           # ONNX Runtime graph optimisation: disable | basic | extended | all (RapidOCR: all)
+    #                                  passed as load(..., level=) to a runtime whose build takes one
     det_limit_side: int = 736        # RapidOCR: the detector's shorter side is scaled (up) to 736 px
     det_limit_type: str = "min"      # "min": shorter side >= limit (RapidOCR); "max": longer side <= limit
     use_cls: bool = True             # run the 0/180 degree direction classifier on every crop
@@ -84,19 +84,25 @@ class OCRConfig:
     cls_model: str | None = None
 
     def __post_init__(self) -> None:
-        if self.runtime not in _RUNTIMES:
+        dynamic = [k for k, spec in RUNTIMES.items() if spec.dynamic]  # the pipeline sizes inputs per page and crop
+        if self.runtime not in dynamic:
             raise ValueError(f"runtime={self.runtime!r} is not one the OCR pipeline runs on; "
-                             f"allowed: {list(_RUNTIMES)}")
+                             f"allowed: {dynamic} (the runtimes that keep dynamic shapes)")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision={self.precision!r} is unknown; allowed: {list(PRECISIONS)}")
-        if self.runtime == "onnxruntime" and self.precision not in ("fp32", "int8", "default"):
-            raise ValueError(f"precision={self.precision!r} on onnxruntime: its CPU provider runs fp32 or int8 "
-                             "(use runtime='openvino' for bf16 / fp16)")
+        if self.precision != "default" and self.precision not in precisions(self.runtime):
+            takes = [p for p in PRECISIONS if p in precisions(self.runtime) or p == "default"]
+            others = [k for k in dynamic if self.precision in precisions(k)]
+            raise ValueError(f"precision={self.precision!r} on {self.runtime}: it runs {takes} "
+                             f"(runtimes with {self.precision}: {others})")
         if self.threads is not None and (not isinstance(self.threads, int) or isinstance(self.threads, bool)
                                          or self.threads < 1):
             raise ValueError(f"threads={self.threads!r} must be an int >= 1 or None (the runtime's default)")
         if self.ort_level not in LEVELS:
             raise ValueError(f"ort_level={self.ort_level!r}; allowed: {list(LEVELS)}")
+        if self.ort_level != "all" and "level" not in build_options(self.runtime):
+            raise ValueError(f"ort_level={self.ort_level!r} is a graph optimisation level; runtime={self.runtime!r} "
+                             f"takes no level (its settings: {list(build_options(self.runtime))})")
         if not isinstance(self.det_limit_side, int) or not 32 <= self.det_limit_side <= 4096:
             raise ValueError(f"det_limit_side={self.det_limit_side!r} must be an int in [32, 4096] px")
         if self.det_limit_type not in ("min", "max"):
@@ -364,11 +370,8 @@ def _runner(path: str, cfg: OCRConfig) -> Any:
     """A dynamic-shape :class:`mclab.runtimes.Runner` for one model file under ``cfg``."""
     from .. import runtimes
 
-    if cfg.runtime == "onnxruntime" and cfg.ort_level != "all":  # a level other than ONNX Runtime's default
-        from ..runtimes.onnxrt import build
-
-        return build(path, batch=1, threads=cfg.threads, input_shape=None, dynamic=True, level=cfg.ort_level)
-    return runtimes.load(path, cfg.runtime, threads=cfg.threads, precision=cfg.precision, dynamic=True)
+    level = {"level": cfg.ort_level} if cfg.ort_level != "all" else {}  # "all": the runtime's own default
+    return runtimes.load(path, cfg.runtime, threads=cfg.threads, precision=cfg.precision, dynamic=True, **level)
 
 
 class Pipeline:

@@ -17,6 +17,7 @@ from .base import (
     Spec,
     available,
     batched,
+    build_options,
     int8_op_counts,
     load,
     model_label,
@@ -33,7 +34,7 @@ __all__ = [
     # the interface and the registry
     "Runner", "Spec", "RUNTIMES", "PRECISIONS", "load", "available", "precisions", "model_label",
     # asking the registry
-    "plugin", "provides", "runtimes_for_file", "model_suffixes",
+    "plugin", "provides", "build_options", "runtimes_for_file", "model_suffixes",
     # a torchvision name or a torch module -> (module, input shape, label)
     "Resolved", "resolve",
     # using and inspecting a runner

@@ -36,7 +36,7 @@ __all__ = [
     # the interface and the registry
     "Runner", "Spec", "RUNTIMES", "PRECISIONS", "load", "available", "precisions", "model_label",
     # asking the registry
-    "plugin", "provides", "runtimes_for_file", "model_suffixes",
+    "plugin", "provides", "build_options", "runtimes_for_file", "model_suffixes",
     # a torchvision name or a torch module -> (module, input shape, label)
     "Resolved", "resolve",
     # using and inspecting a runner
@@ -154,6 +154,16 @@ def provides(runtime: str, function: str) -> bool:
     return callable(getattr(plugin(runtime), function, None))
 
 
+def build_options(runtime: str) -> tuple[str, ...]:
+    """The runtime-specific settings the plug-in's ``build`` takes beyond the common ones (``load(..., **options)``),
+    e.g. ``("level",)`` for ONNX Runtime's graph optimisation level."""
+    import inspect
+
+    common = {"model", "batch", "threads", "input_shape", "precision", "dynamic"}
+    params = inspect.signature(plugin(runtime).build).parameters.values()
+    return tuple(p.name for p in params if p.name not in common and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD))
+
+
 def model_suffixes() -> tuple[str, ...]:
     """Every model-file suffix a registered runtime reads, e.g. (".onnx", ".xml", …)."""
     return tuple(dict.fromkeys(s for spec in RUNTIMES.values() for s in spec.suffixes))
@@ -221,7 +231,8 @@ def resolve(model: Any, input_shape: tuple[int, ...] | None = None) -> Resolved:
 
 
 def load(model: Any, runtime: str = "torch", *, batch: int = 1, threads: int | None = None,
-         input_shape: tuple[int, ...] | None = None, precision: str = "fp32", dynamic: bool = False) -> Runner:
+         input_shape: tuple[int, ...] | None = None, precision: str = "fp32", dynamic: bool = False,
+         **options: Any) -> Runner:
     """Build a :class:`Runner` for ``model`` on ``runtime`` at ``precision``.
 
     ``model`` is a torchvision name (``"resnet18"``, random weights), a model file the runtime reads
@@ -234,6 +245,10 @@ def load(model: Any, runtime: str = "torch", *, batch: int = 1, threads: int | N
     them (an OCR detector sized to each image, recognition crops batched by width; notebook 18). INT8 then needs
     a file already quantised on real inputs (a QDQ file from :func:`.onnxrt.quantize_static`, or an NNCF IR
     reshaped to dynamic as :func:`mclab.ocr.quantize_models` writes), since calibration needs sizes.
+
+    ``options`` go to the plug-in's ``build`` as they are: the settings only that runtime has (ONNX Runtime's graph
+    optimisation ``level``, :func:`.onnxrt.build`); one its ``build`` does not take is a ``ValueError`` naming
+    those it does (:func:`build_options`).
     """
     spec = _spec(runtime)
     if precision not in PRECISIONS:
@@ -280,9 +295,13 @@ def load(model: Any, runtime: str = "torch", *, batch: int = 1, threads: int | N
                         f"or a torch.nn.Module")
     elif not isinstance(model, str) and input_shape is None:
         raise ValueError("input_shape is required when model is a torch.nn.Module, e.g. (3, 224, 224)")
+    unknown = sorted(set(options) - set(build_options(runtime)))
+    if unknown:
+        raise ValueError(f"options {unknown} are not settings of runtime={runtime!r}; its build takes "
+                         f"{list(build_options(runtime)) or 'none'}")
     runner = plugin(runtime).build(model, batch=batch, threads=threads,
                                    input_shape=tuple(int(d) for d in input_shape) if input_shape else None,
-                                   precision=precision, **({"dynamic": True} if dynamic else {}))
+                                   precision=precision, **({"dynamic": True} if dynamic else {}), **options)
     runner.requested = precision
     return runner
 

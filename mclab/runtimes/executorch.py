@@ -23,12 +23,17 @@ import re
 import sys
 import tempfile
 import weakref
+from dataclasses import asdict, dataclass
 from typing import Any, Callable, Iterable, Iterator
 
 from .base import RANDOM_CALIBRATION, Runner, random_batches, resolve
 
-__all__ = ["build_pte", "delegation", "file_facts", "runner_for_file", "build", "available", "import_framework",
-           "probe", "check_file"]
+__all__ = [
+    # writing and reading .pte files
+    "build_pte", "PTEFacts", "delegation", "file_facts", "runner_for_file",
+    # this runtime's plug-in functions (mclab.runtimes.base)
+    "build", "available", "import_framework", "probe", "check_file",
+]
 
 _MARKER = "mclab_precision"             # a constant method build_pte writes into the .pte: 32 (fp32) or 8 (int8)
 _CODES = {"fp32": 32, "int8": 8}
@@ -90,6 +95,19 @@ def delegation(edge_graph_module: Any) -> dict[str, Any]:
                                   if v.non_delegated}}
 
 
+@dataclass
+class PTEFacts:
+    """What :func:`build_pte` wrote: the ``.pte`` file, its precision, the calibration and what XNNPACK took."""
+
+    path: str
+    precision: str                        # "fp32" or "int8"
+    calibration: dict[str, Any] | None    # data, batches, images, scheme (None for fp32)
+    delegation: dict[str, Any]            # delegation(): nodes XNNPACK took and the operators left to ExecuTorch
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
 def build_pte(module: Any, example: Any, path: str | os.PathLike, precision: str = "fp32",
               calibration: Iterable[Any] | Callable[[int], Any] | None = None) -> dict[str, Any]:
     """Export ``module`` on ``example`` (one NCHW batch; its shape is the file's fixed input shape), lower it
@@ -97,7 +115,7 @@ def build_pte(module: Any, example: Any, path: str | os.PathLike, precision: str
     (``prepare_pt2e`` -> calibration -> ``convert_pt2e``, XNNPACK quantizer, symmetric per-channel INT8),
     calibrated on ``calibration`` (batches of any size, or ``calibration(i)`` for i < 8; the observers run on a
     graph exported for the batches' size, with a dynamic batch if sizes differ) or else on 8 random N(0, 1)
-    batches of ``example``'s shape, seed 0. Returns the facts: path, precision, calibration and delegation
+    batches of ``example``'s shape, seed 0. Returns a :class:`PTEFacts`: path, precision, calibration and delegation
     (:func:`delegation`)."""
     import numpy as np
     import torch
@@ -146,8 +164,7 @@ def build_pte(module: Any, example: Any, path: str | os.PathLike, precision: str
                  "scheme": "PT2E, XNNPACKQuantizer, symmetric INT8, per-channel weights"}
     edge = to_edge_transform_and_lower(ep, partitioner=[XnnpackPartitioner()],
                                        constant_methods={_MARKER: _CODES[precision]})
-    facts = {"path": os.fspath(path), "precision": precision, "calibration": calib,
-             "delegation": delegation(edge.exported_program().graph_module)}
+    facts = PTEFacts(os.fspath(path), precision, calib, delegation(edge.exported_program().graph_module))
     program = edge.to_executorch()
     with open(path, "wb") as f:
         f.write(program.buffer)
@@ -336,6 +353,6 @@ def build(model: Any, *, batch: int, threads: int | None, input_shape: tuple[int
     path = os.path.join(tmp, f"{os.path.basename(res.label)}_{want}.pte")
     facts = build_pte(res.module, example, path, want, calibration=calibration)
     runner = runner_for_file(path, threads=threads, model=res.label,
-                             info={"calibration": facts["calibration"], "delegation": facts["delegation"]})
+                             info={"calibration": facts.calibration, "delegation": facts.delegation})
     remove_with(runner, tmp)
     return runner

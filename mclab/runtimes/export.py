@@ -15,7 +15,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .base import model_label, resolve
+from .base import model_label, model_suffixes, resolve
 
 __all__ = ["ExportConfig", "ExportResult", "export_onnx", "op_counts", "check_onnx_file", "onnx_for", "remove_with"]
 
@@ -150,7 +150,7 @@ def onnx_for(model: Any, batch: int, input_shape: tuple[int, ...] | None) -> tup
     """An ONNX file for ``model``: a path is returned as it is; a torchvision name or module is exported
     with a dynamic batch into a fresh temporary folder. Returns (path, input shape without batch, or
     ``()`` when the file decides, the temporary folder or None); see :func:`remove_with`."""
-    if isinstance(model, str) and model.endswith((".onnx", ".xml")):
+    if isinstance(model, str) and model.endswith(model_suffixes()):  # a model file: load() checked its format
         return model, tuple(input_shape or ()), None
     tmp = tempfile.mkdtemp(prefix="mclab-onnx-")
     res = export_onnx(model, os.path.join(tmp, f"{model_label(model)}.onnx"),

@@ -33,7 +33,7 @@ __all__ = [
     # what the CPU plugin runs
     "runtime_layers", "kernels", "isa_caps", "ab_under_isa", "ISA_CAPS",
     # INT8 with NNCF
-    "quantize_nncf", "int8_layers", "NNCF_PRESETS", "NNCF_MODEL_TYPES",
+    "quantize_nncf", "NNCFResult", "int8_layers", "NNCF_PRESETS", "NNCF_MODEL_TYPES",
 ]
 
 _TO_OV = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
@@ -224,10 +224,26 @@ def _quiet_nncf() -> Iterator[None]:
         nncf.set_log_level(level)
 
 
+@dataclass
+class NNCFResult:
+    """What :func:`quantize_nncf` wrote: the IR, its size, NNCF's settings and the calibration it used."""
+
+    xml: str
+    bin: str
+    bytes: int                   # .xml + .bin
+    preset: str                  # NNCF_PRESETS
+    subset_size: int             # calibration batches NNCF read
+    fake_quantize: int           # FakeQuantize ops inserted
+    calibration: dict[str, Any]  # data, batches, images, input_shape, model_type, ignored_types (also in rt_info)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
 def quantize_nncf(model_path: str | os.PathLike, out_xml: str | os.PathLike, batches: Any = None, *,
                   input_shape: tuple[int, ...] | None = None, preset: str = "performance",
                   subset_size: int | None = None, fast_bias_correction: bool = True, model_type: str | None = None,
-                  ignored_types: Sequence[str] = ()) -> dict[str, Any]:
+                  ignored_types: Sequence[str] = ()) -> NNCFResult:
     """Quantise an ONNX file or OpenVINO IR to INT8 with NNCF (``nncf.quantize``: FakeQuantize ops with ranges
     from calibration, INT8 weights, bias correction) and save it as IR (``out_xml`` + ``.bin``, weights not
     compressed to FP16). The saved model keeps a dynamic batch, so :func:`build` can compile it at any batch.
@@ -241,7 +257,7 @@ def quantize_nncf(model_path: str | os.PathLike, out_xml: str | os.PathLike, bat
     ``"transformer"`` (only the inputs of convolutions and matrix products are quantised). ``ignored_types``:
     OpenVINO op types left in float, e.g. ``("GroupConvolution",)`` for depthwise convolutions (notebook 18).
 
-    Returns ``{"xml", "bin", "bytes", "preset", "subset_size", "fake_quantize", "calibration"}``; the same
+    Returns an :class:`NNCFResult` (files, bytes, preset, subset size, FakeQuantize count, calibration); the same
     facts are stored in the IR's rt_info (NNCF writes its parameters there; the calibration data goes under
     ``mclab``), which :func:`build` reads back into ``Runner.info``."""
     import openvino as ov
@@ -309,9 +325,8 @@ def quantize_nncf(model_path: str | os.PathLike, out_xml: str | os.PathLike, bat
     os.makedirs(os.path.dirname(os.path.abspath(xml)), exist_ok=True)
     ov.save_model(q, xml, compress_to_fp16=False)
     binf = xml[:-4] + ".bin"
-    return {"xml": xml, "bin": binf, "bytes": os.path.getsize(xml) + os.path.getsize(binf), "preset": preset,
-            "subset_size": used, "fake_quantize": sum(op.get_type_name() == "FakeQuantize" for op in q.get_ops()),
-            "calibration": calibration}
+    return NNCFResult(xml, binf, os.path.getsize(xml) + os.path.getsize(binf), preset, used,
+                      sum(op.get_type_name() == "FakeQuantize" for op in q.get_ops()), calibration)
 
 
 def _quant_info(m: Any) -> dict[str, Any]:
@@ -383,7 +398,7 @@ def build(model: Any, *, batch: int, threads: int | None, input_shape: tuple[int
     if precision == "int8" and not any(op.get_type_name() == "FakeQuantize" for op in m.get_ops()):
         tmp = tmp or tempfile.mkdtemp(prefix="mclab-ov-")
         rest = tuple(m.inputs[0].get_partial_shape().get_shape())[1:]
-        path = quantize_nncf(path, os.path.join(tmp, "int8.xml"), input_shape=rest)["xml"]
+        path = quantize_nncf(path, os.path.join(tmp, "int8.xml"), input_shape=rest).xml
         m = read_model(path, batch, tuple(shape))
     compiled = compile_model(m, precision="fp32" if precision == "int8" else precision, threads=threads)
     request = compiled.create_infer_request()

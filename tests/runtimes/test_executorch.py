@@ -34,23 +34,23 @@ def pte_files(tmp_path_factory, toy_cnn):
 
 def test_fp32_matches_eager_and_delegates_to_xnnpack(pte_files, x, reference):
     m, facts = pte_files
-    r = ret.runner_for_file(facts["fp32"]["path"])
+    r = ret.runner_for_file(facts["fp32"].path)
     assert r.runtime == "executorch" and r.precision == "fp32" and r.input_shape == (2, *SHAPE)
     assert np.abs(r.run(x) - reference(m, x)).max() < 1e-4
-    d = facts["fp32"]["delegation"]
+    d = facts["fp32"].delegation
     assert d["backend"] == "XnnpackBackend" and d["subgraphs"] >= 1 and d["delegated_nodes"] > 5
     # everything but the getitem that unpacks the delegate's output runs inside XNNPACK
     assert set(d["non_delegated_ops"]) <= {"getitem"}
     assert r.info["file"]["delegate_calls"] == {"XnnpackBackend": d["subgraphs"]}
-    assert r.size_bytes == os.path.getsize(facts["fp32"]["path"])
+    assert r.size_bytes == os.path.getsize(facts["fp32"].path)
 
 
 def test_int8_runs_and_agrees_with_fp32_on_top1(pte_files, reference):
     m, facts = pte_files
-    cal = facts["int8"]["calibration"]
+    cal = facts["int8"].calibration
     assert cal["data"] == "given batches" and cal["batches"] == 8 and cal["images"] == 32
-    assert facts["fp32"]["calibration"] is None
-    r = ret.runner_for_file(facts["int8"]["path"])
+    assert facts["fp32"].calibration is None
+    r = ret.runner_for_file(facts["int8"].path)
     assert r.precision == "int8"
     xs = np.random.default_rng(2).standard_normal((64, 2, *SHAPE), dtype=np.float32)
     got = np.concatenate([r.run(b) for b in xs])
@@ -59,7 +59,7 @@ def test_int8_runs_and_agrees_with_fp32_on_top1(pte_files, reference):
     agree = float((got.argmax(1) == ref.argmax(1)).mean())
     assert agree >= 0.9, f"INT8 and FP32 pick the same class on only {agree:.0%} of 128 inputs"
     # the int8 graph has quantize/dequantize nodes and is still delegated whole
-    assert facts["int8"]["delegation"]["delegated_nodes"] > facts["fp32"]["delegation"]["delegated_nodes"]
+    assert facts["int8"].delegation["delegated_nodes"] > facts["fp32"].delegation["delegated_nodes"]
 
 
 def test_load_builds_from_a_module_and_records_calibration(toy_cnn, x, reference):
@@ -73,19 +73,19 @@ def test_load_builds_from_a_module_and_records_calibration(toy_cnn, x, reference
 
 def test_pte_file_through_load(pte_files, x):
     _, facts = pte_files
-    path = facts["int8"]["path"]
+    path = facts["int8"].path
     r = runtimes.load(path, "executorch", batch=2, input_shape=SHAPE)
     assert r.precision == "int8" and r.file == path and r.info["delegation"] is None  # not in the file
     assert runtimes.load(path, "executorch", batch=2, precision="int8").precision == "int8"
     assert runtimes.load(path, "executorch", batch=2, precision="fp32").precision == "int8"  # files run as built
     assert runtimes.load(path, "executorch", batch=2, precision="default").precision == "int8"
     with pytest.raises(ValueError, match="precision='int8' does not match"):
-        runtimes.load(facts["fp32"]["path"], "executorch", batch=2, precision="int8")
+        runtimes.load(facts["fp32"].path, "executorch", batch=2, precision="int8")
 
 
 def test_bad_inputs(tmp_path, pte_files, x, toy_cnn):
     _, facts = pte_files
-    good = facts["fp32"]["path"]
+    good = facts["fp32"].path
     with pytest.raises(ValueError, match="does not exist"):
         runtimes.load(str(tmp_path / "missing.pte"), "executorch")
     for name, data, why in (("cut.pte", open(good, "rb").read()[:500], "is cut short"),
@@ -114,12 +114,12 @@ def test_bad_inputs(tmp_path, pte_files, x, toy_cnn):
 
 def test_threads_pool_is_process_wide(pte_files):
     _, facts = pte_files
-    r = ret.runner_for_file(facts["fp32"]["path"])
+    r = ret.runner_for_file(facts["fp32"].path)
     now = r.threads
     assert r.info["threads"]["size"] == now >= 1
-    assert ret.runner_for_file(facts["fp32"]["path"], threads=now).threads == now
+    assert ret.runner_for_file(facts["fp32"].path, threads=now).threads == now
     with pytest.raises(ValueError, match="process-wide"):  # resizing under a live runner would crash XNNPACK
-        ret.runner_for_file(facts["fp32"]["path"], threads=now + 1)
+        ret.runner_for_file(facts["fp32"].path, threads=now + 1)
 
 
 def test_available_and_missing_package(monkeypatch):

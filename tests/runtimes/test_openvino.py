@@ -100,25 +100,25 @@ def test_quantize_nncf_on_given_batches_and_reads_it_back(tiny_module, tmp_path)
     src = _onnx(model, tmp_path / "tiny.onnx", (3, 16, 16))
     batches = [torch.randn(4, 3, 16, 16, generator=torch.Generator().manual_seed(i)) for i in range(3)]
     q = openvino.quantize_nncf(src, tmp_path / "q" / "tiny_int8.xml", batches, preset="mixed", subset_size=2)
-    assert q["preset"] == "mixed" and q["subset_size"] == 2 and q["fake_quantize"] >= 2
-    assert q["calibration"] == {"data": "3 given batches", "batches": 2, "images": 8, "input_shape": [3, 16, 16],
+    assert q.preset == "mixed" and q.subset_size == 2 and q.fake_quantize >= 2
+    assert q.calibration == {"data": "3 given batches", "batches": 2, "images": 8, "input_shape": [3, 16, 16],
                                 "model_type": "cnn", "ignored_types": []}
-    assert q["bytes"] == sum(os.path.getsize(q[k]) for k in ("xml", "bin"))
+    assert q.bytes == sum(os.path.getsize(f) for f in (q.xml, q.bin))
     for asked in ("int8", "fp32"):  # a quantised IR is compiled as it is, and says how it was made
-        r = runtimes.load(q["xml"], "openvino", batch=3, threads=1, precision=asked)
+        r = runtimes.load(q.xml, "openvino", batch=3, threads=1, precision=asked)
         assert r.precision == "int8" and r.input_shape == (3, 3, 16, 16)  # the IR keeps a dynamic batch
         assert r.info["preset"] == "mixed" and r.info["subset_size"] == "2"
         assert r.info["calibration"]["data"] == "3 given batches"
     with pytest.raises(ValueError, match="already quantised"):
-        openvino.quantize_nncf(q["xml"], tmp_path / "again.xml", batches)
+        openvino.quantize_nncf(q.xml, tmp_path / "again.xml", batches)
     # transformer rules quantise only what feeds convolutions and matrix products; an ignored type stays float
     t = openvino.quantize_nncf(src, tmp_path / "t.xml", batches, model_type="transformer")
-    assert 1 <= t["fake_quantize"] <= q["fake_quantize"] and t["calibration"]["model_type"] == "transformer"
+    assert 1 <= t.fake_quantize <= q.fake_quantize and t.calibration["model_type"] == "transformer"
     import openvino as ov
 
     kinds = sorted({op.get_type_name() for op in ov.Core().read_model(src).get_ops()} & {"MatMul", "Convolution"})
     none = openvino.quantize_nncf(src, tmp_path / "n.xml", batches, model_type="transformer", ignored_types=kinds)
-    assert none["fake_quantize"] == 0 and none["calibration"]["ignored_types"] == kinds
+    assert none.fake_quantize == 0 and none.calibration["ignored_types"] == kinds
 
 
 def test_openvino_int8_of_a_qdq_file_is_compiled_as_it_is(tiny_module, tmp_path):
