@@ -109,7 +109,7 @@ class PTEFacts:
 
 
 def build_pte(module: Any, example: Any, path: str | os.PathLike, precision: str = "fp32",
-              calibration: Iterable[Any] | Callable[[int], Any] | None = None) -> dict[str, Any]:
+              calibration: Iterable[Any] | Callable[[int], Any] | None = None) -> PTEFacts:
     """Export ``module`` on ``example`` (one NCHW batch; its shape is the file's fixed input shape), lower it
     to XNNPACK and write a ``.pte`` to ``path``. ``precision="int8"`` quantises first with PT2E
     (``prepare_pt2e`` -> calibration -> ``convert_pt2e``, XNNPACK quantizer, symmetric per-channel INT8),
