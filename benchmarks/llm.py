@@ -110,8 +110,9 @@ def main(out: Path = Path("build/bench/llm.json"), threads: int | None = None, r
         "gptq_kld_no_worse_than_rtn": all(rows[f"INT4 GPTQ g{g}"].kld <= rows[f"INT4 RTN g{g}"].kld for g in GROUPS),
     }
     result = {
-        "model": {"params": trained.n_params, "config": model.cfg.as_dict(), "val_perplexity": trained.val_perplexity,
-                  "train_s": trained.train_s, "from_cache": trained.from_cache},
+        "model": {"params": trained.n_params, "config": model.config.as_dict(),
+                  "val_perplexity": trained.val_perplexity, "train_s": trained.train_s,
+                  "from_cache": trained.from_cache},
         "threads": torch.get_num_threads() if threads is None else threads,
         "greedy_tokens_identical": same,
         "kv_cache": ab.as_dict(), "kv_cache_speedup": ab.speedup,

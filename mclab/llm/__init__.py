@@ -31,15 +31,13 @@ from .llamacpp import (
     llamacpp_logits,
     load_llamacpp,
 )
-from .model import FAST_LLAMA, LLAMA2_7B, KVCache, LlamaConfig, TinyLlama, kv_cache_bytes, param_count
+from .model import FAST_LLAMA, LLAMA2_7B, KVCache, LlamaConfig, ModelCopy, TinyLlama, kv_cache_bytes, param_count
 from .outliers import (
     OutlierConfig,
     OutlierReport,
-    OutlierResult,
     W8A8Config,
     W8A8Linear,
     W8A8Report,
-    W8A8Result,
     add_outliers_,
     channel_salience,
     largest_channels,
@@ -54,7 +52,6 @@ from .quant import (
     LLMQuantConfig,
     QuantLinear,
     QuantReport,
-    QuantResult,
     capture_inputs,
     cast,
     linear_weight_bytes,
@@ -74,7 +71,7 @@ from .train import LMTrainConfig, LMTrainResult, cache_dir, pretrained, train_lm
 
 __all__ = [
     # model and data
-    "LlamaConfig", "TinyLlama", "KVCache", "kv_cache_bytes", "param_count", "LLAMA2_7B", "FAST_LLAMA",
+    "LlamaConfig", "TinyLlama", "ModelCopy", "KVCache", "kv_cache_bytes", "param_count", "LLAMA2_7B", "FAST_LLAMA",
     "ByteTokenizer", "Corpus", "corpus",
     # training
     "LMTrainConfig", "LMTrainResult", "train_lm", "pretrained", "cache_dir",
@@ -84,16 +81,16 @@ __all__ = [
     "GenerateConfig", "GenerationResult", "generate", "as_prompt", "decode_ceiling",
     "bytes_per_token", "MemoryBudget", "memory_budget",
     # weight-only quantisation (packed INT4/INT8, group-wise; the arithmetic is mclab.quant's)
-    "ALGORITHMS", "LLMQuantConfig", "LayerInputs", "QuantReport", "QuantResult", "QuantLinear", "quant_linears",
+    "ALGORITHMS", "LLMQuantConfig", "LayerInputs", "QuantReport", "QuantLinear", "quant_linears",
     "capture_inputs", "quantize_", "quantized", "cast", "linear_weight_bytes",
     # comparing weight formats
     "FLOAT_FORMATS", "FormatResult", "FormatTable", "compare_formats",
     # GGUF
     "GGUFConfig", "GGUFExport", "export_gguf", "load_gguf",
     # outliers made on purpose, and AWQ's and SmoothQuant's answers to them (notebook 13b)
-    "OutlierConfig", "OutlierReport", "OutlierResult", "add_outliers_", "with_outliers", "largest_channels",
+    "OutlierConfig", "OutlierReport", "add_outliers_", "with_outliers", "largest_channels",
     "channel_salience", "max_logit_difference",
-    "W8A8Config", "W8A8Linear", "W8A8Report", "W8A8Result", "smooth_scales", "w8a8",
+    "W8A8Config", "W8A8Linear", "W8A8Report", "smooth_scales", "w8a8",
     # the INT8 KV cache and context budgets (notebook 13b)
     "QuantKVCache", "kv_bytes_per_token", "kv_perplexity", "ContextFit", "longest_context",
     # speculative decoding (notebook 13b)

@@ -115,7 +115,7 @@ def compare_formats(model: torch.nn.Module, formats: Sequence[str | LLMQuantConf
     fp32_bytes = linear_weight_bytes(model)
     table = FormatTable()
     ordered = ["fp32"] + [f for f in formats if f != "fp32"]
-    x, y = token_windows(val_tokens, min(256, model.cfg.max_seq_len), eval_tokens, "perplexity")  # as perplexity()
+    x, y = token_windows(val_tokens, min(256, model.config.max_seq_len), eval_tokens, "perplexity")  # as perplexity()
     ref: list[torch.Tensor] | None = None  # FP32's log-probabilities, the KL reference
     for f in ordered:
         t = time.perf_counter()

@@ -99,7 +99,7 @@ def generate(model: TinyLlama, prompt, config: GenerateConfig = GenerateConfig()
     """Continue ``prompt`` (token ids) by ``config.max_new_tokens`` tokens; returns a :class:`GenerationResult`."""
     if not isinstance(config, GenerateConfig):
         raise TypeError(f"config must be a GenerateConfig, got {type(config).__name__}")
-    mcfg = model.cfg
+    mcfg = model.config
     x = as_prompt(prompt, mcfg.max_seq_len, config.max_new_tokens)
     gen = torch.Generator().manual_seed(config.seed)
     dtype = next(model.parameters()).dtype

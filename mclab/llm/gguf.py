@@ -212,7 +212,7 @@ def export_gguf(model, path: str | Path, config: GGUFConfig = GGUFConfig()) -> G
     """
     if not isinstance(config, GGUFConfig):
         raise TypeError(f"config must be a GGUFConfig, got {type(config).__name__}")
-    names = tensor_names(model.cfg.n_layers)
+    names = tensor_names(model.config.n_layers)
     tensors, types = [], {}
     for key, value in model.state_dict().items():
         if key not in names:
@@ -222,7 +222,7 @@ def export_gguf(model, path: str | Path, config: GGUFConfig = GGUFConfig()) -> G
         fmt = config.ftype if x.ndim == 2 and (config.ftype in ("F32", "F16") or x.shape[-1] % BLOCK == 0) else "F32"
         tensors.append((names[key], x.shape, fmt, _encode(x, fmt)))
         types[names[key]] = fmt
-    n = _write_gguf(Path(path), _metadata(model.cfg, config.name, config.ftype), tensors)
+    n = _write_gguf(Path(path), _metadata(model.config, config.name, config.ftype), tensors)
     return GGUFExport(path=str(path), ftype=config.ftype, file_bytes=n, tensor_types=types)
 
 

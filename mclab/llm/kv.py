@@ -49,13 +49,13 @@ class QuantKVCache(KVCache):
     (B, Hkv, max_seq_len, 1): one symmetric scale per token and KV head. ``store`` quantises the new positions
     and returns every stored position dequantised to float32, so attention reads what an INT8 cache holds."""
 
-    def __init__(self, cfg: LlamaConfig, batch: int = 1, device: torch.device | str = "cpu") -> None:
-        if not isinstance(cfg, LlamaConfig):
-            raise TypeError(f"cfg must be a LlamaConfig, got {type(cfg).__name__}")
-        super().__init__(cfg, batch, dtype=torch.int8, device=device)
-        shape = (batch, cfg.n_kv_heads, cfg.max_seq_len, 1)
-        self.k_scale = [torch.ones(shape, dtype=torch.float16, device=device) for _ in range(cfg.n_layers)]
-        self.v_scale = [torch.ones(shape, dtype=torch.float16, device=device) for _ in range(cfg.n_layers)]
+    def __init__(self, config: LlamaConfig, batch: int = 1, device: torch.device | str = "cpu") -> None:
+        if not isinstance(config, LlamaConfig):
+            raise TypeError(f"config must be a LlamaConfig, got {type(config).__name__}")
+        super().__init__(config, batch, dtype=torch.int8, device=device)
+        shape = (batch, config.n_kv_heads, config.max_seq_len, 1)
+        self.k_scale = [torch.ones(shape, dtype=torch.float16, device=device) for _ in range(config.n_layers)]
+        self.v_scale = [torch.ones(shape, dtype=torch.float16, device=device) for _ in range(config.n_layers)]
 
     @property
     def nbytes(self) -> int:
@@ -95,7 +95,7 @@ def kv_perplexity(model: TinyLlama, tokens, kv_bits: int = 32, seq_len: int = 25
     if not isinstance(model, TinyLlama):
         raise TypeError(f"model must be a TinyLlama, got {type(model).__name__}")
     _check_kv_bits(kv_bits)
-    cfg = model.cfg
+    cfg = model.config
     make: Callable[[int], KVCache] = (
         (lambda b: QuantKVCache(cfg, b)) if kv_bits == 8
         else (lambda b: KVCache(cfg, b, dtype=torch.float16 if kv_bits == 16 else torch.float32)))

@@ -10,14 +10,15 @@ llama.cpp expects, so GGUF export needs no weight permutation. Introduced in not
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["LlamaConfig", "KVCache", "TinyLlama", "kv_cache_bytes", "param_count", "LLAMA2_7B", "FAST_LLAMA"]
+__all__ = ["LlamaConfig", "KVCache", "TinyLlama", "ModelCopy", "kv_cache_bytes", "param_count", "LLAMA2_7B",
+           "FAST_LLAMA"]
 
 
 @dataclass(frozen=True)
@@ -81,11 +82,11 @@ class KVCache:
     keeps memory flat and avoids a copy per token.
     """
 
-    def __init__(self, cfg: LlamaConfig, batch: int = 1, dtype: torch.dtype = torch.float32,
+    def __init__(self, config: LlamaConfig, batch: int = 1, dtype: torch.dtype = torch.float32,
                  device: torch.device | str = "cpu") -> None:
-        shape = (batch, cfg.n_kv_heads, cfg.max_seq_len, cfg.head_dim)
-        self.k = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(cfg.n_layers)]
-        self.v = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(cfg.n_layers)]
+        shape = (batch, config.n_kv_heads, config.max_seq_len, config.head_dim)
+        self.k = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(config.n_layers)]
+        self.v = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(config.n_layers)]
         self.pos = 0
 
     @property
@@ -132,13 +133,13 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
 
 
 class Attention(nn.Module):
-    def __init__(self, cfg: LlamaConfig) -> None:
+    def __init__(self, config: LlamaConfig) -> None:
         super().__init__()
-        self.n_heads, self.n_kv_heads, self.head_dim = cfg.n_heads, cfg.n_kv_heads, cfg.head_dim
-        self.wq = nn.Linear(cfg.dim, cfg.n_heads * cfg.head_dim, bias=False)
-        self.wk = nn.Linear(cfg.dim, cfg.n_kv_heads * cfg.head_dim, bias=False)
-        self.wv = nn.Linear(cfg.dim, cfg.n_kv_heads * cfg.head_dim, bias=False)
-        self.wo = nn.Linear(cfg.n_heads * cfg.head_dim, cfg.dim, bias=False)
+        self.n_heads, self.n_kv_heads, self.head_dim = config.n_heads, config.n_kv_heads, config.head_dim
+        self.wq = nn.Linear(config.dim, config.n_heads * config.head_dim, bias=False)
+        self.wk = nn.Linear(config.dim, config.n_kv_heads * config.head_dim, bias=False)
+        self.wv = nn.Linear(config.dim, config.n_kv_heads * config.head_dim, bias=False)
+        self.wo = nn.Linear(config.n_heads * config.head_dim, config.dim, bias=False)
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, layer: int,
                 cache: KVCache | None) -> torch.Tensor:
@@ -167,23 +168,23 @@ class Attention(nn.Module):
 class SwiGLU(nn.Module):
     """w2(silu(w1 x) * w3 x): a gated MLP, better per parameter than GELU's (PaLM, Llama)."""
 
-    def __init__(self, cfg: LlamaConfig) -> None:
+    def __init__(self, config: LlamaConfig) -> None:
         super().__init__()
-        self.w1 = nn.Linear(cfg.dim, cfg.hidden_dim, bias=False)  # gate
-        self.w3 = nn.Linear(cfg.dim, cfg.hidden_dim, bias=False)  # up
-        self.w2 = nn.Linear(cfg.hidden_dim, cfg.dim, bias=False)  # down
+        self.w1 = nn.Linear(config.dim, config.hidden_dim, bias=False)  # gate
+        self.w3 = nn.Linear(config.dim, config.hidden_dim, bias=False)  # up
+        self.w2 = nn.Linear(config.hidden_dim, config.dim, bias=False)  # down
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.w2(F.silu(self.w1(x)) * self.w3(x))
 
 
 class Block(nn.Module):
-    def __init__(self, cfg: LlamaConfig) -> None:
+    def __init__(self, config: LlamaConfig) -> None:
         super().__init__()
-        self.attention_norm = RMSNorm(cfg.dim, cfg.norm_eps)
-        self.attention = Attention(cfg)
-        self.ffn_norm = RMSNorm(cfg.dim, cfg.norm_eps)
-        self.feed_forward = SwiGLU(cfg)
+        self.attention_norm = RMSNorm(config.dim, config.norm_eps)
+        self.attention = Attention(config)
+        self.ffn_norm = RMSNorm(config.dim, config.norm_eps)
+        self.feed_forward = SwiGLU(config)
 
     def forward(self, x, cos, sin, layer, cache):
         x = x + self.attention(self.attention_norm(x), cos, sin, layer, cache)
@@ -193,20 +194,20 @@ class Block(nn.Module):
 class TinyLlama(nn.Module):
     """The kit's language model: ``model(tokens, cache=None) -> logits (B, T, vocab)``."""
 
-    def __init__(self, cfg: LlamaConfig) -> None:
+    def __init__(self, config: LlamaConfig) -> None:
         super().__init__()
-        self.cfg = cfg
-        self.tok_embeddings = nn.Embedding(cfg.vocab_size, cfg.dim)
-        self.layers = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
-        self.norm = RMSNorm(cfg.dim, cfg.norm_eps)
-        self.output = nn.Linear(cfg.dim, cfg.vocab_size, bias=False)
-        cos, sin = rope_tables(cfg.head_dim, cfg.max_seq_len, cfg.rope_theta)
+        self.config = config
+        self.tok_embeddings = nn.Embedding(config.vocab_size, config.dim)
+        self.layers = nn.ModuleList(Block(config) for _ in range(config.n_layers))
+        self.norm = RMSNorm(config.dim, config.norm_eps)
+        self.output = nn.Linear(config.dim, config.vocab_size, bias=False)
+        cos, sin = rope_tables(config.head_dim, config.max_seq_len, config.rope_theta)
         self.register_buffer("rope_cos", cos, persistent=False)
         self.register_buffer("rope_sin", sin, persistent=False)
         self.apply(self._init)
         for name, p in self.named_parameters():  # GPT-2's scaled init of the residual projections
             if name.endswith(("wo.weight", "w2.weight")):
-                nn.init.normal_(p, std=0.02 / math.sqrt(2 * cfg.n_layers))
+                nn.init.normal_(p, std=0.02 / math.sqrt(2 * config.n_layers))
 
     @staticmethod
     def _init(m: nn.Module) -> None:
@@ -219,8 +220,8 @@ class TinyLlama(nn.Module):
     def forward(self, tokens: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
         B, T = tokens.shape
         start = cache.pos if cache is not None else 0
-        if start + T > self.cfg.max_seq_len:
-            raise ValueError(f"context of {start + T} tokens exceeds max_seq_len={self.cfg.max_seq_len}")
+        if start + T > self.config.max_seq_len:
+            raise ValueError(f"context of {start + T} tokens exceeds max_seq_len={self.config.max_seq_len}")
         cos, sin = self.rope_cos[start:start + T], self.rope_sin[start:start + T]  # (T, hd/2)
         x = self.tok_embeddings(tokens)  # (B, T, C)
         for i, layer in enumerate(self.layers):
@@ -228,3 +229,15 @@ class TinyLlama(nn.Module):
         if cache is not None:
             cache.pos += T
         return self.output(self.norm(x))  # (B, T, vocab)
+
+
+@dataclass
+class ModelCopy:
+    """What a verb that changes a deep copy of a model returns (the original is untouched): the copy and the report
+    of what changed — :func:`mclab.llm.quantized`, :func:`mclab.llm.with_outliers`, :func:`mclab.llm.w8a8`."""
+
+    model: nn.Module = field(repr=False)
+    report: Any                      # QuantReport, OutlierReport or W8A8Report
+
+    def as_dict(self) -> dict[str, Any]:
+        return self.report.as_dict()

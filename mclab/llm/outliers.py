@@ -31,15 +31,15 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..quant.primitives import QParams, dequantize, qparams, quantize
-from .model import TinyLlama
+from .model import ModelCopy, TinyLlama
 from .quant import LayerInputs, quant_linears
 
 __all__ = [
     # function-preserving outliers
-    "OutlierConfig", "OutlierReport", "OutlierResult", "add_outliers_", "with_outliers", "largest_channels",
+    "OutlierConfig", "OutlierReport", "add_outliers_", "with_outliers", "largest_channels",
     "channel_salience", "max_logit_difference",
     # W8A8 with and without SmoothQuant
-    "W8A8Config", "W8A8Linear", "W8A8Report", "W8A8Result", "smooth_scales", "w8a8",
+    "W8A8Config", "W8A8Linear", "W8A8Report", "smooth_scales", "w8a8",
 ]
 
 # which linear layers read which norm's output, per block
@@ -110,7 +110,7 @@ def add_outliers_(model: TinyLlama, config: OutlierConfig) -> OutlierReport:
     _check_model(model)
     if not isinstance(config, OutlierConfig):
         raise TypeError(f"config must be an OutlierConfig, got {type(config).__name__}")
-    idx = torch.tensor(config.pick(model.cfg.dim))
+    idx = torch.tensor(config.pick(model.config.dim))
     norms, linears = [], []
     for i, block in enumerate(model.layers):
         for norm_name, readers in _READERS.items():
@@ -122,23 +122,12 @@ def add_outliers_(model: TinyLlama, config: OutlierConfig) -> OutlierReport:
     return OutlierReport(channels=idx.tolist(), scale=float(config.scale), norms=norms, linears=linears)
 
 
-@dataclass
-class OutlierResult:
-    """What :func:`with_outliers` returns: the changed copy of the model and the :class:`OutlierReport`."""
-
-    model: TinyLlama = field(repr=False)
-    report: OutlierReport
-
-    def as_dict(self) -> dict[str, Any]:
-        return self.report.as_dict()
-
-
-def with_outliers(model: TinyLlama, config: OutlierConfig) -> OutlierResult:
+def with_outliers(model: TinyLlama, config: OutlierConfig) -> ModelCopy:
     """A deep copy of ``model`` with :func:`add_outliers_` applied (the original is untouched): an
-    :class:`OutlierResult` (``.model``, ``.report``)."""
+    :class:`~mclab.llm.model.ModelCopy` (``.model``, ``.report``)."""
     _check_model(model)
     m = copy.deepcopy(model)
-    return OutlierResult(m, add_outliers_(m, config))
+    return ModelCopy(m, add_outliers_(m, config))
 
 
 def largest_channels(inputs: LayerInputs, n: int) -> tuple[int, ...]:
@@ -254,22 +243,11 @@ class W8A8Report:
         return asdict(self)
 
 
-@dataclass
-class W8A8Result:
-    """What :func:`w8a8` returns: the W8A8 copy of the model and the :class:`W8A8Report`."""
-
-    model: TinyLlama = field(repr=False)
-    report: W8A8Report
-
-    def as_dict(self) -> dict[str, Any]:
-        return self.report.as_dict()
-
-
 @torch.no_grad()
-def w8a8(model: TinyLlama, config: W8A8Config, inputs: LayerInputs) -> W8A8Result:
+def w8a8(model: TinyLlama, config: W8A8Config, inputs: LayerInputs) -> ModelCopy:
     """A copy of ``model`` whose block linears are :class:`W8A8Linear` (static per-tensor activation scales from
     ``inputs``, :func:`mclab.llm.capture_inputs` on the float model), with SmoothQuant's migration when
-    ``config.alpha`` is a number; returns a :class:`W8A8Result` (``.model``, ``.report``)."""
+    ``config.alpha`` is a number; returns a :class:`~mclab.llm.model.ModelCopy` (``.model``, ``.report``)."""
     _check_model(model)
     if not isinstance(config, W8A8Config):
         raise TypeError(f"config must be a W8A8Config, got {type(config).__name__}")
@@ -288,4 +266,4 @@ def w8a8(model: TinyLlama, config: W8A8Config, inputs: LayerInputs) -> W8A8Resul
         absmax[name] = float(xs.abs().max())
         parent, _, attr = name.rpartition(".")
         setattr(m.get_submodule(parent), attr, W8A8Linear(lin.weight, absmax[name], smooth))
-    return W8A8Result(m, W8A8Report(label=config.label, alpha=config.alpha, layers=len(linears), act_absmax=absmax))
+    return ModelCopy(m, W8A8Report(label=config.label, alpha=config.alpha, layers=len(linears), act_absmax=absmax))

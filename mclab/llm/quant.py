@@ -44,10 +44,11 @@ from ..quant.primitives import (
     quantize,
     unpack_int4,
 )
+from .model import ModelCopy
 
 __all__ = [
     # config and results
-    "ALGORITHMS", "LLMQuantConfig", "LayerInputs", "QuantReport", "QuantResult",
+    "ALGORITHMS", "LLMQuantConfig", "LayerInputs", "QuantReport",
     # the packed layer
     "QuantLinear",
     # model-level verbs
@@ -318,17 +319,6 @@ class QuantReport:
         return {**asdict(self), "ratio": self.ratio}
 
 
-@dataclass
-class QuantResult:
-    """What :func:`quantized` returns: the quantised copy of the model and the :class:`QuantReport`."""
-
-    model: nn.Module = field(repr=False)
-    report: QuantReport
-
-    def as_dict(self) -> dict[str, Any]:
-        return self.report.as_dict()
-
-
 def quantize_(model: nn.Module, config: LLMQuantConfig, inputs: LayerInputs | None = None) -> QuantReport:
     """Replace, in place, every linear layer in ``model.layers`` by a :class:`QuantLinear`; returns a
     :class:`QuantReport`.
@@ -366,11 +356,11 @@ def quantize_(model: nn.Module, config: LLMQuantConfig, inputs: LayerInputs | No
                        layers=len(linears), fp32_bytes=fp32, packed_bytes=packed, awq_alpha=alphas)
 
 
-def quantized(model: nn.Module, config: LLMQuantConfig, inputs: LayerInputs | None = None) -> QuantResult:
-    """A quantised deep copy of ``model`` (the original is untouched): a :class:`QuantResult` (``.model``,
-    ``.report``)."""
+def quantized(model: nn.Module, config: LLMQuantConfig, inputs: LayerInputs | None = None) -> ModelCopy:
+    """A quantised deep copy of ``model`` (the original is untouched): a :class:`~mclab.llm.model.ModelCopy`
+    (``.model``, ``.report``: a :class:`QuantReport`)."""
     m = copy.deepcopy(model)
-    return QuantResult(m, quantize_(m, config, inputs))
+    return ModelCopy(m, quantize_(m, config, inputs))
 
 
 def cast(model: nn.Module, dtype: torch.dtype) -> nn.Module:

@@ -98,9 +98,9 @@ def _check_pair(target: TinyLlama, draft: TinyLlama) -> None:
     for name, m in (("target", target), ("draft", draft)):
         if not isinstance(m, TinyLlama):
             raise TypeError(f"{name} must be a mclab.llm.TinyLlama, got {type(m).__name__}")
-    if draft.cfg.vocab_size != target.cfg.vocab_size:
-        raise ValueError(f"the draft's vocabulary (vocab_size={draft.cfg.vocab_size}) differs from the target's "
-                         f"(vocab_size={target.cfg.vocab_size}); a draft must share the target's tokenizer")
+    if draft.config.vocab_size != target.config.vocab_size:
+        raise ValueError(f"the draft's vocabulary (vocab_size={draft.config.vocab_size}) differs from the target's "
+                         f"(vocab_size={target.config.vocab_size}); a draft must share the target's tokenizer")
 
 
 @torch.inference_mode()
@@ -112,7 +112,7 @@ def speculative_generate(target: TinyLlama, draft: TinyLlama, prompt,
     if not isinstance(config, SpeculativeConfig):
         raise TypeError(f"config must be a SpeculativeConfig, got {type(config).__name__}")
     _check_pair(target, draft)
-    limit = min(target.cfg.max_seq_len, draft.cfg.max_seq_len)
+    limit = min(target.config.max_seq_len, draft.config.max_seq_len)
     x = as_prompt(prompt, limit, config.max_new_tokens)
     if x.shape[1] + config.max_new_tokens + config.k > limit:  # the last round may draft k tokens past the end
         raise ValueError(f"prompt of {x.shape[1]} tokens + max_new_tokens={config.max_new_tokens} + k={config.k} "
@@ -120,7 +120,7 @@ def speculative_generate(target: TinyLlama, draft: TinyLlama, prompt,
                          f"prompt, generate fewer tokens or lower k")
     start = time.perf_counter()
     dtype_t, dtype_d = next(target.parameters()).dtype, next(draft.parameters()).dtype
-    tcache, dcache = KVCache(target.cfg, 1, dtype=dtype_t), KVCache(draft.cfg, 1, dtype=dtype_d)
+    tcache, dcache = KVCache(target.config, 1, dtype=dtype_t), KVCache(draft.config, 1, dtype=dtype_d)
     seq = x[0].tolist()
     n_prompt = len(seq)
     seq.append(int(target(x, tcache)[0, -1].argmax()))  # prefill: the target's first token

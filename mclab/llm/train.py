@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..cache import cache_dir
+from ..cache import cache_dir, cached
 from .eval import perplexity
 from .model import LlamaConfig, TinyLlama
 from .tokenizer import Corpus, corpus
@@ -143,16 +143,17 @@ def pretrained(config: LMTrainConfig | None = None, progress: bool = True) -> LM
     config = config or LMTrainConfig()
     data = corpus()
     path = cache_dir() / "llm" / f"tinyllama-{config.key(data.sha256)}.pt"
-    if path.exists():
-        saved = torch.load(path, map_location="cpu", weights_only=False)
-        model = TinyLlama(config.model)
-        model.load_state_dict(saved["state_dict"])
-        model.eval()
-        return LMTrainResult(model=model, **{**saved["result"], "from_cache": True, "path": str(path)})
-    res = train_lm(config, data, progress=progress)
-    res.path = str(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save({"state_dict": res.model.state_dict(), "result": res.as_dict(), "config": asdict(config)}, tmp)
-    tmp.replace(path)  # atomic: a half-written file is never mistaken for a checkpoint
-    return res
+    trained: list[LMTrainResult] = []
+
+    def build() -> dict[str, Any]:
+        trained.append(train_lm(config, data, progress=progress))
+        return {"state_dict": trained[0].model.state_dict(), "result": trained[0].as_dict(), "config": asdict(config)}
+
+    entry = cached(path, build, save=torch.save, load=lambda p: torch.load(p, map_location="cpu", weights_only=False))
+    if trained:
+        trained[0].path = str(path)
+        return trained[0]
+    model = TinyLlama(config.model)
+    model.load_state_dict(entry.value["state_dict"])
+    model.eval()
+    return LMTrainResult(model=model, **{**entry.value["result"], "from_cache": True, "path": str(path)})

@@ -67,7 +67,7 @@ def test_f32_file_reads_back_identically(model, tmp_path):
     f = r.fields["general.architecture"]
     assert bytes(f.parts[f.data[0]]).decode() == "llama"
     assert r.fields["llama.block_count"].parts[-1][0] == 2
-    names = G.tensor_names(model.cfg.n_layers)
+    names = G.tensor_names(model.config.n_layers)
     state = model.state_dict()
     assert len(r.tensors) == len(state)
     for t in r.tensors:
@@ -84,7 +84,7 @@ def test_f32_file_reads_back_identically(model, tmp_path):
 def test_quantised_files_hold_the_gguf_packages_blocks(model, tmp_path, fmt):
     e = G.export_gguf(model, tmp_path / f"m-{fmt}.gguf", G.GGUFConfig(ftype=fmt))
     state = model.state_dict()
-    inv = {v: k for k, v in G.tensor_names(model.cfg.n_layers).items()}
+    inv = {v: k for k, v in G.tensor_names(model.config.n_layers).items()}
     r = GGUFReader(e.path)
     for t in r.tensors:
         w = state[inv[t.name]].numpy()

@@ -36,10 +36,10 @@ def test_generation_through_int8_cache_matches_float(tiny_model):
     m = tiny_model(2)
     x = torch.randint(0, 256, (1, 40), generator=torch.Generator().manual_seed(0))
     ref = m(x)
-    out = m(x, llm.QuantKVCache(m.cfg))
+    out = m(x, llm.QuantKVCache(m.config))
     assert (out - ref).abs().max() < 0.05 * ref.abs().max()
     # prefill then one step at a time reads the int8 cache back
-    c = llm.QuantKVCache(m.cfg)
+    c = llm.QuantKVCache(m.config)
     m(x[:, :30], c)
     step = m(x[:, 30:31], c)[0, -1]
     assert torch.allclose(step, ref[0, 30], atol=0.05 * float(ref.abs().max()))

@@ -33,7 +33,7 @@ def tokens():
 
 
 def _cfg(model, **kw):
-    return llm.LlamaCppConfig(n_ctx=model.cfg.max_seq_len, **kw)
+    return llm.LlamaCppConfig(n_ctx=model.config.max_seq_len, **kw)
 
 
 def test_f32_file_gives_pytorchs_logits(model, files, tokens):
@@ -75,8 +75,8 @@ def test_greedy_decoding_matches_pytorch(model, files, tokens):
     assert ours.new_tokens == ref.new_tokens
     assert ours.prompt_tokens == prompt and len(ours.step_ms) == 23
     assert ours.prefill_tokens_per_s > 0 and ours.decode_tokens_per_s > 0
-    assert lm.n_ctx() >= model.cfg.max_seq_len  # llama.cpp rounds the context up (to a multiple of 256)
-    assert ours.kv_cache_bytes == llm.kv_cache_bytes(model.cfg, lm.n_ctx(), 1, 4)  # F32 cache, as allocated
+    assert lm.n_ctx() >= model.config.max_seq_len  # llama.cpp rounds the context up (to a multiple of 256)
+    assert ours.kv_cache_bytes == llm.kv_cache_bytes(model.config, lm.n_ctx(), 1, 4)  # F32 cache, as allocated
 
 
 def test_a_file_llama_cpp_refuses_raises_its_message(files, tmp_path, model):

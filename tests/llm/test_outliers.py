@@ -15,16 +15,17 @@ def _tokens(n: int = 2048, seed: int = 0) -> torch.Tensor:
 def test_outliers_preserve_the_function(tiny_model, scale):
     m = tiny_model(1)
     res = llm.with_outliers(m, llm.OutlierConfig(scale=scale, channels=3))
-    assert isinstance(res, llm.OutlierResult) and res.as_dict() == res.report.as_dict()
+    assert isinstance(res, llm.ModelCopy) and res.as_dict() == res.report.as_dict()
     mo, rep = res.model, res.report
     x = _tokens(96).reshape(1, -1)
     assert llm.max_logit_difference(m, mo, x) <= 1e-3
-    assert len(rep.channels) == 3 and len(rep.norms) == 2 * m.cfg.n_layers and len(rep.linears) == 5 * m.cfg.n_layers
+    n_layers = m.config.n_layers
+    assert len(rep.channels) == 3 and len(rep.norms) == 2 * n_layers and len(rep.linears) == 5 * n_layers
     ch = torch.tensor(rep.channels)
     for i, (a, b) in enumerate(zip(m.layers, mo.layers, strict=True)):  # gains x s, the reading columns / s
         assert torch.allclose(b.attention_norm.weight[ch], a.attention_norm.weight[ch] * scale), i
         assert torch.allclose(b.feed_forward.w1.weight[:, ch], a.feed_forward.w1.weight[:, ch] / scale), i
-        others = torch.ones(m.cfg.dim, dtype=torch.bool)
+        others = torch.ones(m.config.dim, dtype=torch.bool)
         others[ch] = False
         assert torch.equal(b.ffn_norm.weight[others], a.ffn_norm.weight[others])
     # the original is untouched
@@ -64,9 +65,9 @@ def test_smoothquant_repairs_per_tensor_w8a8(tiny_model):
     tokens = _tokens(4096)
     inputs = llm.capture_inputs(mo, tokens, n_tokens=1024, seq_len=64)
     res_n, res_s = llm.w8a8(mo, llm.W8A8Config(alpha=None), inputs), llm.w8a8(mo, llm.W8A8Config(alpha=0.5), inputs)
-    assert isinstance(res_n, llm.W8A8Result) and res_n.as_dict() == res_n.report.as_dict()
+    assert isinstance(res_n, llm.ModelCopy) and res_n.as_dict() == res_n.report.as_dict()
     (naive, rep_n), (smooth, rep_s) = (res_n.model, res_n.report), (res_s.model, res_s.report)
-    assert isinstance(naive.layers[0].attention.wq, llm.W8A8Linear) and rep_n.layers == 7 * m.cfg.n_layers
+    assert isinstance(naive.layers[0].attention.wq, llm.W8A8Linear) and rep_n.layers == 7 * m.config.n_layers
     kl_n = llm.kl_divergence(naive, mo, tokens, seq_len=64)
     kl_s = llm.kl_divergence(smooth, mo, tokens, seq_len=64)
     assert kl_s < kl_n / 2
