@@ -139,12 +139,12 @@ def test_the_loop_stops_at_the_first_passing_step_and_reuses_profiles(tmp_path):
     assert t.as_dict()["final"] == "quantise" and "small:" in t.summary()
 
 
-def test_profile_rejects_missing_and_corrupt_files(tmp_path):
+def test_measure_variant_rejects_missing_and_corrupt_files(tmp_path):
     with pytest.raises(ValueError, match="does not exist"):
         deploy.measure_variant(deploy.Variant("gone", small_cnn(4), str(tmp_path / "gone.onnx")))
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"not a model")
-    with pytest.raises(ValueError, match="cannot load"):
+    with pytest.raises(ValueError, match="bad.onnx' is not a readable ONNX model"):
         deploy.measure_variant(deploy.Variant("bad", small_cnn(4), str(bad)), deploy.ProfileConfig(memory=False))
     with pytest.raises(TypeError, match="Variant"):
         deploy.measure_variant("model.onnx")
