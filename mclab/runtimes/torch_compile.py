@@ -218,11 +218,17 @@ def int8_kernels(code: Iterable[str]) -> dict[str, int]:
 
 
 def build(model: Any, *, batch: int, threads: int | None, input_shape: tuple[int, ...] | None,
-          precision: str = "fp32") -> Runner:
+          precision: str = "fp32", freezing: bool = True) -> Runner:
     """Registry entry: compile a torchvision name or a module on CPU at "fp32", "bf16" (autocast) or "int8"
-    (:func:`quantize_pt2e` on 8 random N(0, 1) batches, seed 0, compiled with freezing); the compile happens here,
-    so ``Runner.info['compile_s']`` is its cost and ``run`` is steady state. At INT8, ``Runner.info`` also says
-    the export, the calibration and ``int8_kernels`` (oneDNN INT8 calls in the generated code)."""
+    (:func:`quantize_pt2e` on 8 random N(0, 1) batches, seed 0); the compile happens here, so
+    ``Runner.info['compile_s']`` is its cost and ``run`` is steady state. At INT8, ``Runner.info`` also says
+    the export, the calibration and ``int8_kernels`` (oneDNN INT8 calls in the generated code).
+
+    ``freezing`` (default True: compiled for inference, as PyTorch's CPU inference guidance recommends) makes the
+    weights constants, so Inductor folds BatchNorm into the convolutions and oneDNN prepacks their weights; without
+    it the weights are graph inputs and a compiled ResNet can run slower than eager (notebook 12 measures both:
+    ``runtimes.load(model, "torch-compile", freezing=False)``). ``Runner.info["freezing"]`` says which ran. INT8
+    always freezes: it is what lowers PT2E's quantize -> op -> dequantize to oneDNN INT8 kernels."""
     import torch
 
     res = resolve(model, input_shape)
@@ -245,7 +251,9 @@ def build(model: Any, *, batch: int, threads: int | None, input_shape: tuple[int
         info.update({"torchao": torchao.__version__, **q.as_dict(), "int8_kernels": int8_kernels(compiled.code)})
         actual = "int8"
     else:
-        compiled = compile_module(module, example, bf16=precision == "bf16")
+        if not isinstance(freezing, bool):
+            raise ValueError(f"freezing={freezing!r} must be True or False")
+        compiled = compile_module(module, example, bf16=precision == "bf16", freezing=freezing)
         actual = "bf16" if precision == "bf16" else "fp32"
 
     def run(x: Any) -> Any:

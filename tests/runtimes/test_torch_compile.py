@@ -16,7 +16,13 @@ def test_torch_compile_matches_eager_and_reports_cost(x, toy_cnn, reference):
     m = toy_cnn()
     r = runtimes.load(m, "torch-compile", batch=2, input_shape=SHAPE, threads=1)
     assert r.precision == "fp32" and r.info["compile_s"] > 0
+    assert r.info["freezing"] is True  # compiled for inference by default: weights constant, BatchNorm folded
     assert np.abs(r.run(x) - reference(m, x)).max() < 1e-4
+    unfrozen = runtimes.load(m, "torch-compile", batch=2, input_shape=SHAPE, threads=1, freezing=False)
+    assert unfrozen.info["freezing"] is False and np.abs(unfrozen.run(x) - reference(m, x)).max() < 1e-4
+    assert runtimes.build_options("torch-compile") == ("freezing",)
+    with pytest.raises(ValueError, match="options \\['level'\\] are not settings of runtime='torch-compile'"):
+        runtimes.load(m, "torch-compile", input_shape=SHAPE, level="all")
     with pytest.raises(ValueError, match="mode="):
         rtc.compile_module(m, torch.from_numpy(x), mode="fastest")
     with pytest.raises(ValueError, match="CUDA"):
