@@ -517,6 +517,10 @@ def check_12(m):
     assert m["compile_s"] > 0 and m["graphs"] == 1 and m["graph_breaks"] == 0 and m["compile_max_abs_err"] < 1e-4
     lo, hi = m["compile_speedup_ci"]
     assert lo <= m["compile_speedup"] <= hi
+    # section 1 compiles for inference (freezing, the runtime's default) and, beside it, without freezing
+    assert m["compile_freezing"] is True and m["unfrozen_compile_s"] > 0 and m["unfrozen_max_abs_err"] < 1e-4
+    u_lo, u_hi = m["unfrozen_speedup_ci"]
+    assert u_lo <= m["unfrozen_speedup"] <= u_hi and m["unfrozen_p50_ms"] > 0
     saved = m["eager_p50_ms"] - m["compiled_p50_ms"]
     if saved > 0:
         assert m["break_even_calls"] == pytest.approx(m["compile_s"] * 1e3 / saved)
