@@ -91,7 +91,17 @@ def compile_module(module: Any, example: Any, *, mode: str = "default", backend:
 
         counters.clear()
     module.eval()  # (an exported model's eval() returns None)
-    compiled = torch.compile(module, mode=mode, backend=backend, dynamic=dynamic)
+    if freezing and backend == "inductor":
+        # freezing goes into the compile's options as well as the call-time patch below: Dynamo keeps one cache per
+        # forward code object and reuses an entry for any torch.compile of equal settings, so without it a frozen
+        # and an unfrozen compile of the same module would run whichever graph was compiled last
+        import torch._inductor
+
+        extra = {} if mode == "default" else torch._inductor.list_mode_options(mode)
+        options = {**extra, "freezing": True}
+        compiled = torch.compile(module, backend=backend, dynamic=dynamic, options=options)
+    else:
+        compiled = torch.compile(module, mode=mode, backend=backend, dynamic=dynamic)
     dev = example.device.type
 
     def fn(x: Any) -> Any:

@@ -93,3 +93,20 @@ def test_int8_kernels_counts_onednn_calls():
             "torch.ops.onednn.qconv_pointwise.default(c); torch.ops.mkldnn._convolution_pointwise(d)"]
     assert rtc.int8_kernels(code) == {"qconv_pointwise": 2, "qlinear_pointwise": 1}
     assert rtc.int8_kernels([]) == {}
+
+
+def test_a_frozen_and_an_unfrozen_compile_of_one_module_each_keep_their_graph():
+    # Dynamo caches compiled graphs per forward code object: two compiles of one module with equal settings share
+    # them. Freezing is part of the compile's options, so the frozen compile never runs the unfrozen graph.
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU()).eval()
+    with torch.no_grad():
+        m[1].running_mean.uniform_(-0.5, 0.5)
+        m[1].running_var.uniform_(0.5, 2.0)
+    x = torch.randn(1, 3, 16, 16)
+    frozen = rtc.compile_module(m, x, freezing=True)
+    first = frozen(x)
+    unfrozen = rtc.compile_module(m, x)
+    assert frozen.report.freezing and not unfrozen.report.freezing
+    assert not torch.equal(first, unfrozen(x))  # BatchNorm folded vs computed: the rounding differs
+    assert torch.equal(frozen(x), first)  # still its own, frozen graph
