@@ -9,6 +9,14 @@ FakeQuantize ops inserted by ``nncf.quantize``), unless the model already holds 
 a QDQ ONNX file from :func:`.onnxrt.quantize_static`), then compiles with the rest pinned to FP32; the runner
 says which calibration data, which NNCF preset and subset size, and which Convolution / MatMul layers the CPU
 plugin still runs in FP32 (:func:`int8_layers`, read back from the runtime graph). Introduced in notebook 10.
+
+What :func:`build` sets, and why: ``PERFORMANCE_HINT=LATENCY``, ``NUM_STREAMS=1`` and ``INFERENCE_NUM_THREADS``
+(:func:`config`) — one request at a time on the threads asked for, the settings of
+``benchmark_app -hint none -nstreams 1 -nthreads N -api sync``; ``INFERENCE_PRECISION_HINT`` pinned (f32 for
+"fp32"). CPU pinning and the core type are left at the plugin's defaults, the same as benchmark_app's, and read back
+with the rest (:func:`compiled_facts`, in ``Runner.info``). Each call runs the request the way benchmark_app does:
+an input Tensor that shares the array's buffer, set once, then ``infer()`` (:func:`_request_runner`).
+``benchmarks/vendor.py`` checks the kit's latency against benchmark_app's on the same file.
 """
 from __future__ import annotations
 
@@ -26,8 +34,8 @@ from .base import RANDOM_CALIBRATION, Runner, random_batches
 
 __all__ = [
     # compiling and running
-    "config", "build", "read_model", "compile_model", "actual_precision", "to_ir", "async_throughput", "AsyncResult",
-    "HINTS",
+    "config", "build", "read_model", "compile_model", "compiled_facts", "actual_precision", "to_ir", "async_throughput",
+    "AsyncResult", "HINTS",
     # this runtime's plug-in functions (mclab.runtimes.base)
     "probe", "check_file", "op_counts", "profile",
     # what the CPU plugin runs
@@ -370,6 +378,53 @@ def compile_model(model: Any, *, precision: str = "fp32", threads: int | None = 
     return ov.Core().compile_model(model, "CPU", cfg)
 
 
+# What compiled_facts reads back: Runner.info key -> the compiled model's property (all of them shown by
+# benchmark_app's "Querying optimal runtime parameters" step, so the two can be compared line by line).
+_FACTS = {"performance_hint": "PERFORMANCE_HINT", "streams": "NUM_STREAMS",
+          "optimal_infer_requests": "OPTIMAL_NUMBER_OF_INFER_REQUESTS", "inference_threads": "INFERENCE_NUM_THREADS",
+          "cpu_pinning": "ENABLE_CPU_PINNING", "scheduling_core_type": "SCHEDULING_CORE_TYPE",
+          "hyper_threading": "ENABLE_HYPER_THREADING", "execution_mode": "EXECUTION_MODE_HINT"}
+
+
+def compiled_facts(compiled: Any) -> dict[str, Any]:
+    """How a compiled model runs, read back from it (not what was asked): the performance hint, streams, optimal
+    infer requests, inference threads, CPU pinning, the core type it schedules on, hyper-threading, the execution
+    mode and ``inference_precision`` (:func:`actual_precision`). Integers and booleans stay so; the rest are the
+    property's name as text (``"LATENCY"``, ``"ANY_CORE"``). :func:`build` puts them in ``Runner.info``."""
+    out: dict[str, Any] = {}
+    for key, prop in _FACTS.items():
+        v = compiled.get_property(prop)
+        out[key] = v if isinstance(v, (bool, int)) else getattr(v, "name", str(v))
+    out["inference_precision"] = actual_precision(compiled)
+    return out
+
+
+def _request_runner(request: Any) -> Any:
+    """``run(x) -> output copy`` on one infer request, the way benchmark_app drives it: the input is an
+    ``openvino.Tensor`` that shares ``x``'s buffer, set on the request once and kept while the same array is passed
+    again, then ``request.infer()`` with no arguments. ``request.infer({0: x}, share_inputs=True)`` wrapped ``x`` in a
+    new Tensor, set it and built an output dict on every call: about 11 us more per call in Python (measured on a
+    model that does next to nothing), time benchmark_app never counts. The output is copied out of OpenVINO's
+    buffer, which the next call overwrites. An array the runtime cannot share (not C-contiguous, or read-only) is
+    copied into a contiguous one first, as ``share_inputs=True`` did. The runner keeps a reference to the array
+    its input tensor shares (the Tensor does not)."""
+    import numpy as np
+    import openvino as ov
+
+    bound: list[Any] = [None, None]  # [the array passed, the array whose buffer the input tensor shares]
+
+    def run(x: Any) -> Any:
+        if x is not bound[0]:
+            shared = x if x.flags.c_contiguous and x.flags.writeable else np.array(x, order="C")
+            request.set_input_tensor(ov.Tensor(shared, shared_memory=True))
+            # the Tensor does not keep its buffer alive: hold it. A copy is not x: the next call copies x again
+            bound[:] = [x if shared is x else None, shared]
+        request.infer()
+        return request.get_output_tensor().data.copy()
+
+    return run
+
+
 def build(model: Any, *, batch: int, threads: int | None, input_shape: tuple[int, ...] | None,
           precision: str = "fp32", dynamic: bool = False) -> Runner:
     """A :class:`Runner` on OpenVINO (CPU). ``model``: an ``.xml`` IR, an ``.onnx`` file, a torchvision
@@ -385,7 +440,6 @@ def build(model: Any, *, batch: int, threads: int | None, input_shape: tuple[int
     ``Runner.input_shape``), see :func:`mclab.runtimes.load`; INT8 then needs a file with FakeQuantize ops."""
     import tempfile
 
-    import numpy as np
     import openvino as ov
 
     from .export import onnx_for, remove_with
@@ -400,17 +454,11 @@ def build(model: Any, *, batch: int, threads: int | None, input_shape: tuple[int
         rest = tuple(m.inputs[0].get_partial_shape().get_shape())[1:]
         path = quantize_nncf(path, os.path.join(tmp, "int8.xml"), input_shape=rest).xml
         m = read_model(path, batch, tuple(shape))
-    compiled = compile_model(m, precision="fp32" if precision == "int8" else precision, threads=threads)
-    request = compiled.create_infer_request()
+    compiled = compile_model(m, precision="fp32" if precision == "int8" else precision, threads=threads,
+                             streams=1)  # one request at a time: one stream, as benchmark_app -nstreams 1
+    run = _request_runner(compiled.create_infer_request())
     want = tuple(d.get_length() if d.is_static else -1 for d in compiled.inputs[0].get_partial_shape())
-
-    def run(x: Any) -> Any:
-        return np.array(request.infer({0: x}, share_inputs=True)[0], copy=True)
-
-    info = {"version": ov.get_version(), "performance_hint": str(compiled.get_property("PERFORMANCE_HINT")),
-            "streams": int(compiled.get_property("NUM_STREAMS")),
-            "optimal_infer_requests": int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")),
-            "inference_precision": actual_precision(compiled)}
+    info = {"version": ov.get_version(), **compiled_facts(compiled)}
     layers = int8_layers(compiled, m)
     if layers["int8"]:
         info.update(int8_layers=layers, **_quant_info(m))

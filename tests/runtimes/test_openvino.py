@@ -155,3 +155,32 @@ def test_quantize_nncf_bad_input_is_a_clear_error(tiny_onnx, tmp_path):
         openvino.quantize_nncf(path, tmp_path / "q.onnx", ok)
     with pytest.raises(ValueError, match="does not exist"):
         openvino.quantize_nncf(tmp_path / "nope.onnx", out, ok)
+
+
+def test_run_path_matches_the_dict_call_and_reads_back_what_it_set(tiny_onnx):
+    _, path = tiny_onnx
+    r = runtimes.load(str(path), "openvino", batch=2, threads=1, input_shape=(3, 32, 32))
+    ref = r.handle.create_infer_request()  # the previous run path: a dict per call, the output copied
+
+    def previous(a):
+        return np.array(ref.infer({0: a}, share_inputs=True)[0], copy=True)
+
+    x = r.example_input()
+    first = r.run(x)
+    np.testing.assert_array_equal(first, previous(x))
+    x *= 2  # the same array changed in place: the shared input tensor sees it
+    np.testing.assert_array_equal(r.run(x), previous(x))
+    y = r.example_input(seed=1)  # another array is bound in its place
+    np.testing.assert_array_equal(r.run(y), previous(y))
+    ro = y.copy()
+    ro.flags.writeable = False  # read-only and strided inputs cannot be shared: copied first
+    strided = np.repeat(y, 2, axis=-1)[..., ::2]
+    for a in (ro, strided):
+        np.testing.assert_array_equal(r.run(a), previous(np.ascontiguousarray(a)))
+    out = r.run(y)
+    assert out is not r.run(y) and out.flags.owndata  # each output is a copy, not OpenVINO's buffer
+    info = r.info
+    assert (info["streams"], info["inference_threads"], info["performance_hint"]) == (1, 1, "LATENCY")
+    assert info["inference_precision"] == "fp32" and isinstance(info["cpu_pinning"], bool)
+    assert info["scheduling_core_type"] in ("ANY_CORE", "PCORE_ONLY", "ECORE_ONLY")
+    assert info == {"version": info["version"], **openvino.compiled_facts(r.handle)}
