@@ -27,7 +27,7 @@ from .base import RANDOM_CALIBRATION, Runner, random_batches
 __all__ = [
     # compiling and running
     "config", "build", "read_model", "compile_model", "actual_precision", "to_ir", "async_throughput", "AsyncResult",
-    "HINTS",
+    "HINTS", "KNOBS",
     # this runtime's plug-in functions (mclab.runtimes.base)
     "probe", "check_file", "op_counts", "profile",
     # what the CPU plugin runs
@@ -370,8 +370,15 @@ def compile_model(model: Any, *, precision: str = "fp32", threads: int | None = 
     return ov.Core().compile_model(model, "CPU", cfg)
 
 
+# Settings of :func:`build` that leave the answer the same up to rounding (:func:`mclab.runtimes.audit.audit_defaults`
+# sweeps them; the default first): the ``PERFORMANCE_HINT`` and ``NUM_STREAMS`` (None: the hint's choice). The
+# inference precision is ``precision`` itself ("fp32" pins f32; "default" is the plugin's own, bf16 on AMX CPUs).
+KNOBS: dict[str, tuple] = {"hint": ("LATENCY", "THROUGHPUT"), "streams": (None, 1)}
+
+
 def build(model: Any, *, batch: int, threads: int | None, input_shape: tuple[int, ...] | None,
-          precision: str = "fp32", dynamic: bool = False) -> Runner:
+          precision: str = "fp32", dynamic: bool = False, hint: str = "LATENCY",
+          streams: int | None = None) -> Runner:
     """A :class:`Runner` on OpenVINO (CPU). ``model``: an ``.xml`` IR, an ``.onnx`` file, a torchvision
     name or a module (exported to ONNX first). The runner copies each output out of OpenVINO's buffer.
 
@@ -382,7 +389,9 @@ def build(model: Any, *, batch: int, threads: int | None, input_shape: tuple[int
     convolutions or matrix products (also for a quantised file loaded at "fp32"); ``Runner.info`` then holds
     :func:`int8_layers` (``fp32_layers``: the ones left in FP32), the quantiser, NNCF's preset and subset size,
     and the calibration data. ``dynamic=True``: the file's dynamic dims stay dynamic (-1 in
-    ``Runner.input_shape``), see :func:`mclab.runtimes.load`; INT8 then needs a file with FakeQuantize ops."""
+    ``Runner.input_shape``), see :func:`mclab.runtimes.load`; INT8 then needs a file with FakeQuantize ops.
+    ``hint`` (:data:`HINTS`, "LATENCY" for one request at a time) and ``streams`` (None: the hint's choice) go to
+    :func:`compile_model`; ``Runner.info`` reads back ``performance_hint`` and ``streams``."""
     import tempfile
 
     import numpy as np
@@ -400,7 +409,8 @@ def build(model: Any, *, batch: int, threads: int | None, input_shape: tuple[int
         rest = tuple(m.inputs[0].get_partial_shape().get_shape())[1:]
         path = quantize_nncf(path, os.path.join(tmp, "int8.xml"), input_shape=rest).xml
         m = read_model(path, batch, tuple(shape))
-    compiled = compile_model(m, precision="fp32" if precision == "int8" else precision, threads=threads)
+    compiled = compile_model(m, precision="fp32" if precision == "int8" else precision, threads=threads, hint=hint,
+                             streams=streams)
     request = compiled.create_infer_request()
     want = tuple(d.get_length() if d.is_static else -1 for d in compiled.inputs[0].get_partial_shape())
 

@@ -155,3 +155,10 @@ def test_quantize_nncf_bad_input_is_a_clear_error(tiny_onnx, tmp_path):
         openvino.quantize_nncf(path, tmp_path / "q.onnx", ok)
     with pytest.raises(ValueError, match="does not exist"):
         openvino.quantize_nncf(tmp_path / "nope.onnx", out, ok)
+
+
+def test_hint_and_streams_knobs_are_read_back(tiny_onnx):
+    _, path = tiny_onnx
+    r = runtimes.load(str(path), "openvino", threads=1, hint="THROUGHPUT", streams=1)
+    assert r.info["performance_hint"] == "THROUGHPUT" and r.info["streams"] == 1
+    assert runtimes.load(str(path), "openvino", threads=1).info["performance_hint"] == "LATENCY"

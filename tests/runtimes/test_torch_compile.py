@@ -20,7 +20,8 @@ def test_torch_compile_matches_eager_and_reports_cost(x, toy_cnn, reference):
     assert np.abs(r.run(x) - reference(m, x)).max() < 1e-4
     unfrozen = runtimes.load(m, "torch-compile", batch=2, input_shape=SHAPE, threads=1, freezing=False)
     assert unfrozen.info["freezing"] is False and np.abs(unfrozen.run(x) - reference(m, x)).max() < 1e-4
-    assert runtimes.build_options("torch-compile") == ("freezing",)
+    assert runtimes.build_options("torch-compile") == ("freezing", "cpp_wrapper", "mode")
+
     with pytest.raises(ValueError, match="options \\['level'\\] are not settings of runtime='torch-compile'"):
         runtimes.load(m, "torch-compile", input_shape=SHAPE, level="all")
     with pytest.raises(ValueError, match="mode="):
@@ -93,3 +94,10 @@ def test_int8_kernels_counts_onednn_calls():
             "torch.ops.onednn.qconv_pointwise.default(c); torch.ops.mkldnn._convolution_pointwise(d)"]
     assert rtc.int8_kernels(code) == {"qconv_pointwise": 2, "qlinear_pointwise": 1}
     assert rtc.int8_kernels([]) == {}
+
+
+def test_int8_refuses_freezing_off_and_bad_knobs_are_named(toy_cnn):
+    with pytest.raises(ValueError, match="INT8 always freezes"):
+        runtimes.load(toy_cnn(), "torch-compile", input_shape=SHAPE, precision="int8", freezing=False)
+    with pytest.raises(ValueError, match="cpp_wrapper='yes' must be True or False"):
+        runtimes.load(toy_cnn(), "torch-compile", input_shape=SHAPE, cpp_wrapper="yes")
