@@ -23,7 +23,7 @@ from typing import Any
 
 from .base import RUNTIMES, available, build_options, load, model_label, plugin
 
-__all__ = ["Variant", "AuditRow", "DefaultsAudit", "knobs_of", "audit_defaults"]
+__all__ = ["Variant", "AuditRow", "DefaultsAudit", "knobs_of", "settings_label", "audit_defaults"]
 
 
 @dataclass
