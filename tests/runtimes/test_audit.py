@@ -20,7 +20,7 @@ def test_rows_exist_and_best_is_never_slower_than_the_default(result):
         row = result.row(runtime)
         assert row.ok and row.computes_in == "fp32" and row.default_ms > 0
         assert row.best_ms <= row.default_ms and 0 < row.ratio <= 1  # the default is a candidate for best
-        assert row.met == (row.ratio >= 0.9)
+        assert row.met or row.ratio < 0.9  # MISSED needs the best clearly faster, and below 90 %
         labels = {v.label for v in row.variants}
         assert "default" in labels and len(labels) >= 1 + sum(len(v) - 1 for v in audit.knobs_of(runtime).values())
         for v in row.variants:  # FP32 knobs keep the answer within rounding
