@@ -30,9 +30,11 @@ MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagrap
 
 # Settings of :func:`build` that leave the answer the same up to rounding (:func:`mclab.runtimes.audit.audit_defaults`
 # sweeps them; the default first): ``freezing`` (weights as constants), ``cpp_wrapper`` (Inductor's C++ wrapper
-# instead of a Python one: less per-call overhead, a longer compile), ``mode`` ("max-autotune-no-cudagraphs" times
+# instead of a Python one: less per-call overhead, a longer compile; None = on at INT8 only, where
+# benchmarks/defaults.py measured ResNet-18 1.07-1.17x faster per call with it and FP32/BF16 showed no gain),
+# ``mode`` ("max-autotune-no-cudagraphs" times
 # several kernel configurations per operator: minutes of compiling for ResNet-18 on a small CPU).
-KNOBS: dict[str, tuple] = {"freezing": (True, False), "cpp_wrapper": (False, True),
+KNOBS: dict[str, tuple] = {"freezing": (True, False), "cpp_wrapper": (None, False, True),
                            "mode": ("default", "max-autotune-no-cudagraphs")}
 
 # Under non-strict torch.export (its default) one module called twice (torchvision's BasicBlock calls its one
@@ -212,22 +214,25 @@ def _first_line(e: BaseException) -> str:
     return text.splitlines()[0][:300] if text else type(e).__name__
 
 
-# oneDNN INT8 operators Inductor calls once freezing has fused quantize -> op -> dequantize
-_INT8_OPS = re.compile(r"torch\.ops\.onednn\.(q\w+)")
+# oneDNN INT8 operators Inductor calls once freezing has fused quantize -> op -> dequantize: from a Python wrapper
+# (torch.ops.onednn.qconv_pointwise.tensor) or a C++ one (cpp_wrapper: aoti_torch_cpu__qconv_pointwise_tensor)
+_INT8_OPS = re.compile(r"torch\.ops\.onednn\.(q\w+)|aoti_torch_cpu__(q(?:conv|linear)\w*?_pointwise)")
 
 
 def int8_kernels(code: Iterable[str]) -> dict[str, int]:
-    """Count the oneDNN INT8 calls (``torch.ops.onednn.qconv_pointwise``, ``qlinear_pointwise`` …) in Inductor's
-    generated code (``Compiled.code``): zero means the INT8 graph ran as dequantize + FP32 operators."""
+    """Count the oneDNN INT8 calls (``torch.ops.onednn.qconv_pointwise``, ``qlinear_pointwise`` …, or their C++
+    shims under ``cpp_wrapper``) in Inductor's generated code
+    (``Compiled.code``): zero means the INT8 graph ran as dequantize + FP32 operators."""
     out: dict[str, int] = {}
     for src in code:
-        for op in _INT8_OPS.findall(src):
+        for py, cpp in _INT8_OPS.findall(src):
+            op = py or cpp
             out[op] = out.get(op, 0) + 1
     return out
 
 
 def build(model: Any, *, batch: int, threads: int | None, input_shape: tuple[int, ...] | None,
-          precision: str = "fp32", freezing: bool = True, cpp_wrapper: bool = False,
+          precision: str = "fp32", freezing: bool = True, cpp_wrapper: bool | None = None,
           mode: str = "default") -> Runner:
     """Registry entry: compile a torchvision name or a module on CPU at "fp32", "bf16" (autocast) or "int8"
     (:func:`quantize_pt2e` on 8 random N(0, 1) batches, seed 0); the compile happens here, so
@@ -239,8 +244,9 @@ def build(model: Any, *, batch: int, threads: int | None, input_shape: tuple[int
     it the weights are graph inputs and a compiled ResNet can run slower than eager (notebook 12 measures both:
     ``runtimes.load(model, "torch-compile", freezing=False)``). ``Runner.info["freezing"]`` says which ran. INT8
     always freezes: it is what lowers PT2E's quantize -> op -> dequantize to oneDNN INT8 kernels, so
-    ``freezing=False`` with it is a ``ValueError``. ``cpp_wrapper`` and ``mode`` (:data:`MODES`) go to
-    :func:`compile_module`; ``Runner.info`` holds both. :data:`KNOBS` lists the settings
+    ``freezing=False`` with it is a ``ValueError``. ``cpp_wrapper`` (None: on at INT8, off otherwise —
+    see :data:`KNOBS`) and ``mode`` (:data:`MODES`) go to :func:`compile_module`; ``Runner.info`` holds both.
+    :data:`KNOBS` lists the settings
     ``benchmarks/defaults.py`` sweeps against these defaults."""
     import torch
 
@@ -255,6 +261,8 @@ def build(model: Any, *, batch: int, threads: int | None, input_shape: tuple[int
             module.eval()(example)
     except RuntimeError as e:
         raise ValueError(f"input shape {rest} does not fit {label}: {str(e).strip().splitlines()[0]}") from None
+    if cpp_wrapper is None:
+        cpp_wrapper = precision == "int8"
     for name, value in (("freezing", freezing), ("cpp_wrapper", cpp_wrapper)):
         if not isinstance(value, bool):
             raise ValueError(f"{name}={value!r} must be True or False")

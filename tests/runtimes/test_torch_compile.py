@@ -53,6 +53,7 @@ def test_torch_compile_int8_runs_onednn_int8_kernels_close_to_fp32(x, toy_cnn, r
     m = toy_cnn()
     r = runtimes.load(m, "torch-compile", batch=2, input_shape=SHAPE, threads=1, precision="int8")
     assert r.precision == r.requested == "int8" and r.info["compile_s"] > 0 and r.info["freezing"]
+    assert r.info["cpp_wrapper"] is True  # INT8 compiles with the C++ wrapper by default (KNOBS)
     assert r.info["calibration"] == {"data": "random N(0, 1), seed 0", "batches": 8, "images": 16}
     assert r.info["export"] == "strict" and r.info["int8_kernels"].get("qconv_pointwise", 0) >= 1
     ref = reference(m, x)

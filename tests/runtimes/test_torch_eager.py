@@ -12,8 +12,8 @@ def test_torch_runner():
 def test_channels_last_knob_is_recorded_and_keeps_the_answer(tiny_module):
     import numpy as np
 
-    base = runtimes.load(tiny_module(), "torch", input_shape=(3, 16, 16))
-    cl = runtimes.load(tiny_module(), "torch", input_shape=(3, 16, 16), channels_last=True)
+    base = runtimes.load(tiny_module(), "torch", input_shape=(3, 16, 16), channels_last=False)
+    cl = runtimes.load(tiny_module(), "torch", input_shape=(3, 16, 16))  # NHWC by default
     assert cl.info["channels_last"] is True and base.info["channels_last"] is False
     x = base.example_input()
     assert np.allclose(cl.run(x), base.run(x), atol=1e-5)
