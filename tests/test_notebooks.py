@@ -508,6 +508,15 @@ def check_11(m):
     ran = m["int8_ran"]
     assert {"TFLite int8", "ExecuTorch INT8"} <= set(ran) and all(v > 0 for v in ran.values())
     assert all(name in m["int8_sentence"] for name in ran) and "out of reach" not in m["int8_sentence"]
+    audit = {(r["runtime"], r["precision"]): r for r in m["defaults_audit"]}
+    assert {("tflite", "fp32"), ("ncnn", "fp32")} <= set(audit)
+    if not m["fast"]:
+        assert {("executorch", "fp32"), ("executorch", "int8"), ("tflite", "int8"), ("ncnn", "fp16")} <= set(audit)
+    for key, r in audit.items():  # the verdicts are this machine's: check their shape, never the speed
+        if r["status"] == "ok":
+            assert 0 < r["ratio"] <= 1 and isinstance(r["met"], bool) and (r["met"] or r["ratio"] < 0.9), key
+        else:
+            assert r["status"].startswith(("skipped", "failed")) and r["met"] is None, key
 
 
 @checks("12_tensorrt_torch_compile.ipynb")

@@ -4,11 +4,14 @@ The interface, the plug-in registry, :func:`load` and the model resolver live in
 runtime is a plug-in in its own module (``torch_eager``, ``torch_compile``, ``onnxrt``, ``openvino``, ``executorch``,
 ``tflite``, ``ncnn``, ``tensorrt``), imported only when it is used; :mod:`mclab.runtimes.profile` reads back
 where each runtime spends its time; :func:`compare_runtimes` (:mod:`mclab.runtimes.compare`) sets
-them side by side. This package only re-exports: its modules import from ``.base``, never from the package.
+them side by side; :func:`audit_defaults` (:mod:`mclab.runtimes.audit`) times each plug-in's defaults against its
+other documented settings (``KNOBS``). This package only re-exports: its modules import from ``.base``, never
+from the package.
 Introduced in notebook 01 (``mclab bench``); notebooks 09-12 add runtimes.
 """
 from __future__ import annotations
 
+from .audit import AuditRow, DefaultsAudit, audit_defaults
 from .base import (
     PRECISIONS,
     RUNTIMES,
@@ -41,4 +44,6 @@ __all__ = [
     "batched", "int8_op_counts",
     # side by side
     "CompareConfig", "RuntimeComparison", "compare_runtimes",
+    # are the defaults the fast settings here?
+    "audit_defaults", "DefaultsAudit", "AuditRow",
 ]

@@ -32,11 +32,17 @@ __all__ = [
     # writing and reading .pte files
     "build_pte", "PTEFacts", "delegation", "file_facts", "runner_for_file",
     # this runtime's plug-in functions (mclab.runtimes.base)
-    "build", "available", "import_framework", "probe", "check_file",
+    "KNOBS", "DELEGATES", "build", "available", "import_framework", "probe", "check_file",
 ]
 
 _MARKER = "mclab_precision"             # a constant method build_pte writes into the .pte: 32 (fp32) or 8 (int8)
 _CODES = {"fp32": 32, "int8": 8}
+DELEGATES = ("xnnpack", "none")         # lower to XNNPACK, or leave every operator on ExecuTorch's portable kernels
+
+# Settings of :func:`build` (:func:`mclab.runtimes.audit.audit_defaults` sweeps them; the default first):
+# ``delegate="none"`` keeps the whole graph on the portable kernels (reference C++ loops: the same answer up to
+# rounding at FP32, and at INT8 only where this build registers the quantized operators).
+KNOBS: dict[str, tuple] = {"delegate": DELEGATES}
 
 
 def import_framework() -> Any:
@@ -109,13 +115,14 @@ class PTEFacts:
 
 
 def build_pte(module: Any, example: Any, path: str | os.PathLike, precision: str = "fp32",
-              calibration: Iterable[Any] | Callable[[int], Any] | None = None) -> PTEFacts:
+              calibration: Iterable[Any] | Callable[[int], Any] | None = None, delegate: str = "xnnpack") -> PTEFacts:
     """Export ``module`` on ``example`` (one NCHW batch; its shape is the file's fixed input shape), lower it
     to XNNPACK and write a ``.pte`` to ``path``. ``precision="int8"`` quantises first with PT2E
     (``prepare_pt2e`` -> calibration -> ``convert_pt2e``, XNNPACK quantizer, symmetric per-channel INT8),
     calibrated on ``calibration`` (batches of any size, or ``calibration(i)`` for i < 8; the observers run on a
     graph exported for the batches' size, with a dynamic batch if sizes differ) or else on 8 random N(0, 1)
-    batches of ``example``'s shape, seed 0. Returns a :class:`PTEFacts`: path, precision, calibration and delegation
+    batches of ``example``'s shape, seed 0. ``delegate="none"`` skips the XNNPACK partitioner (:data:`DELEGATES`).
+    Returns a :class:`PTEFacts`: path, precision, calibration and delegation
     (:func:`delegation`)."""
     import numpy as np
     import torch
@@ -124,6 +131,8 @@ def build_pte(module: Any, example: Any, path: str | os.PathLike, precision: str
 
     if precision not in _CODES:
         raise ValueError(f"precision={precision!r} is not offered by ExecuTorch here; allowed: {list(_CODES)}")
+    if delegate not in DELEGATES:
+        raise ValueError(f"delegate={delegate!r}; allowed: {list(DELEGATES)}")
     x = torch.as_tensor(np.asarray(example, dtype=np.float32))
     module = module.eval()
     try:
@@ -162,7 +171,7 @@ def build_pte(module: Any, example: Any, path: str | os.PathLike, precision: str
         ep = torch.export.export(convert_pt2e(prepared), (x,))
         calib = {"data": source, "batches": len(batches), "images": int(sum(len(b) for b in batches)),
                  "scheme": "PT2E, XNNPACKQuantizer, symmetric INT8, per-channel weights"}
-    edge = to_edge_transform_and_lower(ep, partitioner=[XnnpackPartitioner()],
+    edge = to_edge_transform_and_lower(ep, partitioner=[XnnpackPartitioner()] if delegate == "xnnpack" else [],
                                        constant_methods={_MARKER: _CODES[precision]})
     facts = PTEFacts(os.fspath(path), precision, calib, delegation(edge.exported_program().graph_module))
     program = edge.to_executorch()
@@ -329,11 +338,13 @@ def runner_for_file(path: str | os.PathLike, *, threads: int | None = None, batc
 
 
 def build(model: Any, *, batch: int, threads: int | None, input_shape: tuple[int, ...] | None,
-          precision: str = "fp32", calibration: Iterable[Any] | Callable[[int], Any] | None = None) -> Runner:
+          precision: str = "fp32", calibration: Iterable[Any] | Callable[[int], Any] | None = None,
+          delegate: str = "xnnpack") -> Runner:
     """Registry entry. A ``.pte`` file runs as it was built: ``precision`` "default" or "fp32" (what
     ``mclab ab`` asks for every file) accept any file, "int8" checks that the file is INT8. A torchvision
     name or a module is written to a temporary ``.pte`` by :func:`build_pte` at ``precision`` ("default" =
-    "fp32"); ``Runner.info`` has ``calibration`` and ``delegation``."""
+    "fp32") and ``delegate`` (:data:`DELEGATES`; a ``.pte`` file keeps the delegation it was built with);
+    ``Runner.info`` has ``calibration``, ``delegation`` and ``delegate``."""
 
     from .export import remove_with
 
@@ -351,8 +362,9 @@ def build(model: Any, *, batch: int, threads: int | None, input_shape: tuple[int
     example = random_batches(shape, 1)[0]
     tmp = tempfile.mkdtemp(prefix="mclab-executorch-")
     path = os.path.join(tmp, f"{os.path.basename(res.label)}_{want}.pte")
-    facts = build_pte(res.module, example, path, want, calibration=calibration)
+    facts = build_pte(res.module, example, path, want, calibration=calibration, delegate=delegate)
     runner = runner_for_file(path, threads=threads, model=res.label,
-                             info={"calibration": facts.calibration, "delegation": facts.delegation})
+                             info={"calibration": facts.calibration, "delegation": facts.delegation,
+                                   "delegate": delegate})
     remove_with(runner, tmp)
     return runner

@@ -19,7 +19,7 @@ from typing import Any
 
 from .base import Runner, resolve
 
-__all__ = ["OPTIONS", "INT8_UNAVAILABLE", "export", "net", "build", "available", "probe", "check_file"]
+__all__ = ["KNOBS", "OPTIONS", "INT8_UNAVAILABLE", "export", "net", "build", "available", "probe", "check_file"]
 
 # ncnn.Option flags per precision (the flags not named stay at ncnn's defaults). "fp16_weights" is pnnx's
 # fp16= switch: whether the .bin file stores weights as float16.
@@ -34,6 +34,10 @@ OPTIONS: dict[str, dict[str, bool]] = {
 }
 INT8_UNAVAILABLE = ("NCNN INT8 needs the ncnn2table and ncnn2int8 tools, which are built from the ncnn source "
                     "tree; the ncnn/pnnx wheels on PyPI do not ship them")
+# Settings of :func:`build` that leave the answer the same up to rounding (:func:`mclab.runtimes.audit.audit_defaults`
+# sweeps them; the default first): ``packing`` is ncnn.Option ``use_packing_layout`` (channels packed 4/8/16 wide
+# for SIMD, ncnn's default). FP16 storage changes the answer: it is a precision, not a knob.
+KNOBS: dict[str, tuple] = {"packing": (True, False)}
 _FLAGS = ("use_fp16_storage", "use_fp16_packed", "use_fp16_arithmetic", "use_bf16_storage", "use_bf16_packed",
           "use_packing_layout", "use_winograd_convolution", "use_sgemm_convolution", "use_int8_inference")
 
@@ -74,9 +78,11 @@ def export(module: Any, example: Any, out_dir: str | os.PathLike, *, name: str =
     return str(param), str(binf)
 
 
-def net(param: str, binf: str, *, precision: str = "fp32", threads: int | None = None) -> tuple[Any, dict[str, Any]]:
-    """An ``ncnn.Net`` loaded from ``param``/``binf`` with the options of ``precision`` (:data:`OPTIONS`);
-    returns it and the option flags as ncnn holds them after loading (it switches off what the CPU lacks)."""
+def net(param: str, binf: str, *, precision: str = "fp32", threads: int | None = None,
+        packing: bool = True) -> tuple[Any, dict[str, Any]]:
+    """An ``ncnn.Net`` loaded from ``param``/``binf`` with the options of ``precision`` (:data:`OPTIONS`) and
+    ``use_packing_layout=packing``; returns it and the option flags as ncnn holds them after loading (it switches
+    off what the CPU lacks)."""
     import ncnn
 
     if precision not in OPTIONS:
@@ -86,6 +92,9 @@ def net(param: str, binf: str, *, precision: str = "fp32", threads: int | None =
     for flag, on in OPTIONS[precision].items():
         if flag.startswith("use_"):
             setattr(n.opt, flag, on)
+    if not isinstance(packing, bool):
+        raise ValueError(f"packing={packing!r} must be True or False")
+    n.opt.use_packing_layout = packing
     if threads:
         n.opt.num_threads = threads
     if n.load_param(str(param)) != 0 or n.load_model(str(binf)) != 0:
@@ -108,12 +117,12 @@ def _precision(flags: dict[str, Any]) -> str:
 
 
 def runner_for_files(param: str, binf: str, input_shape: tuple[int, ...], *, precision: str = "fp32",
-                     threads: int | None = None, model: str | None = None) -> Runner:
+                     threads: int | None = None, model: str | None = None, packing: bool = True) -> Runner:
     """A :class:`Runner` over an NCNN model; ``input_shape`` is (B, C, H, W); a batch runs image by image."""
     import ncnn
     import numpy as np
 
-    n, flags = net(param, binf, precision=precision, threads=threads)
+    n, flags = net(param, binf, precision=precision, threads=threads, packing=packing)
     i_name, o_name = n.input_names()[0], n.output_names()[0]
     # verify weights fit the declared shape once, with a clear error instead of a crash in a timing loop
     probe = n.create_extractor()
@@ -136,9 +145,10 @@ def runner_for_files(param: str, binf: str, input_shape: tuple[int, ...], *, pre
 
 
 def build(model: Any, *, batch: int, threads: int | None, input_shape: tuple[int, ...] | None,
-          precision: str = "fp32") -> Runner:
+          precision: str = "fp32", packing: bool = True) -> Runner:
     """Registry entry: a ``.param`` file (its ``.bin`` beside it) runs as it is; a torchvision name or a
-    module is converted with pnnx (fp16 weights only for "fp16" and "default")."""
+    module is converted with pnnx (fp16 weights only for "fp16" and "default"). ``packing=False`` switches off
+    ncnn's packed SIMD layout (``use_packing_layout``, read back in ``Runner.info``)."""
     import torch
 
     if precision == "int8":
@@ -149,13 +159,15 @@ def build(model: Any, *, batch: int, threads: int | None, input_shape: tuple[int
         binf = model[: -len(".param")] + ".bin"
         if not os.path.isfile(binf):
             raise ValueError(f"model file {binf!r} (the weights beside {model}) does not exist")
-        return runner_for_files(model, binf, (batch, *input_shape), precision=precision, threads=threads)
+        return runner_for_files(model, binf, (batch, *input_shape), precision=precision, threads=threads,
+                                packing=packing)
     res = resolve(model, input_shape)
     module, label, rest = res.module, res.label, res.input_shape
     example = torch.randn(1, *rest)
     param, binf = export(module, example, tempfile.mkdtemp(prefix="mclab-ncnn-"), name=os.path.basename(label),
                          fp16_weights=OPTIONS[precision]["fp16_weights"])
-    return runner_for_files(param, binf, (batch, *rest), precision=precision, threads=threads, model=label)
+    return runner_for_files(param, binf, (batch, *rest), precision=precision, threads=threads, model=label,
+                            packing=packing)
 
 
 def available() -> tuple[bool, str]:

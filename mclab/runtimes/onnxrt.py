@@ -23,14 +23,21 @@ from .base import RANDOM_CALIBRATION, Runner, random_batches
 
 __all__ = [
     # sessions, and this runtime's plug-in functions (mclab.runtimes.base)
-    "session_options", "session", "build", "probe", "check_file", "op_counts", "profile",
+    "session_options", "session", "KNOBS", "build", "probe", "check_file", "op_counts", "profile",
     # INT8: this runtime's own builder (static QDQ with U8 or S8 activations, dynamic INT8)
     "ACTIVATION_TYPES", "Calibration", "calibrate", "prepare_onnx", "quantize_static", "quantize_dynamic",
     # the graph ONNX Runtime runs, and what each of its nodes costs
-    "LEVELS", "GraphLevel", "optimize_levels", "profile_nodes",
+    "LEVELS", "EXECUTION_MODES", "GraphLevel", "optimize_levels", "profile_nodes",
 ]
 
 LEVELS = ("disable", "basic", "extended", "all")  # ONNX Runtime's graph optimisation levels, in order
+EXECUTION_MODES = ("sequential", "parallel")       # one node at a time, or independent branches at once
+
+# Settings of :func:`build` that leave the answer the same up to rounding (:func:`mclab.runtimes.audit.audit_defaults`
+# sweeps them; the default first). At INT8 a lower ``level`` may leave QDQ pairs unfused (FP32 maths on
+# dequantised values: other numbers), which the audit reports.
+KNOBS: dict[str, tuple] = {"level": ("all", "extended", "basic", "disable"),
+                           "execution_mode": ("sequential", "parallel")}
 
 
 def session_options(threads: int) -> Any:
@@ -322,20 +329,27 @@ def quantize_dynamic(onnx_path: str, out_path: str, *, per_channel: bool = True)
 
 
 def build(model: Any, *, batch: int, threads: int | None, input_shape: tuple[int, ...] | None,
-          precision: str = "fp32", dynamic: bool = False, level: str = "all") -> Runner:
+          precision: str = "fp32", dynamic: bool = False, level: str = "all",
+          execution_mode: str = "sequential") -> Runner:
     """A :class:`Runner` on ONNX Runtime (CPU). ``model``: an ``.onnx`` file, a torchvision name or a
     module (exported first). ``precision="int8"`` quantises a copy statically with :func:`calibrate`
     (min-max ranges on 8 random N(0, 1) batches, seed 0) and :func:`quantize_static` (UINT8
     activations, INT8 per-channel weights); ``Runner.info`` then says ``activation_type`` and ``calibration``.
     A file that is already quantised (QDQ) reports ``precision="int8"``. ``dynamic=True``: the file's dynamic
     dims stay dynamic (-1 in ``Runner.input_shape``); see :func:`mclab.runtimes.load`. ``level``: the graph
-    optimisation level (:func:`session`; ``Runner.info["graph_optimization"]``), "all" as ONNX Runtime's default."""
+    optimisation level (:func:`session`; ``Runner.info["graph_optimization"]``), "all" as ONNX Runtime's default.
+    ``execution_mode``: "sequential" (ONNX Runtime's default) or "parallel" (independent branches run at once on
+    inter-op threads; ``Runner.info["execution_mode"]``). :data:`KNOBS` lists what ``benchmarks/defaults.py``
+    sweeps."""
     import onnxruntime as ort
 
     from .export import onnx_for, remove_with
 
+    if execution_mode not in EXECUTION_MODES:
+        raise ValueError(f"execution_mode={execution_mode!r}; allowed: {list(EXECUTION_MODES)}")
+    sequential = execution_mode == "sequential"
     path, shape, tmp = onnx_for(model, batch, input_shape)
-    sess = session(path, threads, level=level)
+    sess = session(path, threads, level=level, sequential=sequential)
     inp = sess.get_inputs()[0]
     declared = list(inp.shape)  # dims are ints, or names / None where dynamic
     if dynamic:
@@ -359,7 +373,7 @@ def build(model: Any, *, batch: int, threads: int | None, input_shape: tuple[int
     if not dynamic and isinstance(declared[0], int) and declared[0] != batch:
         raise ValueError(f"batch={batch} does not fit {path}: its batch dim is fixed at {declared[0]}")
     actual = {"tensor(float)": "fp32", "tensor(float16)": "fp16"}.get(inp.type, inp.type)
-    info: dict[str, Any] = {"graph_optimization": level}
+    info: dict[str, Any] = {"graph_optimization": level, "execution_mode": execution_mode}
     if _is_qdq(path):  # quantised already: QuantizeLinear / DequantizeLinear pairs around INT8 kernels
         actual = "int8"
     if precision == "int8" and actual != "int8":
@@ -371,7 +385,7 @@ def build(model: Any, *, batch: int, threads: int | None, input_shape: tuple[int
         act = "uint8"  # with int8 weights: the pair x86 VNNI multiplies (quantize_static)
         path = quantize_static(pre, os.path.join(tmp, "int8.onnx"), cal, activation_type=act)
         os.remove(pre)
-        sess = session(path, threads, level=level)
+        sess = session(path, threads, level=level, sequential=sequential)
         actual = "int8"
         info = {**info, "activation_type": act, "weight_type": "int8",
                 "calibration": {**RANDOM_CALIBRATION, "images": cal.n_images, "method": cal.method}}

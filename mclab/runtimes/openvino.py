@@ -35,7 +35,7 @@ from .base import RANDOM_CALIBRATION, Runner, random_batches
 __all__ = [
     # compiling and running
     "config", "build", "read_model", "compile_model", "compiled_facts", "actual_precision", "to_ir", "async_throughput",
-    "AsyncResult", "HINTS",
+    "AsyncResult", "HINTS", "KNOBS",
     # this runtime's plug-in functions (mclab.runtimes.base)
     "probe", "check_file", "op_counts", "profile",
     # what the CPU plugin runs
@@ -425,8 +425,16 @@ def _request_runner(request: Any) -> Any:
     return run
 
 
+# Settings of :func:`build` that leave the answer the same up to rounding (:func:`mclab.runtimes.audit.audit_defaults`
+# sweeps them; the default first): the ``PERFORMANCE_HINT`` and ``NUM_STREAMS`` (1, as benchmark_app -nstreams 1 for
+# one request at a time; None: the hint's choice). The inference precision is ``precision`` itself ("fp32" pins f32;
+# "default" is the plugin's own, bf16 on AMX CPUs).
+KNOBS: dict[str, tuple] = {"hint": ("LATENCY", "THROUGHPUT"), "streams": (1, None)}
+
+
 def build(model: Any, *, batch: int, threads: int | None, input_shape: tuple[int, ...] | None,
-          precision: str = "fp32", dynamic: bool = False) -> Runner:
+          precision: str = "fp32", dynamic: bool = False, hint: str = "LATENCY",
+          streams: int | None = 1) -> Runner:
     """A :class:`Runner` on OpenVINO (CPU). ``model``: an ``.xml`` IR, an ``.onnx`` file, a torchvision
     name or a module (exported to ONNX first). The runner copies each output out of OpenVINO's buffer.
 
@@ -437,7 +445,10 @@ def build(model: Any, *, batch: int, threads: int | None, input_shape: tuple[int
     convolutions or matrix products (also for a quantised file loaded at "fp32"); ``Runner.info`` then holds
     :func:`int8_layers` (``fp32_layers``: the ones left in FP32), the quantiser, NNCF's preset and subset size,
     and the calibration data. ``dynamic=True``: the file's dynamic dims stay dynamic (-1 in
-    ``Runner.input_shape``), see :func:`mclab.runtimes.load`; INT8 then needs a file with FakeQuantize ops."""
+    ``Runner.input_shape``), see :func:`mclab.runtimes.load`; INT8 then needs a file with FakeQuantize ops.
+    ``hint`` (:data:`HINTS`, "LATENCY" for one request at a time) and ``streams`` (1; None: the hint's choice) go to
+    :func:`compile_model`; ``Runner.info`` reads back ``performance_hint``, ``streams`` and the rest of
+    :func:`compiled_facts`."""
     import tempfile
 
     import openvino as ov
@@ -454,8 +465,8 @@ def build(model: Any, *, batch: int, threads: int | None, input_shape: tuple[int
         rest = tuple(m.inputs[0].get_partial_shape().get_shape())[1:]
         path = quantize_nncf(path, os.path.join(tmp, "int8.xml"), input_shape=rest).xml
         m = read_model(path, batch, tuple(shape))
-    compiled = compile_model(m, precision="fp32" if precision == "int8" else precision, threads=threads,
-                             streams=1)  # one request at a time: one stream, as benchmark_app -nstreams 1
+    compiled = compile_model(m, precision="fp32" if precision == "int8" else precision, threads=threads, hint=hint,
+                             streams=streams)  # one request at a time: one stream, as benchmark_app -nstreams 1
     run = _request_runner(compiled.create_infer_request())
     want = tuple(d.get_length() if d.is_static else -1 for d in compiled.inputs[0].get_partial_shape())
     info = {"version": ov.get_version(), **compiled_facts(compiled)}

@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterable
 from .base import Runner, resolve
 
 __all__ = ["MODES", "TFLiteConfig", "to_keras", "convert", "check_file", "probe", "interpreter", "inspect_file",
-           "runner_for_file", "build"]
+           "runner_for_file", "KNOBS", "build"]
 
 # TFLite's four post-training conversions. "fp16": weights stored as float16 (dequantised to float32 on
 # x86); "dynamic": int8 weights, activations quantised on the fly; "int8": weights and activations int8,
@@ -337,19 +337,24 @@ def runner_for_file(path: str, *, threads: int | None = None, xnnpack: bool = Tr
 # ----------------------------------------------------------------------------- registry entry
 
 
+# Settings of :func:`build` that leave the answer the same up to rounding (:func:`mclab.runtimes.audit.audit_defaults`
+# sweeps them; the default first): ``xnnpack`` (TFLite's default CPU delegate, or its built-in kernels only).
+KNOBS: dict[str, tuple] = {"xnnpack": (True, False)}
+
 _MODE_FOR = {"fp32": "fp32", "default": "fp32", "fp16": "fp16", "int8": "int8"}
 _FILE_MODE = {"fp32": "fp32", "fp32 (fp16 weights)": "fp16", "int8-dynamic": "int8", "int8": "int8"}
 
 
 def build(model: Any, *, batch: int, threads: int | None, input_shape: tuple[int, ...] | None,
-          precision: str = "fp32", calibration: Callable[[int], Any] | None = None) -> Runner:
+          precision: str = "fp32", calibration: Callable[[int], Any] | None = None, xnnpack: bool = True) -> Runner:
     """Registry entry: a ``.tflite`` file runs as it is; a torchvision name or a CNN module is rebuilt in
     Keras (:func:`to_keras`) and converted at ``precision`` ("int8" calibrates on 8 random batches unless
-    ``calibration(i)`` gives NCHW batches — notebook 11 uses real images)."""
+    ``calibration(i)`` gives NCHW batches — notebook 11 uses real images). ``xnnpack=False`` runs TFLite's
+    built-in kernels without the XNNPACK delegate (:func:`interpreter`; ``Runner.info["xnnpack"]``)."""
     import numpy as np
 
     if isinstance(model, str) and model.endswith(".tflite"):
-        r = runner_for_file(model, threads=threads)
+        r = runner_for_file(model, threads=threads, xnnpack=xnnpack)
         if precision not in ("default", _FILE_MODE[r.precision]):
             raise ValueError(f"precision={precision!r} does not match {model} (it computes in {r.precision}); "
                              f"pass precision='default' or convert the model again in that mode")
@@ -363,7 +368,7 @@ def build(model: Any, *, batch: int, threads: int | None, input_shape: tuple[int
     out_dir = tempfile.mkdtemp(prefix="mclab-tflite-")
     path = convert(keras_model, os.path.join(out_dir, f"{os.path.basename(label)}_{precision}.tflite"),
                    TFLiteConfig(mode=_MODE_FOR[precision], representative=rep))
-    return runner_for_file(path, threads=threads, model=label)
+    return runner_for_file(path, threads=threads, xnnpack=xnnpack, model=label)
 
 
 def probe() -> dict[str, Any]:

@@ -21,12 +21,21 @@ from ..bench import sync_fn
 from .base import RANDOM_CALIBRATION, Runner, random_batches, resolve
 from .profile import torch_ops as profile  # torch.profiler: self CPU time per op and compiled graph call
 
-__all__ = ["MODES", "CompileReport", "Compiled", "compile_module", "PT2EInt8", "quantize_pt2e", "int8_kernels",
+__all__ = ["KNOBS", "MODES", "CompileReport", "Compiled", "compile_module", "PT2EInt8", "quantize_pt2e", "int8_kernels",
            "build", "available", "probe", "profile"]
 
 # torch.compile modes. "reduce-overhead" adds CUDA graphs (GPU only); "max-autotune-no-cudagraphs" tries
 # several kernel configurations per operator (long compiles).
 MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+# Settings of :func:`build` that leave the answer the same up to rounding (:func:`mclab.runtimes.audit.audit_defaults`
+# sweeps them; the default first): ``freezing`` (weights as constants), ``cpp_wrapper`` (Inductor's C++ wrapper
+# instead of a Python one: less per-call overhead, a longer compile; None = on at INT8 only, where
+# benchmarks/defaults.py measured ResNet-18 1.07-1.17x faster per call with it and FP32/BF16 showed no gain),
+# ``mode`` ("max-autotune-no-cudagraphs" times
+# several kernel configurations per operator: minutes of compiling for ResNet-18 on a small CPU).
+KNOBS: dict[str, tuple] = {"freezing": (True, False), "cpp_wrapper": (None, False, True),
+                           "mode": ("default", "max-autotune-no-cudagraphs")}
 
 # Under non-strict torch.export (its default) one module called twice (torchvision's BasicBlock calls its one
 # ReLU twice) becomes one source partition with two outputs, and X86InductorQuantizer's fusion annotation raises
@@ -69,13 +78,14 @@ class Compiled:
 
 def compile_module(module: Any, example: Any, *, mode: str = "default", backend: str = "inductor",
                    dynamic: bool | None = None, bf16: bool = False, freezing: bool = False,
-                   code: bool = False) -> Compiled:
+                   cpp_wrapper: bool = False, code: bool = False) -> Compiled:
     """``torch.compile(module)`` and run it once on ``example`` (a tensor) to trigger compilation.
 
     Returns a :class:`Compiled`: calling it (``compiled(tensor) -> tensor``) runs under ``inference_mode`` (and
     bf16 autocast when ``bf16``); ``compiled.report.compile_s`` is the first call's wall time.
     ``freezing=True`` sets Inductor's ``freezing`` for this module's compiles (weights become constants: BatchNorm
     folds into the convolution and oneDNN prepacks the weights — what makes PT2E INT8 run INT8 kernels on CPU).
+    ``cpp_wrapper=True`` sets Inductor's ``cpp_wrapper`` (the graph is called from generated C++, not Python).
     ``code=True`` keeps the code Inductor generated for the first call in ``compiled.code``.
     ``torch._dynamo.reset()`` runs first so a cached compile from an earlier call does not hide the cost.
     """
@@ -107,7 +117,8 @@ def compile_module(module: Any, example: Any, *, mode: str = "default", backend:
     def fn(x: Any) -> Any:
         # torch.compile(options={"freezing": True}) left BatchNorm unfolded here (torch 2.14): patch the config
         amp = torch.autocast(dev, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
-        frz = torch._inductor.config.patch(freezing=True) if freezing else contextlib.nullcontext()
+        patch = {**({"freezing": True} if freezing else {}), **({"cpp_wrapper": True} if cpp_wrapper else {})}
+        frz = torch._inductor.config.patch(**patch) if patch else contextlib.nullcontext()
         with torch.inference_mode(), amp, frz:
             return compiled(x)
 
@@ -213,22 +224,26 @@ def _first_line(e: BaseException) -> str:
     return text.splitlines()[0][:300] if text else type(e).__name__
 
 
-# oneDNN INT8 operators Inductor calls once freezing has fused quantize -> op -> dequantize
-_INT8_OPS = re.compile(r"torch\.ops\.onednn\.(q\w+)")
+# oneDNN INT8 operators Inductor calls once freezing has fused quantize -> op -> dequantize: from a Python wrapper
+# (torch.ops.onednn.qconv_pointwise.tensor) or a C++ one (cpp_wrapper: aoti_torch_cpu__qconv_pointwise_tensor)
+_INT8_OPS = re.compile(r"torch\.ops\.onednn\.(q\w+)|aoti_torch_cpu__(q(?:conv|linear)\w*?_pointwise)")
 
 
 def int8_kernels(code: Iterable[str]) -> dict[str, int]:
-    """Count the oneDNN INT8 calls (``torch.ops.onednn.qconv_pointwise``, ``qlinear_pointwise`` …) in Inductor's
-    generated code (``Compiled.code``): zero means the INT8 graph ran as dequantize + FP32 operators."""
+    """Count the oneDNN INT8 calls (``torch.ops.onednn.qconv_pointwise``, ``qlinear_pointwise`` …, or their C++
+    shims under ``cpp_wrapper``) in Inductor's generated code
+    (``Compiled.code``): zero means the INT8 graph ran as dequantize + FP32 operators."""
     out: dict[str, int] = {}
     for src in code:
-        for op in _INT8_OPS.findall(src):
+        for py, cpp in _INT8_OPS.findall(src):
+            op = py or cpp
             out[op] = out.get(op, 0) + 1
     return out
 
 
 def build(model: Any, *, batch: int, threads: int | None, input_shape: tuple[int, ...] | None,
-          precision: str = "fp32", freezing: bool = True) -> Runner:
+          precision: str = "fp32", freezing: bool = True, cpp_wrapper: bool | None = None,
+          mode: str = "default") -> Runner:
     """Registry entry: compile a torchvision name or a module on CPU at "fp32", "bf16" (autocast) or "int8"
     (:func:`quantize_pt2e` on 8 random N(0, 1) batches, seed 0); the compile happens here, so
     ``Runner.info['compile_s']`` is its cost and ``run`` is steady state. At INT8, ``Runner.info`` also says
@@ -238,7 +253,11 @@ def build(model: Any, *, batch: int, threads: int | None, input_shape: tuple[int
     weights constants, so Inductor folds BatchNorm into the convolutions and oneDNN prepacks their weights; without
     it the weights are graph inputs and a compiled ResNet can run slower than eager (notebook 12 measures both:
     ``runtimes.load(model, "torch-compile", freezing=False)``). ``Runner.info["freezing"]`` says which ran. INT8
-    always freezes: it is what lowers PT2E's quantize -> op -> dequantize to oneDNN INT8 kernels."""
+    always freezes: it is what lowers PT2E's quantize -> op -> dequantize to oneDNN INT8 kernels, so
+    ``freezing=False`` with it is a ``ValueError``. ``cpp_wrapper`` (None: on at INT8, off otherwise —
+    see :data:`KNOBS`) and ``mode`` (:data:`MODES`) go to :func:`compile_module`; ``Runner.info`` holds both.
+    :data:`KNOBS` lists the settings
+    ``benchmarks/defaults.py`` sweeps against these defaults."""
     import torch
 
     res = resolve(model, input_shape)
@@ -252,18 +271,25 @@ def build(model: Any, *, batch: int, threads: int | None, input_shape: tuple[int
             module.eval()(example)
     except RuntimeError as e:
         raise ValueError(f"input shape {rest} does not fit {label}: {str(e).strip().splitlines()[0]}") from None
-    info: dict[str, Any] = {"version": torch.__version__}
+    if cpp_wrapper is None:
+        cpp_wrapper = precision == "int8"
+    for name, value in (("freezing", freezing), ("cpp_wrapper", cpp_wrapper)):
+        if not isinstance(value, bool):
+            raise ValueError(f"{name}={value!r} must be True or False")
+    info: dict[str, Any] = {"version": torch.__version__, "cpp_wrapper": cpp_wrapper}
+    if precision == "int8" and not freezing:
+        raise ValueError("freezing=False with precision='int8': INT8 always freezes (it is what lowers PT2E's "
+                         "quantize -> op -> dequantize to oneDNN INT8 kernels)")
     if precision == "int8":
         import torchao
 
         q = quantize_pt2e(module, example)
-        compiled = compile_module(q.module, example, freezing=True, code=True)
+        compiled = compile_module(q.module, example, mode=mode, freezing=True, cpp_wrapper=cpp_wrapper, code=True)
         info.update({"torchao": torchao.__version__, **q.as_dict(), "int8_kernels": int8_kernels(compiled.code)})
         actual = "int8"
     else:
-        if not isinstance(freezing, bool):
-            raise ValueError(f"freezing={freezing!r} must be True or False")
-        compiled = compile_module(module, example, bf16=precision == "bf16", freezing=freezing)
+        compiled = compile_module(module, example, mode=mode, bf16=precision == "bf16", freezing=freezing,
+                                  cpp_wrapper=cpp_wrapper)
         actual = "bf16" if precision == "bf16" else "fp32"
 
     def run(x: Any) -> Any:

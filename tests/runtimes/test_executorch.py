@@ -135,3 +135,12 @@ def test_available_and_missing_package(monkeypatch):
 def test_listed_in_the_registry():
     assert runtimes.precisions("executorch") == ("fp32", "int8")
     assert runtimes.RUNTIMES["executorch"].module == "mclab.runtimes.executorch"
+
+
+def test_delegate_knob_none_runs_portable_kernels(toy_cnn, x, reference):
+    m = toy_cnn()
+    r = runtimes.load(m, "executorch", batch=2, input_shape=SHAPE, delegate="none")
+    assert r.info["delegate"] == "none" and r.info["delegation"]["subgraphs"] == 0
+    assert np.abs(r.run(x) - reference(m, x)).max() < 1e-4
+    with pytest.raises(ValueError, match="delegate='cuda'"):
+        runtimes.load(m, "executorch", input_shape=SHAPE, delegate="cuda")

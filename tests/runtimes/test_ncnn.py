@@ -51,3 +51,11 @@ def test_ncnn_through_load_and_errors(tmp_path, ncnn_files, x, reference):
         rncnn.runner_for_files(str(bad), str(tmp_path / "bad.bin"), (1, *SHAPE))
     with pytest.raises(ValueError, match="shape"):
         r2.run(x)
+
+
+def test_packing_knob_is_recorded_and_keeps_the_answer(ncnn_files, x):
+    _, files = ncnn_files
+    on = rncnn.runner_for_files(*files[False], (2, *SHAPE), threads=1)
+    off = rncnn.runner_for_files(*files[False], (2, *SHAPE), threads=1, packing=False)
+    assert on.info["use_packing_layout"] and not off.info["use_packing_layout"]
+    assert np.abs(on.run(x) - off.run(x)).max() < 1e-4

@@ -151,3 +151,12 @@ def test_activation_type_is_a_parameter_with_uint8_default(small, tmp_path):
     assert onnxrt.ACTIVATION_TYPES == ("uint8", "int8")
     with pytest.raises(ValueError, match=r"activation_type='s8' is not allowed; allowed: 'uint8' \| 'int8'"):
         onnxrt.quantize_static(pre, str(tmp_path / "x.onnx"), cal, activation_type="s8")
+
+
+def test_execution_mode_knob_is_recorded(tiny_onnx):
+    _, path = tiny_onnx
+    r = runtimes.load(str(path), "onnxruntime", execution_mode="parallel")
+    assert r.info["execution_mode"] == "parallel"
+    assert r.handle.get_session_options().execution_mode.name == "ORT_PARALLEL"
+    with pytest.raises(ValueError, match="execution_mode='fast'"):
+        runtimes.load(str(path), "onnxruntime", execution_mode="fast")

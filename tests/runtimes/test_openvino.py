@@ -184,3 +184,10 @@ def test_run_path_matches_the_dict_call_and_reads_back_what_it_set(tiny_onnx):
     assert info["inference_precision"] == "fp32" and isinstance(info["cpu_pinning"], bool)
     assert info["scheduling_core_type"] in ("ANY_CORE", "PCORE_ONLY", "ECORE_ONLY")
     assert info == {"version": info["version"], **openvino.compiled_facts(r.handle)}
+
+
+def test_hint_and_streams_knobs_are_read_back(tiny_onnx):
+    _, path = tiny_onnx
+    r = runtimes.load(str(path), "openvino", threads=1, hint="THROUGHPUT", streams=1)
+    assert r.info["performance_hint"] == "THROUGHPUT" and r.info["streams"] == 1
+    assert runtimes.load(str(path), "openvino", threads=1).info["performance_hint"] == "LATENCY"

@@ -105,3 +105,9 @@ def test_tflite_imported_first_does_not_crash_torchvision_later():
             "import torchvision.models, torch._dynamo; print('alive')")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0 and "alive" in r.stdout, f"rc={r.returncode}: {r.stderr[-500:]}"
+
+
+def test_xnnpack_knob_goes_through_load(tflite_files):
+    _, _, files = tflite_files
+    assert runtimes.load(files["fp32"], "tflite", threads=1, xnnpack=False).info["xnnpack"] is False
+    assert runtimes.load(files["fp32"], "tflite", threads=1).info["xnnpack"] is True

@@ -20,7 +20,8 @@ def test_torch_compile_matches_eager_and_reports_cost(x, toy_cnn, reference):
     assert np.abs(r.run(x) - reference(m, x)).max() < 1e-4
     unfrozen = runtimes.load(m, "torch-compile", batch=2, input_shape=SHAPE, threads=1, freezing=False)
     assert unfrozen.info["freezing"] is False and np.abs(unfrozen.run(x) - reference(m, x)).max() < 1e-4
-    assert runtimes.build_options("torch-compile") == ("freezing",)
+    assert runtimes.build_options("torch-compile") == ("freezing", "cpp_wrapper", "mode")
+
     with pytest.raises(ValueError, match="options \\['level'\\] are not settings of runtime='torch-compile'"):
         runtimes.load(m, "torch-compile", input_shape=SHAPE, level="all")
     with pytest.raises(ValueError, match="mode="):
@@ -52,6 +53,7 @@ def test_torch_compile_int8_runs_onednn_int8_kernels_close_to_fp32(x, toy_cnn, r
     m = toy_cnn()
     r = runtimes.load(m, "torch-compile", batch=2, input_shape=SHAPE, threads=1, precision="int8")
     assert r.precision == r.requested == "int8" and r.info["compile_s"] > 0 and r.info["freezing"]
+    assert r.info["cpp_wrapper"] is True  # INT8 compiles with the C++ wrapper by default (KNOBS)
     assert r.info["calibration"] == {"data": "random N(0, 1), seed 0", "batches": 8, "images": 16}
     assert r.info["export"] == "strict" and r.info["int8_kernels"].get("qconv_pointwise", 0) >= 1
     ref = reference(m, x)
@@ -110,3 +112,10 @@ def test_a_frozen_and_an_unfrozen_compile_of_one_module_each_keep_their_graph():
     assert frozen.report.freezing and not unfrozen.report.freezing
     assert not torch.equal(first, unfrozen(x))  # BatchNorm folded vs computed: the rounding differs
     assert torch.equal(frozen(x), first)  # still its own, frozen graph
+
+
+def test_int8_refuses_freezing_off_and_bad_knobs_are_named(toy_cnn):
+    with pytest.raises(ValueError, match="INT8 always freezes"):
+        runtimes.load(toy_cnn(), "torch-compile", input_shape=SHAPE, precision="int8", freezing=False)
+    with pytest.raises(ValueError, match="cpp_wrapper='yes' must be True or False"):
+        runtimes.load(toy_cnn(), "torch-compile", input_shape=SHAPE, cpp_wrapper="yes")
