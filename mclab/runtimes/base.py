@@ -295,10 +295,11 @@ def load(model: Any, runtime: str = "torch", *, batch: int = 1, threads: int | N
                         f"or a torch.nn.Module")
     elif not isinstance(model, str) and input_shape is None:
         raise ValueError("input_shape is required when model is a torch.nn.Module, e.g. (3, 224, 224)")
-    unknown = sorted(set(options) - set(build_options(runtime)))
+    settings = build_options(runtime)
+    unknown = sorted(set(options) - set(settings))
     if unknown:
         raise ValueError(f"options {unknown} are not settings of runtime={runtime!r}; its build takes "
-                         f"{list(build_options(runtime)) or 'none'}")
+                         f"{list(settings) or 'none'}")
     runner = plugin(runtime).build(model, batch=batch, threads=threads,
                                    input_shape=tuple(int(d) for d in input_shape) if input_shape else None,
                                    precision=precision, **({"dynamic": True} if dynamic else {}), **options)

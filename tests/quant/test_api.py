@@ -7,20 +7,6 @@ import torch
 from mclab import quant
 
 
-@pytest.fixture(scope="module")
-def small():
-    from mclab import models
-
-    torch.manual_seed(0)
-    m = models.small_cnn(8).eval()
-    with torch.no_grad():  # non-trivial BatchNorm statistics, so folding has something to fold
-        for mod in m.modules():
-            if isinstance(mod, torch.nn.BatchNorm2d):
-                mod.running_mean.uniform_(-0.2, 0.2)
-                mod.running_var.uniform_(0.5, 2.0)
-    return m
-
-
 def test_weight_only_quantisation_report(small):
     import copy
 

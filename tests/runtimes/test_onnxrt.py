@@ -77,20 +77,6 @@ def test_graph_optimisation_levels_fold_and_fuse(tmp_path, tiny_module):
     with pytest.raises(ValueError, match="does not exist"):
         onnxrt.optimize_levels(tmp_path / "nope.onnx", tmp_path)
 
-@pytest.fixture(scope="module")
-def small():
-    from mclab import models
-
-    torch.manual_seed(0)
-    m = models.small_cnn(8).eval()
-    with torch.no_grad():  # non-trivial BatchNorm statistics, so folding has something to fold
-        for mod in m.modules():
-            if isinstance(mod, torch.nn.BatchNorm2d):
-                mod.running_mean.uniform_(-0.2, 0.2)
-                mod.running_var.uniform_(0.5, 2.0)
-    return m
-
-
 @pytest.mark.parametrize("call, match", [
     (lambda: onnxrt.prepare_onnx("/nonexistent/model.onnx", "/tmp/x", (1, 8, 8)), "does not exist"),
     (lambda: onnxrt.calibrate("unused.onnx", [], method="minmax"), "batches is empty"),
