@@ -1,20 +1,55 @@
-# mclab — the two commands: `make lab` and `make test`. Both create .venv when it is missing
-# and (re)install only when pyproject.toml or constraints.txt changed.
-PYTHON   ?= python3.11
+# mclab — the two commands: `make lab` and `make test`. Both create the virtual environment when it is missing
+# and (re)install only when pyproject.toml or constraints.txt changed, or when the environment's Python changed.
+#
+# The interpreter: `make test PYTHON=python3.12` (a name or a path) uses that one; otherwise the newest supported
+# CPython found on PATH or under pyenv (`$(pyenv root)/versions/3.1x.*`), newest first. `VENV=.venv-3.13` keeps one
+# environment per Python side by side (.ci/run does).
+SUPPORTED_PYTHONS := 3.13 3.12 3.11
 VENV     ?= .venv
 BIN      := $(VENV)/bin
 STAMP    := $(VENV)/.mclab-installed
+PYSTAMP  := $(VENV)/.mclab-python
 LAB_IP   ?= 127.0.0.1
 LAB_PORT ?= 8888
 LAB_TOKEN ?=
-# llama-cpp-python compiles llama.cpp (about 5 minutes on 2 cores, once per environment). Built for AVX2/FMA/F16C
-# rather than -march=native, so a wheel in pip's cache stays valid on every x86-64 lab machine (AVX2 and AVX-512 ones);
-# the multimodal library is not needed. Override with `make install LLAMA_CMAKE_ARGS=...` (e.g. -DGGML_NATIVE=ON).
-LLAMA_CMAKE_ARGS ?= -DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
+ARCH     := $(shell uname -m)
+# llama-cpp-python compiles llama.cpp (about 5 minutes on 2 cores, once: pip caches the wheel, which any Python
+# reuses). On x86-64 it is built for AVX2/FMA/F16C rather than -march=native, so the cached wheel stays valid on
+# every x86-64 lab machine (AVX2 and AVX-512 ones); on other machines (ARM) llama.cpp's own defaults apply. The
+# multimodal library is not needed. Override with `make install LLAMA_CMAKE_ARGS=...` (e.g. -DGGML_NATIVE=ON).
+LLAMA_X86_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
+LLAMA_CMAKE_ARGS ?= -DLLAVA_BUILD=OFF $(if $(filter x86_64 amd64,$(ARCH)),$(LLAMA_X86_ARGS))
 # jupyter refuses to run as root unless told; containers and CI boxes often are root.
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: help install kernel lab test unit lint e2e bench report clean
+# ---- choosing the interpreter (nothing here runs pip; a few `python -c` calls at most)
+PYENV_ROOT_DIR := $(shell pyenv root 2>/dev/null)
+# the interpreter's real path when $(1) runs and is a supported CPython, else nothing (a pyenv shim for a version
+# pyenv has not selected fails here, and the same version is then looked up under $(pyenv root)/versions)
+_supported = $(shell $(1) -c 'import sys, platform; ok = platform.python_implementation() == "CPython" and \
+	(3, 11) <= sys.version_info[:2] <= (3, 13); print(sys.executable if ok else "")' 2>/dev/null)
+_under_pyenv = $(if $(PYENV_ROOT_DIR),$(sort $(wildcard $(PYENV_ROOT_DIR)/versions/$(1).*/bin/python$(1))))
+ifneq ($(strip $(PYTHON)),)
+PYTHON_HOW := given by PYTHON=$(PYTHON)
+PYTHON_EXE := $(firstword $(foreach c,$(PYTHON) $(call _under_pyenv,$(patsubst python%,%,$(notdir $(PYTHON)))),\
+	$(call _supported,$(c))))
+else
+PYTHON_HOW := the newest supported Python found on PATH or under pyenv
+PYTHON_EXE := $(firstword $(foreach v,$(SUPPORTED_PYTHONS),$(foreach c,python$(v) $(call _under_pyenv,$(v)),\
+	$(call _supported,$(c)))))
+endif
+define NO_PYTHON
+mclab runs on CPython $(subst $(eval) ,$(comma) ,$(SUPPORTED_PYTHONS)); $(if $(strip $(PYTHON)),PYTHON=$(PYTHON) is not one of \
+them ($(or $(shell $(PYTHON) --version 2>&1 | head -n 1),it does not run)).,none was found on PATH or under pyenv.)
+Get one, then run make again (or name it: make test PYTHON=/path/to/python3.13):
+  - pyenv:  pyenv install 3.13   (https://github.com/pyenv/pyenv; make finds it under $$(pyenv root)/versions)
+  - your distribution:  apt install python3.12-venv (Ubuntu 24.04), dnf install python3.13 (Fedora), brew install python@3.13
+  - python.org:  https://www.python.org/downloads/
+endef
+comma := ,
+export NO_PYTHON
+
+.PHONY: help install which-python kernel lab test unit lint e2e bench report clean FORCE
 
 help:
 	@echo "make lab     install everything and start JupyterLab on notebooks/ (LAB_IP, LAB_PORT, LAB_TOKEN)"
@@ -25,15 +60,31 @@ help:
 	@echo "make bench   benchmarks of the kit's own harness (reports ratios, never fails on speed)"
 	@echo "make report  execute every notebook into build/report and render HTML with an index (FAST=1 for quick)"
 	@echo "make clean   remove build/ (keeps .venv)"
+	@echo "make which-python  the Python make would use (choose with PYTHON=...; VENV=... for another environment)"
 
-$(BIN)/python:
-	$(PYTHON) -m venv $(VENV)
+# The environment remembers its Python: $(PYSTAMP) holds the version and prefix of the interpreter that made it
+# (an environment from before the stamp is asked directly). Another PYTHON rebuilds the environment from scratch;
+# the same one leaves it, and the stamp's date, alone.
+$(PYSTAMP): FORCE
+	@if [ -z "$(PYTHON_EXE)" ]; then echo "$$NO_PYTHON" >&2; exit 1; fi
+	@ask='import sys; print(sys.version.split()[0], sys.base_prefix)'; want="$$($(PYTHON_EXE) -c "$$ask")"; \
+	have="$$(cat $@ 2>/dev/null || $(BIN)/python -c "$$ask" 2>/dev/null)"; \
+	if [ "$$have" != "$$want" ]; then \
+		if [ -d $(VENV) ]; then echo "$(VENV) was made with Python $${have:-(unknown)}; rebuilding it with $$want"; fi; \
+		rm -rf $(VENV) && $(PYTHON_EXE) -m venv $(VENV) || exit 1; \
+	fi; \
+	[ "$$(cat $@ 2>/dev/null)" = "$$want" ] || echo "$$want" >$@; \
+	echo "Python: $(PYTHON_EXE) ($$want), $(PYTHON_HOW); environment $(VENV)"
 
-$(STAMP): pyproject.toml constraints.txt | $(BIN)/python
+$(STAMP): pyproject.toml constraints.txt $(PYSTAMP)
 	@echo "Installing mclab and its pinned dependencies into $(VENV) (first time: about 8 minutes, 5 of them compiling llama.cpp; log: $(VENV)/pip.log)"
 	@CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BIN)/python -m pip install --disable-pip-version-check -c constraints.txt -e '.[dev]' >$(VENV)/pip.log 2>&1 \
 		|| { tail -n 40 $(VENV)/pip.log; echo "pip install failed; full log in $(VENV)/pip.log"; exit 1; }
 	@touch $@
+
+which-python:
+	@if [ -z "$(PYTHON_EXE)" ]; then echo "$$NO_PYTHON" >&2; exit 1; fi
+	@echo "$(PYTHON_EXE) ($(PYTHON_HOW))"
 
 install: $(STAMP)
 
@@ -68,3 +119,5 @@ report: install
 
 clean:
 	rm -rf build
+
+FORCE:

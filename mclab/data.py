@@ -8,7 +8,9 @@ validation digits, for model selection that never touches the test images). :fun
 quantisation calibration batches from the training split; :func:`sample_images` returns the two
 photographs scikit-learn ships, for latency demos; :func:`image_folder` points the same
 pipeline at a folder of your own images; :func:`text_images` renders text lines and pages with
-ground-truth strings and boxes and a camera's distortions, for OCR (notebook 18). Nothing is downloaded.
+ground-truth strings and boxes and a camera's distortions, for OCR (notebook 18); :func:`python_docs` reads the
+text of Python's reference documentation that the kit ships in ``data/`` (the LLM's corpus, the OCR pages' words).
+Nothing is downloaded, and nothing depends on the interpreter's version (``data/README.md`` lists what each depends on).
 Introduced in notebook 05; used by the pruning, distillation and low-rank notebooks.
 """
 from __future__ import annotations
@@ -31,6 +33,8 @@ __all__ = [
     "sample_images", "image_tensor",
     # rendered text for OCR (notebook 18)
     "TextImage", "text_images", "cjk_font", "TEXT_KINDS",
+    # shipped text
+    "python_docs", "PYTHON_DOCS", "PYTHON_DOCS_SHA256",
 ]
 
 SPLITS = ("train", "val", "test", "test_aug", "val_aug")
@@ -39,6 +43,9 @@ _SPLIT_SEED = 1797                # fixes which digit lands in which split, for 
 _MEAN, _STD = 0.5, 0.5            # inputs are mapped from [0, 1] to [-1, 1]
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+# Python 3.11.7's ``pydoc_data.topics`` as JSON: the same bytes on every Python (each version ships other docs)
+PYTHON_DOCS = Path(__file__).resolve().parents[1] / "data" / "pydoc_topics.json"
+PYTHON_DOCS_SHA256 = "e81a4f3fc71fafbd0d092e58804c106cd251e4580938d87221636fe846f18501"
 
 
 @dataclass
@@ -253,12 +260,30 @@ def cjk_font() -> str | None:
     return None
 
 
-def _latin_words() -> list[str]:
-    """Words from the text of Python's own documentation (``pydoc_data.topics``, shipped with Python): letters
-    and digits only, 2-12 characters, sorted so the list is the same everywhere."""
-    import re
-    from pydoc_data.topics import topics
+def python_docs(path: str | Path | None = None) -> dict[str, str]:
+    """The topics of Python's reference documentation (``{topic: text}``, 79 topics, ~0.47 MB), read from
+    ``data/pydoc_topics.json`` (``path`` overrides) after checking its SHA-256; raises ``ValueError`` when the file's
+    bytes are not the shipped ones. Used by the LLM's corpus (notebook 13) and the OCR pages' words (notebook 18)."""
+    import hashlib
+    import json
 
+    path = Path(PYTHON_DOCS if path is None else path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: it ships with the kit's repository (git checkout -- {path.name})")
+    raw = path.read_bytes()
+    digest = hashlib.sha256(raw).hexdigest()
+    if digest != PYTHON_DOCS_SHA256:
+        raise ValueError(f"{path} has SHA-256 {digest}, expected {PYTHON_DOCS_SHA256}: the file was changed "
+                         f"(restore it with `git checkout -- data/{path.name}`; a converted line ending is enough)")
+    return json.loads(raw.decode("utf-8"))
+
+
+def _latin_words() -> list[str]:
+    """Words from the text of Python's reference documentation (:func:`python_docs`): letters and digits only,
+    2-12 characters, sorted so the list is the same everywhere."""
+    import re
+
+    topics = python_docs()
     text = " ".join(topics[k] for k in sorted(topics))
     return sorted(set(re.findall(r"\b[A-Za-z][a-z]{1,11}\b|\b[0-9]{2,4}\b", text)))
 
@@ -355,7 +380,7 @@ def text_images(n: int, seed: int = 0, *, kind: str = "document", distortion: fl
 
     ``kind="line"``: one line of text per image; ``"document"``: a page 480-640 px wide with 3-6 lines. Latin
     text uses the DejaVu fonts bundled with matplotlib (sans, serif, mono; regular and bold; 18-32 px) and words
-    from Python's own documentation (``pydoc_data``); ``script="cjk"`` writes Chinese lines of common characters
+    from Python's own documentation (:func:`python_docs`); ``script="cjk"`` writes Chinese lines of common characters
     (GB 2312 level 1, from Python's codec) with an installed CJK font (:func:`cjk_font`; a ``ValueError`` says
     how to install one when there is none). ``distortion`` (0 … 1) scales what a camera adds: rotation up to
     ±3°, uneven light, lower contrast, blur, noise, JPEG compression; 0 gives clean renders. Returns a list of

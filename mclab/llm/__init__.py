@@ -1,9 +1,9 @@
 """mclab.llm — the kit's own tiny language model, its generation loop, weight quantisation and GGUF export.
 
 No model can be downloaded, so the kit brings one: a Llama-style decoder (RMSNorm, RoPE, SwiGLU,
-grouped-query attention) trained in a few minutes on the English documentation shipped inside
-CPython (``pydoc_data``). Importing this package imports torch; ``import mclab`` does not import
-it. Introduced in notebook 13.
+grouped-query attention) trained in a few minutes on CPython 3.11.7's English reference documentation
+(``pydoc_data``), shipped in ``data/`` so it is the same on every Python. Importing this package imports torch;
+``import mclab`` does not import it. Introduced in notebook 13.
 """
 from __future__ import annotations
 

@@ -2,9 +2,9 @@
 
 Every UTF-8 byte is a token (vocabulary of 256), as in ByT5 and llama.cpp's byte-fallback
 tokens: no vocabulary to learn, no unknown token, and any text round-trips exactly. The text
-is the English reference documentation bundled in CPython's standard library
-(``pydoc_data.topics``, ~0.47 MB), so it is offline and identical wherever the Python version
-is the same. Introduced in notebook 13.
+is the English reference documentation of CPython 3.11.7 (its ``pydoc_data.topics``, ~0.47 MB), which the
+kit ships in ``data/`` (:func:`mclab.data.python_docs`): offline, and the same bytes on every Python version,
+whereas each interpreter bundles its own edition. Introduced in notebook 13.
 """
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ import hashlib
 from dataclasses import dataclass
 
 import numpy as np
+
+from ..data import python_docs
 
 __all__ = ["ByteTokenizer", "Corpus", "corpus"]
 
@@ -50,7 +52,8 @@ class Corpus:
 
 
 def corpus(val_fraction: float = 0.1) -> Corpus:
-    """Load ``pydoc_data.topics`` (topics in sorted order), byte-encode it and split it; returns a :class:`Corpus`.
+    """Load the shipped Python documentation (:func:`mclab.data.python_docs`, topics in sorted order), byte-encode
+    it and split it; returns a :class:`Corpus`.
 
     Whole topics are held out, spread through the alphabet (a topic goes to ``val`` when that brings the held-out
     share of the bytes so far closer to ``val_fraction``): held-out text is unseen but of the same kind as the
@@ -60,8 +63,7 @@ def corpus(val_fraction: float = 0.1) -> Corpus:
     """
     if not 0 < val_fraction < 1:
         raise ValueError(f"val_fraction={val_fraction} must be between 0 and 1 (exclusive)")
-    from pydoc_data.topics import topics
-
+    topics = python_docs()
     docs = [topics[k].encode("utf-8") for k in sorted(topics)]
     parts: dict[str, list[bytes]] = {"train": [], "val": []}
     seen = held = 0

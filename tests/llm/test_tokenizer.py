@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from mclab import llm
+from mclab import data, llm
 
 
 def test_byte_tokenizer_round_trips_any_text():
@@ -17,11 +17,15 @@ def test_byte_tokenizer_round_trips_any_text():
         tok.encode(b"bytes")
 
 
-def test_corpus_is_the_shipped_python_docs_split_90_10_by_whole_topics():
-    from pydoc_data.topics import topics
+# the LLM's corpus on every Python: data/pydoc_topics.json (CPython 3.11.7's docs) split 90/10 by whole topics
+CORPUS_SHA256 = "d5965dd263bd3ea475641bd869d4726fd888193d80035555885e0521e06a4382"
+CORPUS_TOKENS = (419_204, 47_067)  # train, val bytes
 
+
+def test_corpus_is_the_shipped_python_docs_split_90_10_by_whole_topics():
+    topics = data.python_docs()
     c = llm.corpus()
-    assert c.n_tokens > 400_000
+    assert (len(c.train), len(c.val)) == CORPUS_TOKENS and c.sha256 == CORPUS_SHA256  # the same on every Python
     assert abs(len(c.val) / c.n_tokens - 0.1) < 2e-3
     train, val = (bytes(a).decode("utf-8") for a in (c.train, c.val))
     held = [k for k in sorted(topics) if topics[k] in val]
@@ -31,3 +35,13 @@ def test_corpus_is_the_shipped_python_docs_split_90_10_by_whole_topics():
     assert llm.corpus().sha256 == c.sha256  # deterministic
     with pytest.raises(ValueError, match="val_fraction"):
         llm.corpus(val_fraction=1.5)
+
+
+def test_the_shipped_docs_are_checked_at_load(tmp_path):
+    changed = tmp_path / "pydoc_topics.json"
+    changed.write_bytes(data.PYTHON_DOCS.read_bytes().replace(b"\n", b"\r\n"))  # what a CRLF checkout would do
+    with pytest.raises(ValueError, match="SHA-256"):
+        data.python_docs(changed)
+    with pytest.raises(FileNotFoundError, match="missing"):
+        data.python_docs(tmp_path / "absent.json")
+    assert len(data.python_docs()) == 79
