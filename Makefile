@@ -13,12 +13,17 @@ LAB_IP   ?= 127.0.0.1
 LAB_PORT ?= 8888
 LAB_TOKEN ?=
 ARCH     := $(shell uname -m)
-# llama-cpp-python compiles llama.cpp (about 5 minutes on 2 cores, once: pip caches the wheel, which any Python
-# reuses). On x86-64 it is built for AVX2/FMA/F16C rather than -march=native, so the cached wheel stays valid on
-# every x86-64 lab machine (AVX2 and AVX-512 ones); on other machines (ARM) llama.cpp's own defaults apply. The
-# multimodal library is not needed. Override with `make install LLAMA_CMAKE_ARGS=...` (e.g. -DGGML_NATIVE=ON).
+# llama-cpp-python compiles llama.cpp (about 5 minutes on 2 cores). On x86-64 it is built for AVX2/FMA/F16C rather
+# than -march=native, so the wheel stays valid on every x86-64 lab machine (AVX2 and AVX-512 ones); on other machines
+# (ARM) llama.cpp's own defaults apply. The multimodal library is not needed. Override with
+# `make install LLAMA_CMAKE_ARGS=...` (e.g. -DGGML_NATIVE=ON).
 LLAMA_X86_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
 LLAMA_CMAKE_ARGS ?= -DLLAVA_BUILD=OFF $(if $(filter x86_64 amd64,$(ARCH)),$(LLAMA_X86_ARGS))
+# The wheel (py3-none: ctypes, no Python ABI) works on every Python, but pip's own cache keys a compiled wheel by the
+# Python minor version, so each new environment would compile again. make keeps it here instead, one folder per
+# LLAMA_CMAKE_ARGS, and every later environment (another Python, another VENV) installs it in seconds.
+LLAMA_WHEELS ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/mclab/llama-wheels/$(firstword $(shell echo '$(LLAMA_CMAKE_ARGS)' | cksum))
+LLAMA_VERSION := $(shell sed -n 's/^llama[-_.]cpp[-_.]python==\([^ #]*\).*/\1/ip' constraints.txt)
 # jupyter refuses to run as root unless told; containers and CI boxes often are root.
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 
@@ -78,7 +83,12 @@ $(PYSTAMP): FORCE
 
 $(STAMP): pyproject.toml constraints.txt $(PYSTAMP)
 	@echo "Installing mclab and its pinned dependencies into $(VENV) (first time: about 8 minutes, 5 of them compiling llama.cpp; log: $(VENV)/pip.log)"
-	@CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BIN)/python -m pip install --disable-pip-version-check -c constraints.txt -e '.[dev]' >$(VENV)/pip.log 2>&1 \
+	@ls $(LLAMA_WHEELS)/llama_cpp_python-$(LLAMA_VERSION)-py3-none-*.whl >/dev/null 2>&1 || { \
+		echo "Compiling llama.cpp for llama-cpp-python $(LLAMA_VERSION) into $(LLAMA_WHEELS) (once for every Python)"; \
+		CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BIN)/python -m pip wheel --disable-pip-version-check --no-deps \
+			-w $(LLAMA_WHEELS) llama-cpp-python==$(LLAMA_VERSION) >$(VENV)/pip.log 2>&1 \
+		|| { tail -n 40 $(VENV)/pip.log; echo "compiling llama-cpp-python failed; full log in $(VENV)/pip.log"; exit 1; }; }
+	@$(BIN)/python -m pip install --disable-pip-version-check --find-links $(LLAMA_WHEELS) -c constraints.txt -e '.[dev]' >>$(VENV)/pip.log 2>&1 \
 		|| { tail -n 40 $(VENV)/pip.log; echo "pip install failed; full log in $(VENV)/pip.log"; exit 1; }
 	@touch $@
 

@@ -63,7 +63,116 @@ def test_environment_yml_names_the_same_packages():
     assert names == _declared(), (f"environment.yml vs pyproject.toml differ: only in environment.yml "
                                   f"{sorted(names - _declared())}, only in pyproject {sorted(_declared() - names)}")
     assert "-c constraints.txt" in options and "-e .[dev]" in options
-    assert "python=3.11" in (REPO / "environment.yml").read_text()
+
+
+# ----------------------------------------------------------------------------- which Pythons
+
+
+def _supported() -> list[str]:
+    """The minor versions pyproject.toml's requires-python allows (">=3.11,<3.14" -> 3.11, 3.12, 3.13)."""
+    spec = _pyproject()["project"]["requires-python"]
+    low, high = re.fullmatch(r">=3\.(\d+),<3\.(\d+)", spec).groups()
+    return [f"3.{m}" for m in range(int(low), int(high))]
+
+
+def test_the_supported_pythons_agree_everywhere():
+    versions = _supported()
+    assert versions == ["3.11", "3.12", "3.13"]
+    makefile = (REPO / "Makefile").read_text()
+    assert re.search(r"^SUPPORTED_PYTHONS := (.+)$", makefile, re.M).group(1).split() == versions[::-1]  # newest first
+    assert "(3, 11) <= sys.version_info[:2] <= (3, 13)" in makefile
+    conda = re.search(r"^\s+- python=(3\.\d+)$", (REPO / "environment.yml").read_text(), re.M)
+    assert conda and conda.group(1) in versions, "environment.yml must name a supported Python"
+    assert _pyproject()["tool"]["ruff"]["target-version"] == "py" + versions[0].replace(".", "")
+    ci = (REPO / ".ci" / "run").read_text()
+    assert all(v in ci for v in versions), f".ci/run must run every supported Python {versions}"
+    assert f"{sys.version_info.major}.{sys.version_info.minor}" in versions
+
+
+def _tools(tmp_path, *names: str):
+    """A PATH folder with only the tools the Makefile's parse step calls (no Python, no pyenv)."""
+    import shutil
+
+    bin_ = tmp_path / "bin"
+    bin_.mkdir(exist_ok=True)
+    for name in ("sh", "id", "cat", "head", "sed", "cksum", "uname", "rm", "ls", "nproc", *names):
+        (bin_ / name).symlink_to(shutil.which(name))
+    return bin_
+
+
+def _fake(bin_, name: str, body: str) -> None:
+    (bin_ / name).write_text(f"#!/bin/sh\n{body}\n")
+    (bin_ / name).chmod(0o755)
+
+
+def _make(*args: str, path=None, cwd=REPO) -> subprocess.CompletedProcess:
+    import os
+    import shutil
+
+    env = {"HOME": str(cwd), "LC_ALL": "C", "PATH": str(path) if path else os.environ["PATH"]}
+    return subprocess.run([shutil.which("make"), "--no-print-directory", "-C", str(REPO), *args],
+                          capture_output=True, text=True, env=env, timeout=120)
+
+
+def test_make_picks_the_newest_supported_python_and_says_so(tmp_path):
+    bin_ = _tools(tmp_path)
+    for v in ("3.11", "3.12"):  # a fake interpreter answers make's question with its own path
+        _fake(bin_, f"python{v}", 'echo "$0"')
+    out = _make("which-python", path=bin_)
+    assert out.returncode == 0 and out.stdout.strip() == f"{bin_}/python3.12 (the newest supported Python found on " \
+        "PATH or under pyenv)", out.stdout + out.stderr
+    out = _make("which-python", f"PYTHON={bin_}/python3.11", path=bin_)
+    assert out.stdout.startswith(f"{bin_}/python3.11 (given by PYTHON="), out.stdout + out.stderr
+
+
+def test_make_without_a_supported_python_says_which_work_and_how_to_get_one(tmp_path):
+    bin_ = _tools(tmp_path)
+    _fake(bin_, "python3.9", 'case "$1" in --version) echo "Python 3.9.18";; *) echo "";; esac')
+    for args in ((), ("PYTHON=python3.9",), ("PYTHON=/no/such/python",)):
+        out = _make("install", "VENV=" + str(tmp_path / "v"), *args, path=bin_)
+        assert out.returncode != 0 and "Traceback" not in out.stderr
+        assert "mclab runs on CPython 3.13, 3.12, 3.11" in out.stderr, out.stderr
+        assert "pyenv install 3.13" in out.stderr and "python.org" in out.stderr
+        assert not (tmp_path / "v").exists()
+    assert "PYTHON=python3.9 is not one of them (Python 3.9.18)" in _make("which-python", "PYTHON=python3.9",
+                                                                          path=bin_).stderr
+
+
+def test_the_environment_remembers_its_python(tmp_path):
+    """The stamp holds the interpreter's version and prefix; another one rebuilds the environment, the same one
+    leaves it alone."""
+    venv, python = tmp_path / "v", sys.executable
+    first = _make(f"{venv}/.mclab-python", f"VENV={venv}", f"PYTHON={python}", "LLAMA_WHEELS=/nowhere")
+    assert first.returncode == 0, first.stdout + first.stderr
+    stamp = venv / ".mclab-python"
+    want = f"{sys.version.split()[0]} {sys.base_prefix}"
+    assert stamp.read_text().strip() == want and (venv / "bin" / "python").exists()
+    assert f"Python: {python} ({want}), given by PYTHON=" in first.stdout
+    before = stamp.stat().st_mtime_ns
+    again = _make(f"{venv}/.mclab-python", f"VENV={venv}", f"PYTHON={python}")
+    assert "rebuilding" not in again.stdout and stamp.stat().st_mtime_ns == before
+    stamp.write_text("3.0.0 /elsewhere\n")  # as if another Python had made it
+    (venv / "marker").write_text("")
+    changed = _make(f"{venv}/.mclab-python", f"VENV={venv}", f"PYTHON={python}")
+    assert f"was made with Python 3.0.0 /elsewhere; rebuilding it with {want}" in changed.stdout, changed.stdout
+    assert stamp.read_text().strip() == want and not (venv / "marker").exists()
+
+
+def test_llama_cpp_gets_x86_flags_only_on_x86_64(tmp_path):
+    """`make -n install` with a fake `uname -m`: AVX2/FMA/F16C/BMI2 on x86-64, llama.cpp's defaults elsewhere."""
+    import os
+
+    for machine, x86 in (("x86_64", True), ("aarch64", False), ("arm64", False)):
+        bin_ = tmp_path / machine
+        bin_.mkdir()
+        _fake(bin_, "uname", f'echo {machine}')
+        out = _make("-n", "install", f"VENV={tmp_path}/v", f"PYTHON={sys.executable}",
+                    path=f"{bin_}:{os.environ['PATH']}")
+        assert out.returncode == 0, out.stderr
+        cmake = re.search(r'CMAKE_ARGS="([^"]*)"', out.stdout).group(1)
+        assert "-DLLAVA_BUILD=OFF" in cmake
+        assert all((flag in cmake) == x86 for flag in ("-DGGML_AVX2=ON", "-DGGML_FMA=ON", "-DGGML_F16C=ON",
+                                                       "-DGGML_BMI2=ON", "-DGGML_NATIVE=OFF")), (machine, cmake)
 
 
 def test_installed_versions_match_the_pins():
