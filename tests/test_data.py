@@ -156,3 +156,62 @@ def test_cjk_lines_need_a_font():
 def test_text_images_bad_input(kwargs, match):
     with pytest.raises(ValueError, match=match):
         data.text_images(**kwargs)
+
+
+# ----------------------------------------------------------------------------- the same data on every Python
+
+def _sha(*parts) -> str:
+    """First 16 hex digits of the SHA-256 of arrays (their raw bytes, C order) and byte strings, in order."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(p if isinstance(p, bytes) else np.ascontiguousarray(p).tobytes())
+    return h.hexdigest()[:16]
+
+
+def _text(kind: str, distortion: float) -> str:
+    import json
+
+    ims = data.text_images(3, seed=0, kind=kind, distortion=distortion)
+    return _sha(*[t.image for t in ims], *[t.boxes for t in ims], json.dumps([t.lines for t in ims]).encode())
+
+
+# What every dataset the kit builds hashes to, identical on Python 3.11, 3.12 and 3.13 (data/README.md lists what
+# each depends on: the pinned packages, the seeds, the text in data/, never the interpreter). A change here is a
+# change of every number downstream: update a constant only with the reason in the commit.
+FINGERPRINTS = {
+    "digits train 32 px": ("703cb072aab061fa", lambda: _sha(*_xy(data.digits("train", size=32)))),
+    "digits val 32 px": ("681a2a78e093b274", lambda: _sha(*_xy(data.digits("val", size=32)))),
+    "digits test 32 px": ("b2bc62f5458bf3b1", lambda: _sha(*_xy(data.digits("test", size=32)))),
+    "digits test_aug 16 px": ("b848d6233424ea98", lambda: _sha(*_xy(data.digits("test_aug", size=16, copies=2)))),
+    "digits val_aug 16 px": ("9918f4c354724ca9", lambda: _sha(*_xy(data.digits("val_aug", size=16, copies=2)))),
+    "calibration batches": ("5e1e79ab8c727e4d",
+                            lambda: _sha(*[b.numpy() for b in data.calibration_batches(2, batch_size=16, size=16)])),
+    "sample images": ("99310b92a8963a4b", lambda: _sha(*data.sample_images().values())),
+    "OCR words": ("34b78adaad173544", lambda: _sha("\n".join(data._latin_words()).encode())),
+    "OCR Chinese characters": ("b2f00100fcb22309", lambda: _sha("".join(data._cjk_chars()).encode())),
+    "text lines": ("4165b0e8c5b2f24a", lambda: _text("line", 1.0)),
+    "text lines, clean": ("7c9835926599ff45", lambda: _text("line", 0.0)),
+    "text pages": ("26000be34e9fc60e", lambda: _text("document", 1.0)),
+    "text pages, clean": ("5a0480768b186435", lambda: _text("document", 0.0)),
+}
+
+
+def _xy(d) -> tuple[np.ndarray, np.ndarray]:
+    return d.x.numpy(), d.y.numpy()
+
+
+@pytest.mark.parametrize("name", FINGERPRINTS)
+def test_every_dataset_is_the_same_bytes_on_every_python(name):
+    expected, build = FINGERPRINTS[name]
+    assert build() == expected, f"{name} changed: it must not depend on the Python version (see data/README.md)"
+
+
+def test_the_shipped_python_docs_are_checked_and_not_the_interpreters():
+    import hashlib
+
+    assert hashlib.sha256(data.PYTHON_DOCS.read_bytes()).hexdigest() == data.PYTHON_DOCS_SHA256
+    assert data.PYTHON_DOCS_SHA256 == "e81a4f3fc71fafbd0d092e58804c106cd251e4580938d87221636fe846f18501"
+    topics = data.python_docs()
+    assert len(topics) == 79 and topics["assert"].startswith('The "assert" statement')
