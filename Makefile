@@ -86,9 +86,9 @@ $(STAMP): pyproject.toml constraints.txt $(PYSTAMP)
 	@ls $(LLAMA_WHEELS)/llama_cpp_python-$(LLAMA_VERSION)-py3-none-*.whl >/dev/null 2>&1 || { \
 		echo "Compiling llama.cpp for llama-cpp-python $(LLAMA_VERSION) into $(LLAMA_WHEELS) (several minutes, once for every Python)"; \
 		CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BIN)/python -m pip wheel --disable-pip-version-check --no-deps \
-			-w $(LLAMA_WHEELS) llama-cpp-python==$(LLAMA_VERSION) >$(VENV)/pip.log 2>&1 \
-		|| { tail -n 40 $(VENV)/pip.log; echo "compiling llama-cpp-python failed; full log in $(VENV)/pip.log"; exit 1; }; }
-	@$(BIN)/python -m pip install --disable-pip-version-check --find-links $(LLAMA_WHEELS) -c constraints.txt -e '.[dev]' >>$(VENV)/pip.log 2>&1 \
+			-w $(LLAMA_WHEELS) llama-cpp-python==$(LLAMA_VERSION) >$(VENV)/llama-build.log 2>&1 \
+		|| { tail -n 40 $(VENV)/llama-build.log; echo "compiling llama-cpp-python failed; full log in $(VENV)/llama-build.log"; exit 1; }; }
+	@$(BIN)/python -m pip install --disable-pip-version-check --find-links $(LLAMA_WHEELS) -c constraints.txt -e '.[dev]' >$(VENV)/pip.log 2>&1 \
 		|| { tail -n 40 $(VENV)/pip.log; echo "pip install failed; full log in $(VENV)/pip.log"; exit 1; }
 	@touch $@
 
