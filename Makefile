@@ -1,8 +1,9 @@
 # mclab — the two commands: `make lab` and `make test`. Both create the virtual environment when it is missing
 # and (re)install only when pyproject.toml or constraints.txt changed, or when the environment's Python changed.
 #
-# The interpreter: `make test PYTHON=python3.12` (a name or a path) uses that one; otherwise the newest supported
-# CPython found on PATH or under pyenv (`$(pyenv root)/versions/3.1x.*`), newest first. `VENV=.venv-3.13` keeps one
+# The interpreter: `make test PYTHON=python3.12` (a name or a path) uses that one; otherwise the one the existing
+# environment was made with; otherwise the newest supported CPython found on PATH or under pyenv
+# (`$(pyenv root)/versions/3.1x.*`), newest first. `VENV=.venv-3.13` keeps one
 # environment per Python side by side (.ci/run does).
 SUPPORTED_PYTHONS := 3.13 3.12 3.11
 VENV     ?= .venv
@@ -38,6 +39,10 @@ ifneq ($(strip $(PYTHON)),)
 PYTHON_HOW := given by PYTHON=$(PYTHON)
 PYTHON_EXE := $(firstword $(foreach c,$(PYTHON) $(call _under_pyenv,$(patsubst python%,%,$(notdir $(PYTHON)))),\
 	$(call _supported,$(c))))
+else ifneq ($(call _supported,$(BIN)/python),)
+# an existing environment keeps its Python until PYTHON= names another (no surprise rebuild when a newer one appears)
+PYTHON_HOW := the one $(VENV) was made with; PYTHON=... changes it
+PYTHON_EXE := $(call _supported,$(BIN)/python)
 else
 PYTHON_HOW := the newest supported Python found on PATH or under pyenv
 PYTHON_EXE := $(firstword $(foreach v,$(SUPPORTED_PYTHONS),$(foreach c,python$(v) $(call _under_pyenv,$(v)),\

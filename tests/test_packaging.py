@@ -118,10 +118,10 @@ def test_make_picks_the_newest_supported_python_and_says_so(tmp_path):
     bin_ = _tools(tmp_path)
     for v in ("3.11", "3.12"):  # a fake interpreter answers make's question with its own path
         _fake(bin_, f"python{v}", 'echo "$0"')
-    out = _make("which-python", path=bin_)
+    out = _make("which-python", f"VENV={tmp_path}/v", path=bin_)
     assert out.returncode == 0 and out.stdout.strip() == f"{bin_}/python3.12 (the newest supported Python found on " \
         "PATH or under pyenv)", out.stdout + out.stderr
-    out = _make("which-python", f"PYTHON={bin_}/python3.11", path=bin_)
+    out = _make("which-python", f"VENV={tmp_path}/v", f"PYTHON={bin_}/python3.11", path=bin_)
     assert out.stdout.startswith(f"{bin_}/python3.11 (given by PYTHON="), out.stdout + out.stderr
 
 
@@ -134,13 +134,13 @@ def test_make_without_a_supported_python_says_which_work_and_how_to_get_one(tmp_
         assert "mclab runs on CPython 3.13, 3.12, 3.11" in out.stderr, out.stderr
         assert "pyenv install 3.13" in out.stderr and "python.org" in out.stderr
         assert not (tmp_path / "v").exists()
-    assert "PYTHON=python3.9 is not one of them (Python 3.9.18)" in _make("which-python", "PYTHON=python3.9",
-                                                                          path=bin_).stderr
+    out = _make("which-python", f"VENV={tmp_path}/v", "PYTHON=python3.9", path=bin_)
+    assert "PYTHON=python3.9 is not one of them (Python 3.9.18)" in out.stderr
 
 
 def test_the_environment_remembers_its_python(tmp_path):
-    """The stamp holds the interpreter's version and prefix; another one rebuilds the environment, the same one
-    leaves it alone."""
+    """The stamp holds the interpreter's version and prefix; another one rebuilds the environment, the same one (or
+    none named) leaves it alone."""
     venv, python = tmp_path / "v", sys.executable
     first = _make(f"{venv}/.mclab-python", f"VENV={venv}", f"PYTHON={python}", "LLAMA_WHEELS=/nowhere")
     assert first.returncode == 0, first.stdout + first.stderr
@@ -151,6 +151,8 @@ def test_the_environment_remembers_its_python(tmp_path):
     before = stamp.stat().st_mtime_ns
     again = _make(f"{venv}/.mclab-python", f"VENV={venv}", f"PYTHON={python}")
     assert "rebuilding" not in again.stdout and stamp.stat().st_mtime_ns == before
+    kept = _make("which-python", f"VENV={venv}")  # without PYTHON= the environment keeps the Python it has
+    assert kept.stdout.strip() == f"{venv}/bin/python (the one {venv} was made with; PYTHON=... changes it)"
     stamp.write_text("3.0.0 /elsewhere\n")  # as if another Python had made it
     (venv / "marker").write_text("")
     changed = _make(f"{venv}/.mclab-python", f"VENV={venv}", f"PYTHON={python}")
