@@ -105,11 +105,12 @@ def _fake(bin_, name: str, body: str) -> None:
     (bin_ / name).chmod(0o755)
 
 
-def _make(*args: str, path=None, cwd=REPO) -> subprocess.CompletedProcess:
+def _make(*args: str, home, path=None) -> subprocess.CompletedProcess:
+    """`make ARGS` in the repository with only PATH (``path`` or this one), LC_ALL and HOME (``home``) set."""
     import os
     import shutil
 
-    env = {"HOME": str(cwd), "LC_ALL": "C", "PATH": str(path) if path else os.environ["PATH"]}
+    env = {"HOME": str(home), "LC_ALL": "C", "PATH": str(path) if path else os.environ["PATH"]}
     return subprocess.run([shutil.which("make"), "--no-print-directory", "-C", str(REPO), *args],
                           capture_output=True, text=True, env=env, timeout=120)
 
@@ -118,10 +119,10 @@ def test_make_picks_the_newest_supported_python_and_says_so(tmp_path):
     bin_ = _tools(tmp_path)
     for v in ("3.11", "3.12"):  # a fake interpreter answers make's question with its own path
         _fake(bin_, f"python{v}", 'echo "$0"')
-    out = _make("which-python", f"VENV={tmp_path}/v", path=bin_)
+    out = _make("which-python", f"VENV={tmp_path}/v", path=bin_, home=tmp_path)
     assert out.returncode == 0 and out.stdout.strip() == f"{bin_}/python3.12 (the newest supported Python found on " \
         "PATH or under pyenv)", out.stdout + out.stderr
-    out = _make("which-python", f"VENV={tmp_path}/v", f"PYTHON={bin_}/python3.11", path=bin_)
+    out = _make("which-python", f"VENV={tmp_path}/v", f"PYTHON={bin_}/python3.11", path=bin_, home=tmp_path)
     assert out.stdout.startswith(f"{bin_}/python3.11 (given by PYTHON="), out.stdout + out.stderr
 
 
@@ -129,12 +130,12 @@ def test_make_without_a_supported_python_says_which_work_and_how_to_get_one(tmp_
     bin_ = _tools(tmp_path)
     _fake(bin_, "python3.9", 'case "$1" in --version) echo "Python 3.9.18";; *) echo "";; esac')
     for args in ((), ("PYTHON=python3.9",), ("PYTHON=/no/such/python",)):
-        out = _make("install", "VENV=" + str(tmp_path / "v"), *args, path=bin_)
+        out = _make("install", "VENV=" + str(tmp_path / "v"), *args, path=bin_, home=tmp_path)
         assert out.returncode != 0 and "Traceback" not in out.stderr
         assert "mclab runs on CPython 3.13, 3.12, 3.11" in out.stderr, out.stderr
         assert "pyenv install 3.13" in out.stderr and "python.org" in out.stderr
         assert not (tmp_path / "v").exists()
-    out = _make("which-python", f"VENV={tmp_path}/v", "PYTHON=python3.9", path=bin_)
+    out = _make("which-python", f"VENV={tmp_path}/v", "PYTHON=python3.9", path=bin_, home=tmp_path)
     assert "PYTHON=python3.9 is not one of them (Python 3.9.18)" in out.stderr
 
 
@@ -142,20 +143,20 @@ def test_the_environment_remembers_its_python(tmp_path):
     """The stamp holds the interpreter's version and prefix; another one rebuilds the environment, the same one (or
     none named) leaves it alone."""
     venv, python = tmp_path / "v", sys.executable
-    first = _make(f"{venv}/.mclab-python", f"VENV={venv}", f"PYTHON={python}", "LLAMA_WHEELS=/nowhere")
+    first = _make(f"{venv}/.mclab-python", f"VENV={venv}", f"PYTHON={python}", home=tmp_path)
     assert first.returncode == 0, first.stdout + first.stderr
     stamp = venv / ".mclab-python"
     want = f"{sys.version.split()[0]} {sys.base_prefix}"
     assert stamp.read_text().strip() == want and (venv / "bin" / "python").exists()
     assert f"Python: {python} ({want}), given by PYTHON=" in first.stdout
     before = stamp.stat().st_mtime_ns
-    again = _make(f"{venv}/.mclab-python", f"VENV={venv}", f"PYTHON={python}")
+    again = _make(f"{venv}/.mclab-python", f"VENV={venv}", f"PYTHON={python}", home=tmp_path)
     assert "rebuilding" not in again.stdout and stamp.stat().st_mtime_ns == before
-    kept = _make("which-python", f"VENV={venv}")  # without PYTHON= the environment keeps the Python it has
+    kept = _make("which-python", f"VENV={venv}", home=tmp_path)  # no PYTHON=: the environment keeps its Python
     assert kept.stdout.strip() == f"{venv}/bin/python (the one {venv} was made with; PYTHON=... changes it)"
     stamp.write_text("3.0.0 /elsewhere\n")  # as if another Python had made it
     (venv / "marker").write_text("")
-    changed = _make(f"{venv}/.mclab-python", f"VENV={venv}", f"PYTHON={python}")
+    changed = _make(f"{venv}/.mclab-python", f"VENV={venv}", f"PYTHON={python}", home=tmp_path)
     assert f"was made with Python 3.0.0 /elsewhere; rebuilding it with {want}" in changed.stdout, changed.stdout
     assert stamp.read_text().strip() == want and not (venv / "marker").exists()
 
@@ -169,7 +170,7 @@ def test_llama_cpp_gets_x86_flags_only_on_x86_64(tmp_path):
         bin_.mkdir()
         _fake(bin_, "uname", f'echo {machine}')
         out = _make("-n", "install", f"VENV={tmp_path}/v", f"PYTHON={sys.executable}",
-                    path=f"{bin_}:{os.environ['PATH']}")
+                    path=f"{bin_}:{os.environ['PATH']}", home=tmp_path)
         assert out.returncode == 0, out.stderr
         cmake = re.search(r'CMAKE_ARGS="([^"]*)"', out.stdout).group(1)
         assert "-DLLAVA_BUILD=OFF" in cmake
