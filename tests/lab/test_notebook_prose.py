@@ -43,7 +43,7 @@ _VERDICT = re.compile(
 # a sentence that quotes a source sets a claim beside a measurement; its numbers are the source's
 _CITES = re.compile(r"\b(?:source|paper|et al\.|claims?|promises?|rule of thumb|MLPerf|documentation|docs|"
                     r"data ?sheet|tutorial|guide|Horowitz|ISSCC|ICLR|ICML|NeurIPS|ECCV|ICCV|CVPR|arXiv|formula|"
-                    r"bar|budgets?|targets?|arithmetic)\b",
+                    r"bar|budgets?|targets?|by (?:the )?arithmetic)\b",
                     re.I)
 _LABEL = re.compile(r"^\*\*Interpret[^*]*\*\*", re.M)
 
