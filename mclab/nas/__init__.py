@@ -2,7 +2,7 @@
 Once-for-All manner (Cai et al., ICLR 2020), small enough for two CPU cores, in three steps, one module each:
 
 - :mod:`mclab.nas.supernet` — the elastic search space (:class:`SupernetConfig`, :class:`Arch`), the weight-sharing
-  :class:`Supernet` trained once with the sandwich rule (:func:`cached_supernet`), :func:`extract` and
+  :class:`Supernet` trained once with BigNAS's sandwich rule (:func:`cached_supernet`), :func:`extract` and
   :func:`recalibrate` to cut a sub-network out;
 - :mod:`mclab.nas.latency` — the per-block latency table (:func:`build_lut` -> :class:`LatencyLUT`) and the check of
   its predictions against whole networks measured (:func:`check_predictor`);

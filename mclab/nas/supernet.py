@@ -5,7 +5,9 @@ CPU cores.
 stage are elastic; every sub-network (an :class:`Arch`) is a slice of the same weights: a smaller kernel is the
 centre of the largest, a smaller expansion the first hidden channels, a shallower stage the first blocks.
 :func:`train_supernet` trains them all at once with the *sandwich rule* (largest, smallest and random sub-networks
-each step, the smaller ones distilled from the largest's outputs) and :func:`cached_supernet` keeps the result;
+each step, the smaller ones distilled from the largest's outputs) of slimmable networks and BigNAS (Yu & Huang, ICCV
+2019; Yu et al., ECCV 2020) — Once-for-All itself trains by progressive shrinking instead — and
+:func:`cached_supernet` keeps the result;
 :func:`extract` copies a sub-network out as an ordinary module and :func:`recalibrate` re-estimates its BatchNorm
 statistics (:func:`mclab.prune.recalibrate_bn_`), which shared weights need before they can be evaluated.
 Introduced in notebook 19.
@@ -174,10 +176,13 @@ class MBBlock(nn.Module):
         y = self.proj(self.dw(self.pw(x)))
         return x + y if self.residual else y
 
-    @staticmethod
-    def _bn(x: torch.Tensor, bn: nn.BatchNorm2d, c: int) -> torch.Tensor:
-        # shared weights: the sub-network's own batch statistics (running ones are recalibrated after extraction)
-        return F.batch_norm(x, None, None, bn.weight[:c], bn.bias[:c], training=True, eps=bn.eps)
+    def _bn(self, x: torch.Tensor, bn: nn.BatchNorm2d, c: int) -> torch.Tensor:
+        # shared weights: normalised by the sub-network's own batch statistics. In training mode the running statistics'
+        # first c channels also move towards them (Once-for-All's DynamicBatchNorm2d does the same), so the supernet
+        # keeps running statistics averaged over every sub-network it trained; a slice's own are recalibrated later.
+        # Slices of the buffers are views: F.batch_norm updates them in place.
+        running = (bn.running_mean[:c], bn.running_var[:c]) if self.training else (None, None)
+        return F.batch_norm(x, *running, bn.weight[:c], bn.bias[:c], training=True, momentum=bn.momentum, eps=bn.eps)
 
     def _kernel(self, k: int) -> slice:
         off = (self.kernel - k) // 2
@@ -193,8 +198,9 @@ class MBBlock(nn.Module):
         return x + y if self.residual else y
 
     def sliced(self, kernel: int, expand: int) -> "MBBlock":
-        """A standalone block at ``kernel`` and ``expand`` holding copies of this block's weights (BatchNorm
-        affine parameters copied, running statistics reset: call :func:`recalibrate` on the network)."""
+        """A standalone block at ``kernel`` and ``expand`` holding copies of this block's weights and of the first
+        channels of its BatchNorm parameters and running statistics (the supernet's, averaged over all the
+        sub-networks it trained: call :func:`recalibrate` for the slice's own)."""
         out = MBBlock(self.cin, self.cout, kernel, expand, self.stride)
         h, ks = self.cin * expand, self._kernel(kernel)
         with torch.no_grad():
@@ -205,6 +211,8 @@ class MBBlock(nn.Module):
                                 (self.proj[1], out.proj[1], self.cout)):
                 dst.weight.copy_(src.weight[:c])
                 dst.bias.copy_(src.bias[:c])
+                dst.running_mean.copy_(src.running_mean[:c])
+                dst.running_var.copy_(src.running_var[:c])
         return out
 
 
@@ -238,7 +246,8 @@ class Supernet(nn.Module):
 
 def extract(supernet: Supernet, arch: Arch) -> nn.Sequential:
     """``arch`` copied out of ``supernet`` as an ordinary ``nn.Sequential`` (stem, blocks, head) that any runtime
-    can load. Its BatchNorm running statistics still need :func:`recalibrate`. Returns the module in eval mode."""
+    can load. It carries the supernet's BatchNorm running statistics (averaged over every sub-network trained);
+    :func:`recalibrate` re-estimates the sub-network's own. Returns the module in eval mode."""
     if not isinstance(supernet, Supernet):
         raise TypeError(f"supernet must be a Supernet, got {type(supernet).__name__}")
     arch.check(supernet.config)
@@ -273,7 +282,8 @@ def mobilenet_style(space: SupernetConfig | None = None) -> Arch:
 @dataclass(frozen=True)
 class SupernetTrainConfig:
     """The sandwich rule: each step trains the largest sub-network on the labels, and the smallest plus
-    ``random_subnets`` random ones on the largest's softened outputs (in-place distillation)."""
+    ``random_subnets`` random ones on the largest's softened outputs (in-place distillation) — from universally
+    slimmable networks (Yu & Huang, ICCV 2019) and BigNAS (Yu et al., ECCV 2020)."""
 
     epochs: int = 12
     batch_size: int = 64
@@ -344,7 +354,8 @@ def cached_supernet(config: SupernetConfig | None = None, train: SupernetTrainCo
     missing — trained once, searched many times. Returns (supernet, info) where info holds the per-epoch loss,
     the training seconds and whether it came from the cache."""
     config, train = config or SupernetConfig(), train or SupernetTrainConfig()
-    path = cache.cache_dir() / f"supernet-{cache.key(net=asdict(config), train=asdict(train), v=1)}.pt"
+    # v2: the supernet keeps running BatchNorm statistics (v1 files hold none for the blocks)
+    path = cache.cache_dir() / f"supernet-{cache.key(net=asdict(config), train=asdict(train), v=2)}.pt"
     net = Supernet(config, seed=train.seed)
 
     def build() -> dict[str, Any]:

@@ -65,3 +65,23 @@ def test_arch_validation_and_space_size():
     rng = random.Random(1)
     seen = {nas.sample_arch(CFG, rng) for _ in range(300)}
     assert len(seen) > 250        # the space is large: draws rarely repeat
+
+
+def test_supernet_keeps_running_statistics_and_extract_carries_them():
+    net = nas.Supernet(CFG).train()
+    x = example_inputs(32) * 2 + 0.5
+    small = nas.smallest(CFG)
+    blk = net.stages[0][0]
+    h = small.stages[0][0][1] * blk.cin              # hidden channels of the smallest slice
+    before = blk.pw[1].running_mean.clone()
+    net(x, small)                                    # training mode: the slice's channels move, the others do not
+    after = blk.pw[1].running_mean
+    assert not torch.equal(after[:h], before[:h])
+    assert torch.equal(after[h:], before[h:])
+    net.eval()
+    frozen = after.clone()
+    net(x, small)                                    # eval mode: batch statistics, the buffers stay
+    assert torch.equal(blk.pw[1].running_mean, frozen)
+    sub = nas.extract(net, nas.largest(CFG))         # the supernet's statistics, not a fresh mean 0 / variance 1
+    torch.testing.assert_close(sub[1].pw[1].running_mean, blk.pw[1].running_mean)
+    torch.testing.assert_close(sub[1].pw[1].running_var, blk.pw[1].running_var)
