@@ -69,3 +69,45 @@ SOLUTIONS: dict[str, dict[str, Solution]] = {
             "ANSWER_3 = sum(p.numel() for p in net.parameters())  # the dense count"),
     },
 }
+SOLUTIONS.update({
+    "09_onnx_runtime": {
+        "ex1": Solution('MY_UNFUSED = bn.ops["Conv"] - levels[2].added["com.microsoft:FusedConv"]',
+                        'MY_UNFUSED = levels[2].added["com.microsoft:FusedConv"]  # the fused ones copied'),
+        "ex2": Solution("MY_SAVED = tuple(100 * (1 - 1 / s) for s in (fusion.speedup, flo, fhi))",
+                        "MY_SAVED = tuple(100 * (s - 1) for s in (fusion.speedup, flo, fhi))  # the gain"),
+    },
+    "12_tensorrt_torch_compile": {
+        "ex1": Solution(
+            "MY_BREAK_EVEN = (unfrozen.report.compile_s * 1e3 / (ab_unfrozen.a.p50_ms - ab_unfrozen.b.p50_ms)\n"
+            "                 if ab_unfrozen.a.p50_ms > ab_unfrozen.b.p50_ms else 0)",
+            "MY_BREAK_EVEN = report.compile_s * 1e3 / abs(ab_unfrozen.a.p50_ms - ab_unfrozen.b.p50_ms)  # frozen's"),
+        "ex2": Solution('MY_GRAPHS = int(when.loc["MLP block + .item() branch", "graphs"]) + 1  # one more break',
+                        'MY_GRAPHS = int(when.loc["MLP block + .item() branch", "graphs"])  # the one-branch value'),
+    },
+    "13b_llm_outliers_kv_speculative": {
+        "ex1": Solution("MY_KV_INT8_BYTES = 2 * 32 * 32 * (128 * 1 + 2)",
+                        "MY_KV_INT8_BYTES = 2 * 32 * 32 * 128 * 2  # FP16's bytes",
+                        'exercise.reject("Exercise 1", MY_KV_INT8_BYTES, [2 * 32 * 32 * 128, 2 * 32 * 32 * 128 * 2],\n'
+                        '                rel_tol=0.001)'),
+        "ex2": Solution("MY_SPEEDUP = (1 - 0.7 ** 4) / ((1 - 0.7) * (3 * 0.1 + 1))",
+                        "MY_SPEEDUP = (1 - 0.7 ** 4) / (1 - 0.7)  # tokens per round, the draft's cost left out"),
+        "ex3": Solution("MY_SMOOTH = 64 ** 0.5 / 0.25 ** 0.5",
+                        "MY_SMOOTH = 0.25 ** 0.5 / 64 ** 0.5  # the wrong side of the ratio"),
+        "ex4": Solution('MY_LOSS_RATIO = rtn_loss_pct(4) / outliers.loc[S_STAR, "RTN g128 loss %"]',
+                        'MY_LOSS_RATIO = outliers.loc[S_STAR, "RTN g128 loss %"] / rtn_loss_pct(4)  # upside down'),
+    },
+    "14_energy_cost": {
+        "ex1": Solution('MY_YEARS = 2.5 * 3.0 * 3600 / energy.first_principles_of(cost1, "int8", batch=1).total_j'
+                        " / (365 * 24 * 3600)",
+                        'MY_YEARS = 2500 * 3.0 * 3600 / energy.first_principles_of(cost1, "int8", batch=1).total_j'
+                        " / (365 * 24 * 3600)  # mAh taken for Ah"),
+        "ex2": Solution('MY_USD = energy.INSTANCE_PRICES_USD_H["g4dn.xlarge (T4)"] / 3600 * (lat1.p50_ms / 1e3) * 1e6',
+                        'MY_USD = cloud["g4dn.xlarge (T4)"].usd_per_million  # the batched figure copied',
+                        'exercise.reject("Exercise 2", MY_USD, [cloud["g4dn.xlarge (T4)"].usd_per_million])'),
+        "ex3": Solution('MY_DRAM_PCT = tuple(100 * f.dram_pj / f.total_pj for f in\n'
+                        '                    (energy.first_principles_of(cost1, "int8", batch=b) for b in (1, BATCH)))',
+                        'MY_DRAM_PCT = tuple(100 * f.dram_pj / f.total_pj for f in  # FP32 instead of INT8\n'
+                        '                    (energy.first_principles_of(cost1, "fp32", batch=b) for b in (1, BATCH)))',
+                        ),
+    },
+})
