@@ -111,3 +111,96 @@ SOLUTIONS.update({
                         ),
     },
 })
+SOLUTIONS.update({
+    "00_start_here": {
+        "ex1": Solution("MY_MS = 2 * MATMUL_N ** 3 / (gflops_fp32 * 1e9) * 1e3",
+                        "MY_MS = MATMUL_N ** 3 / (gflops_fp32 * 1e9) * 1e3  # multiply-adds taken for FLOPs"),
+        "ex2": Solution('MY_NOTEBOOK = "02"', 'MY_NOTEBOOK = "01"  # latency, not batching'),
+        "ex3": Solution('MY_SCENARIOS = [k for k, s in scenarios.SCENARIOS.items()\n'
+                        '                if not s.check({"latency_p99_ms": 40, "model_size_mb": 12}).failed]',
+                        "MY_SCENARIOS = list(scenarios.SCENARIOS)  # the size limits forgotten"),
+    },
+    "05_ptq_qat": {
+        "ex1": Solution("ANSWER_1 = SIZE_RATIO", "ANSWER_1 = 1 / SIZE_RATIO  # the wrong side of the ratio"),
+        "ex2": Solution('best = max(quant.METHODS, key=lambda m: acc[f"static INT8 {m} (ONNX Runtime)"].accuracy)\n'
+                        'ANSWER_2 = 100 * (acc[f"static INT8 {best} (ONNX Runtime)"].ci95[1]\n'
+                        '                  - acc[f"static INT8 {best} (ONNX Runtime)"].ci95[0]) / 2',
+                        'best = max(quant.METHODS, key=lambda m: acc[f"static INT8 {m} (ONNX Runtime)"].accuracy)\n'
+                        'ANSWER_2 = (acc[f"static INT8 {best} (ONNX Runtime)"].ci95[1]  # a fraction, the whole width\n'
+                        '            - acc[f"static INT8 {best} (ONNX Runtime)"].ci95[0])'),
+    },
+    "06_pruning": {
+        "ex1": Solution("ANSWER_1 = 1 / (1 + 2)", "ANSWER_1 = 2 / (1 + 2)  # the sparsity, not the density"),
+        "ex2": Solution("ANSWER_2 = MOST_SENSITIVE", "ANSWER_2 = table[table.columns.max()].idxmin()  # the least"),
+        "ex3": Solution('t = dense_cost.table()\n'
+                        'inner = t["name"].str.fullmatch(r"layer\\d\\.\\d\\.conv[12]")\n'
+                        'share = float(t[inner]["macs"].sum() / dense_cost.macs)\n'
+                        "ANSWER_3 = 1 - share * 0.75",
+                        'ANSWER_3 = 1 - 0.75  # as if every layer lost 75 % of its MACs'),
+    },
+    "07_distillation": {
+        "ex1": Solution("ANSWER_1 = float(np.exp(0 / 2) / (np.exp(2 / 2) + np.exp(1 / 2) + np.exp(0 / 2)))",
+                        "ANSWER_1 = float(np.exp(0) / (np.exp(2) + np.exp(1) + np.exp(0)))  # T = 1"),
+        "ex2": Solution(
+            "def my_loss(s, t, y, T, alpha):\n"
+            "    kl = torch.nn.functional.kl_div(torch.log_softmax(s / T, -1), torch.softmax(t / T, -1),\n"
+            "                                    reduction='batchmean')\n"
+            "    return alpha * T * T * kl + (1 - alpha) * torch.nn.functional.cross_entropy(s, y)\n\n\n"
+            "ANSWER_2 = my_loss",
+            "def my_loss(s, t, y, T, alpha):  # without T squared\n"
+            "    kl = torch.nn.functional.kl_div(torch.log_softmax(s / T, -1), torch.softmax(t / T, -1),\n"
+            "                                    reduction='batchmean')\n"
+            "    return alpha * kl + (1 - alpha) * torch.nn.functional.cross_entropy(s, y)\n\n\n"
+            "ANSWER_2 = my_loss"),
+        "ex3": Solution("from scipy import stats\n\n"
+                        "g = 100 * (np.array(cmp.distilled) - np.array(cmp.scratch))\n"
+                        "ANSWER_3 = stats.t.ppf(0.975, len(g) - 1) * g.std(ddof=1) / np.sqrt(len(g))",
+                        "g = 100 * (np.array(cmp.distilled) - np.array(cmp.scratch))\n"
+                        "ANSWER_3 = 1.96 * g.std(ddof=1) / np.sqrt(len(g))  # the normal quantile"),
+    },
+    "10_openvino": {
+        "ex1": Solution("MY_DEFAULT = default_precision", 'MY_DEFAULT = "fp16"  # the GPU plugin\'s default'),
+        "ex2": Solution('MY_STREAMS = int(hints.loc["THROUGHPUT", "streams"])',
+                        'MY_STREAMS = int(hints.loc["THROUGHPUT", "streams"]) * 2  # one per logical CPU'),
+    },
+    "11_mobile_runtimes": {
+        "ex1": Solution('MY_INT8_RATIO = float(tfl.loc["fp32", "KB"] / tfl.loc["int8", "KB"])',
+                        'MY_INT8_RATIO = float(tfl.loc["int8", "KB"] / tfl.loc["fp32", "KB"])  # upside down'),
+        "ex2": Solution('MY_FLAG = "use_fp16_storage"', 'MY_FLAG = "use_vulkan_compute"  # not a precision flag'),
+    },
+    "13_edge_llms": {
+        "ex1": Solution("MY_KV_BYTES = 2 * 32 * 32 * 128 * 4096 * 2",
+                        "MY_KV_BYTES = 32 * 32 * 128 * 4096 * 2  # keys only"),
+        "ex2": Solution("MY_Q4_0_BITS = (32 * 4 / 8 + 2) * 8 / 32", "MY_Q4_0_BITS = 4.0  # the scale forgotten"),
+        "ex3": Solution("MY_TOKENS_PER_S = llm.memory_budget(llm.LLAMA2_7B, 2048, weight_bits=8.5,\n"
+                        "                                    kv_bytes_per_value=2).decode_ceiling(100.0)",
+                        "MY_TOKENS_PER_S = 8 * llm.memory_budget(llm.LLAMA2_7B, 2048, weight_bits=8.5,\n"
+                        "                                        kv_bytes_per_value=2).decode_ceiling(100.0)"),
+    },
+    "15_reliability": {
+        "ex1": Solution("MY_BOUND = 1 - 0.05 ** (1 / 5000)", "MY_BOUND = 1 / 5000  # one error's worth"),
+        "ex2": Solution("MY_SCALE = 8", "MY_SCALE = 4  # 3e5 / 4 is still above 65,504"),
+    },
+    "16_tradeoffs_deployment": {
+        "ex1": Solution('MY_STEP = trails[SCENARIOS[0]].final.step if trails[SCENARIOS[0]].passed else "none"',
+                        'MY_STEP = "none" if trails[SCENARIOS[0]].passed else trails[SCENARIOS[0]].final.step'),
+        "ex2": Solution("MY_FRONT = [names[i] for i in front2]", "MY_FRONT = list(names)  # dominated ones included"),
+    },
+    "17_distributed_inference": {
+        "ex1": Solution("MY_SECONDS = two.startup_s + two.gather_s + 100_000 / two.throughput_per_s",
+                        "MY_SECONDS = 100_000 / two.throughput_per_s  # start-up and gather left out"),
+        "ex2": Solution("MY_GPUS = -(-180e9 * 2 // (0.9 * 80e9))",
+                        "MY_GPUS = -(-180e9 * 4 // (0.9 * 80e9))  # FP32 bytes"),
+    },
+    "19_search": {
+        "ex1": Solution("ANSWER_1 = sum((len(space.kernels) * len(space.expands)) ** d for d in space.depths) "
+                        "** space.n_stages",
+                        "ANSWER_1 = (len(space.depths) * len(space.kernels) * len(space.expands)) ** space.n_stages"),
+        "ex2": Solution("ANSWER_2 = (5 * 1 + 2 * 2 + 1 * 3 + 1 * 3) / 9",
+                        "ANSWER_2 = -sum(c / 9 * np.log2(c / 9) for c in (5, 2, 1, 1))  # the entropy"),
+        "ex3": Solution("w = dict(base.named_modules())[dw_name].weight\n"
+                        "ANSWER_3 = -(-w.numel() * 3 // 8) + 4 * w.shape[0]",
+                        "w = dict(base.named_modules())[dw_name].weight\n"
+                        "ANSWER_3 = -(-w.numel() * 3 // 8)  # the scales left out"),
+    },
+})

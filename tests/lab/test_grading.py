@@ -16,8 +16,8 @@ import torch
 import torch.nn as nn
 from conftest import REPO
 
-from mclab import bench, energy, flops, llm, lowrank, models, quant
-from mclab.lab import exercise, grading
+from mclab import bench, coding, distill, distributed, energy, flops, llm, lowrank, models, nas, prune, quant, scenarios
+from mclab.lab import exercise, grading, notebooks
 from mclab.lab.solutions import SOLUTIONS
 from mclab.runtimes import torch_compile
 
@@ -50,7 +50,8 @@ def _nb04():
 
 def _nb08():
     torch.manual_seed(0)
-    net = nn.Sequential(nn.Flatten(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 128), nn.ReLU(), nn.Linear(128, 10))
+    net = nn.Sequential(nn.Flatten(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 128), nn.ReLU(),
+                        nn.Linear(128, 10))
     return {"net": net.eval(), "copy": copy}
 
 
@@ -80,10 +81,72 @@ def _nb14():
             "cloud": {"g4dn.xlarge (T4)": energy.cloud_cost(900.0, energy.INSTANCE_PRICES_USD_H["g4dn.xlarge (T4)"])}}
 
 
+def _nb00():
+    return {"MATMUL_N": 512, "gflops_fp32": 120.0, "notebooks": notebooks, "scenarios": scenarios}
+
+
+def _nb05():
+    accs = {"minmax": (0.962, 0.947, 0.973), "percentile": (0.968, 0.954, 0.978), "mse": (0.965, 0.950, 0.976)}
+    acc = {f"static INT8 {m} (ONNX Runtime)": NS(accuracy=a, ci95=(lo, hi)) for m, (a, lo, hi) in accs.items()}
+    return {"SIZE_RATIO": 3.91, "acc": acc}
+
+
+def _nb06():
+    from torchvision.models import resnet18
+
+    model, x = resnet18(num_classes=10).eval(), torch.randn(1, 3, 32, 32)
+    table = pd.DataFrame({0.5: [1.0, 3.0, 0.2], 0.9: [8.0, 30.0, 1.5]}, index=["conv1", "layer4.1.conv2", "fc"])
+    return {"prune": prune, "copy": copy, "model": model, "x": x, "dense_cost": flops.count(model, x),
+            "table": table, "MOST_SENSITIVE": "layer4.1.conv2"}
+
+
+def _nb07():
+    from scipy import stats
+
+    torch.manual_seed(0)
+    scratch, distilled = [0.80, 0.82, 0.79, 0.81], [0.83, 0.84, 0.80, 0.84]
+    g = np.subtract(distilled, scratch)
+    half = stats.t.ppf(0.975, len(g) - 1) * g.std(ddof=1) / np.sqrt(len(g))
+    return {"distill": distill, "s_logits": torch.randn(256, 10), "t_logits": torch.randn(300, 10),
+            "y8": torch.randint(0, 10, (256,)),
+            "cmp": NS(scratch=scratch, distilled=distilled, gain=NS(low=g.mean() - half, high=g.mean() + half))}
+
+
+def _nb10():
+    return {"default_precision": "bf16",
+            "hints": pd.DataFrame({"streams": [1, 2]}, index=["LATENCY", "THROUGHPUT"])}
+
+
+def _nb11():
+    from mclab.runtimes import ncnn as rncnn
+
+    return {"tfl": pd.DataFrame({"KB": [245.0, 66.0]}, index=["fp32", "int8"]), "rncnn": rncnn}
+
+
+def _nb16():
+    return {"SCENARIOS": ["edge"], "trails": {"edge": NS(passed=True, final=NS(step="quantise"))},
+            "names": ["fp32", "int8", "pruned", "small"], "front2": [1, 3]}
+
+
+def _nb17():
+    return {"two": NS(startup_s=3.2, gather_s=0.12, throughput_per_s=850.0), "distributed": distributed}
+
+
+def _nb19():
+    base = nn.Sequential(nn.Conv2d(16, 16, 1), nn.Conv2d(16, 16, 3, groups=16))
+    space = nas.SupernetConfig()
+    n_archs = (sum((len(space.kernels) * len(space.expands)) ** d for d in space.depths)) ** space.n_stages
+    return {"space": space, "n_archs": n_archs, "coding": coding, "base": base, "dw_name": "1",
+            "sens": NS(weight_bytes={"1": {3: -(-144 * 3 // 8) + 4 * 16}})}
+
+
 # stand-ins for what each notebook has computed when its exercises run (values like a FAST run's)
-STANDINS = {"01_latency": _nb01, "02_throughput": _nb02, "03_compute_resources": _nb03,
-            "04_quantisation_math": _nb04, "08_lowrank": _nb08, "09_onnx_runtime": _nb09,
-            "12_tensorrt_torch_compile": _nb12, "13b_llm_outliers_kv_speculative": _nb13b, "14_energy_cost": _nb14}
+STANDINS = {"00_start_here": _nb00, "01_latency": _nb01, "02_throughput": _nb02, "03_compute_resources": _nb03,
+            "04_quantisation_math": _nb04, "05_ptq_qat": _nb05, "06_pruning": _nb06, "07_distillation": _nb07,
+            "08_lowrank": _nb08, "09_onnx_runtime": _nb09, "10_openvino": _nb10, "11_mobile_runtimes": _nb11,
+            "12_tensorrt_torch_compile": _nb12, "13_edge_llms": dict, "13b_llm_outliers_kv_speculative": _nb13b,
+            "14_energy_cost": _nb14, "15_reliability": dict, "16_tradeoffs_deployment": _nb16,
+            "17_distributed_inference": _nb17, "19_search": _nb19}
 CASES = [(stem, gid) for stem in STANDINS for gid in SOLUTIONS[stem]]
 
 
@@ -122,6 +185,7 @@ def test_every_exercise_has_a_key_and_no_solution_in_the_learners_copy(path):
     nb = nbformat.read(path, as_version=4)
     cells = grading.exercise_cells(nb)
     assert set(SOLUTIONS.get(path.stem, {})) == set(cells)
+    assert cells or path.stem == "18_ocr_case_study", "every notebook's exercises are nbgrader cells"
     for a, t in cells.values():
         assert re.fullmatch(r"[A-Z][A-Z0-9_]* = None(  # .*)?", nb.cells[a].source.strip()), nb.cells[a].source
         assert "exercise.check(" in nb.cells[t].source and nb.cells[t].metadata.nbgrader["points"] > 0
