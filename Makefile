@@ -14,7 +14,7 @@ LLAMA_CMAKE_ARGS ?= -DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX
 # jupyter refuses to run as root unless told; containers and CI boxes often are root.
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: help install kernel lab test unit lint e2e bench report clean
+.PHONY: help install kernel lab test unit lint e2e bench report clean assignments grade
 
 help:
 	@echo "make lab     install everything and start JupyterLab on notebooks/ (LAB_IP, LAB_PORT, LAB_TOKEN)"
@@ -25,6 +25,8 @@ help:
 	@echo "make bench   benchmarks of the kit's own harness (reports ratios, never fails on speed)"
 	@echo "make report  execute every notebook into build/report and render HTML with an index (FAST=1 for quick)"
 	@echo "make clean   remove build/ (keeps .venv)"
+	@echo "make assignments  nbgrader student releases of every notebook into build/assignments (no solutions, no hidden tests)"
+	@echo "make grade SUBMISSIONS=DIR  autograde DIR/<student>/<assignment>/<notebook>.ipynb in FAST mode -> build/grades"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -68,3 +70,11 @@ report: install
 
 clean:
 	rm -rf build
+
+# the instructor's workflow (README, For teachers): nbgrader offline, course directory under build/
+assignments: install
+	$(BIN)/python -m mclab.lab.grading assignments --out build
+
+grade: install
+	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=DIR  (DIR/<student>/<assignment>/<notebook>.ipynb)"; exit 1; }
+	$(BIN)/python -m mclab.lab.grading grade "$(SUBMISSIONS)" --out build/grades
