@@ -35,7 +35,7 @@ def matches(answer: Any, expected: Any | Callable[[Any], bool], *, rel_tol: floa
     if callable(expected):
         try:
             return bool(expected(answer))
-        except (TypeError, ValueError, KeyError):
+        except (TypeError, ValueError, KeyError, IndexError, AttributeError):  # an answer of the wrong shape
             return False
     if _is_number(expected):
         return _is_number(answer) and math.isclose(float(answer), float(expected), rel_tol=rel_tol)
