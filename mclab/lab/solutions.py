@@ -160,8 +160,9 @@ SOLUTIONS.update({
     },
     "10_openvino": {
         "ex1": Solution("MY_DEFAULT = default_precision", 'MY_DEFAULT = "fp16"  # the GPU plugin\'s default'),
-        "ex2": Solution('MY_STREAMS = int(hints.loc["THROUGHPUT", "streams"])',
-                        'MY_STREAMS = int(hints.loc["THROUGHPUT", "streams"]) * 2  # one per logical CPU'),
+        "ex2": Solution('MY_MS_PER_REQUEST = 1e3 * hints.loc["THROUGHPUT", "requests"]'
+                        ' / hints.loc["THROUGHPUT", "async items/s"]',
+                        'MY_MS_PER_REQUEST = 1e3 / hints.loc["THROUGHPUT", "async items/s"]  # one request in flight'),
     },
     "11_mobile_runtimes": {
         "ex1": Solution('MY_INT8_RATIO = float(tfl.loc["fp32", "KB"] / tfl.loc["int8", "KB"])',

@@ -114,7 +114,8 @@ def _nb07():
 
 def _nb10():
     return {"default_precision": "bf16",
-            "hints": pd.DataFrame({"streams": [1, 2]}, index=["LATENCY", "THROUGHPUT"])}
+            "hints": pd.DataFrame({"streams": [1, 2], "requests": [1, 2], "async items/s": [377.3, 399.9]},
+                                  index=["LATENCY", "THROUGHPUT"])}
 
 
 def _nb11():
