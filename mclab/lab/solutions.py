@@ -131,7 +131,9 @@ SOLUTIONS.update({
     },
     "06_pruning": {
         "ex1": Solution("ANSWER_1 = 1 / (1 + 2)", "ANSWER_1 = 2 / (1 + 2)  # the sparsity, not the density"),
-        "ex2": Solution("ANSWER_2 = MOST_SENSITIVE", "ANSWER_2 = table[table.columns.max()].idxmin()  # the least"),
+        "ex2": Solution("layer = dict(model.named_modules())[MOST_SENSITIVE]\n"
+                        "ANSWER_2 = 100 * max(SCAN_AMOUNTS) * layer.weight.numel() / dense_cost.params",
+                        "ANSWER_2 = 100 * max(SCAN_AMOUNTS)  # the layer's own share, not the model's"),
         "ex3": Solution('t = dense_cost.table()\n'
                         'inner = t["name"].str.fullmatch(r"layer\\d\\.\\d\\.conv[12]")\n'
                         'share = float(t[inner]["macs"].sum() / dense_cost.macs)\n'

@@ -97,7 +97,7 @@ def _nb06():
     model, x = resnet18(num_classes=10).eval(), torch.randn(1, 3, 32, 32)
     table = pd.DataFrame({0.5: [1.0, 3.0, 0.2], 0.9: [8.0, 30.0, 1.5]}, index=["conv1", "layer4.1.conv2", "fc"])
     return {"prune": prune, "copy": copy, "model": model, "x": x, "dense_cost": flops.count(model, x),
-            "table": table, "MOST_SENSITIVE": "layer4.1.conv2"}
+            "table": table, "MOST_SENSITIVE": "layer4.1.conv2", "SCAN_AMOUNTS": [0.5, 0.95]}
 
 
 def _nb07():
