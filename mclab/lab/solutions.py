@@ -185,9 +185,21 @@ SOLUTIONS.update({
         "ex2": Solution("MY_SCALE = 8", "MY_SCALE = 4  # 3e5 / 4 is still above 65,504"),
     },
     "16_tradeoffs_deployment": {
-        "ex1": Solution('MY_STEP = trails[SCENARIOS[0]].final.step if trails[SCENARIOS[0]].passed else "none"',
-                        'MY_STEP = "none" if trails[SCENARIOS[0]].passed else trails[SCENARIOS[0]].final.step'),
-        "ex2": Solution("MY_FRONT = [names[i] for i in front2]", "MY_FRONT = list(names)  # dominated ones included"),
+        "ex1": Solution("checks = [c for c in trails[SCENARIOS[0]].final.validation.checks\n"
+                        "          if c.hard and c.measurable and c.limit]\n"
+                        "MY_HEADROOM_PCT = min(100 * c.margin / abs(c.limit) for c in checks)",
+                        "checks = [c for c in trails[SCENARIOS[0]].final.validation.checks\n"
+                        "          if c.hard and c.measurable and c.limit]\n"
+                        "tightest = min(checks, key=lambda c: c.margin)  # the smallest margin in its own units\n"
+                        "MY_HEADROOM_PCT = 100 * tightest.margin / abs(tightest.limit)"),
+        "ex2": Solution("front = [variants[names[i]] for i in front2]\n"
+                        "fast = min(front, key=lambda r: r.latency_p99_ms)\n"
+                        "best = max(front, key=lambda r: r.accuracy)\n"
+                        "MY_TRADE = (100 * (best.accuracy - fast.accuracy), best.latency_p99_ms / fast.latency_p99_ms)",
+                        "front = [variants[names[i]] for i in front2]\n"
+                        "fast = min(front, key=lambda r: r.latency_p99_ms)\n"
+                        "best = max(front, key=lambda r: r.accuracy)\n"
+                        "MY_TRADE = (best.accuracy - fast.accuracy, fast.latency_p99_ms / best.latency_p99_ms)"),  # upside down
     },
     "17_distributed_inference": {
         "ex1": Solution("MY_SECONDS = two.startup_s + two.gather_s + 100_000 / two.throughput_per_s",

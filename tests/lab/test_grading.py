@@ -125,8 +125,14 @@ def _nb11():
 
 
 def _nb16():
-    return {"SCENARIOS": ["edge"], "trails": {"edge": NS(passed=True, final=NS(step="quantise"))},
-            "names": ["fp32", "int8", "pruned", "small"], "front2": [1, 3]}
+    checks = [NS(metric="power_w", hard=True, measurable=True, limit=10, margin=9.74),
+              NS(metric="peak_memory_mb", hard=True, measurable=True, limit=2048, margin=1829.7),
+              NS(metric="latency_p99_ms", hard=True, measurable=True, limit=100, margin=99.3),
+              NS(metric="energy_mj", hard=False, measurable=True, limit=1, margin=0.01)]
+    variants = {"FP32 baseline": NS(accuracy=0.975, latency_p99_ms=1.9), "INT8": NS(accuracy=0.972, latency_p99_ms=0.9),
+                "pruned 50% ch + INT8": NS(accuracy=0.951, latency_p99_ms=0.6)}
+    return {"SCENARIOS": ["edge"], "trails": {"edge": NS(final=NS(validation=NS(checks=checks)))},
+            "variants": variants, "names": list(variants), "front2": [0, 1, 2]}
 
 
 def _nb17():
