@@ -199,7 +199,7 @@ SOLUTIONS.update({
                         "front = [variants[names[i]] for i in front2]\n"
                         "fast = min(front, key=lambda r: r.latency_p99_ms)\n"
                         "best = max(front, key=lambda r: r.accuracy)\n"
-                        "MY_TRADE = (best.accuracy - fast.accuracy, fast.latency_p99_ms / best.latency_p99_ms)"),  # upside down
+                        "MY_TRADE = (best.accuracy - fast.accuracy, fast.latency_p99_ms / best.latency_p99_ms)"),
     },
     "17_distributed_inference": {
         "ex1": Solution("MY_SECONDS = two.startup_s + two.gather_s + 100_000 / two.throughput_per_s",
