@@ -59,7 +59,7 @@ endef
 comma := ,
 export NO_PYTHON
 
-.PHONY: help install which-python kernel lab test unit lint e2e bench report clean FORCE
+.PHONY: help install which-python kernel lab test unit lint e2e bench report clean assignments grade FORCE
 
 help:
 	@echo "make lab     install everything and start JupyterLab on notebooks/ (LAB_IP, LAB_PORT, LAB_TOKEN)"
@@ -71,6 +71,8 @@ help:
 	@echo "make report  execute every notebook into build/report and render HTML with an index (FAST=1 for quick)"
 	@echo "make clean   remove build/ (keeps .venv)"
 	@echo "make which-python  the Python make would use (choose with PYTHON=...; VENV=... for another environment)"
+	@echo "make assignments  nbgrader student releases of every notebook into build/assignments (no solutions, no hidden tests)"
+	@echo "make grade SUBMISSIONS=DIR  autograde DIR/<student>/<assignment>/<notebook>.ipynb in FAST mode -> build/grades"
 
 # The environment remembers its Python: $(PYSTAMP) holds the version and prefix of the interpreter that made it
 # (an environment from before the stamp is asked directly). Another PYTHON rebuilds the environment from scratch;
@@ -136,3 +138,10 @@ clean:
 	rm -rf build
 
 FORCE:
+# the instructor's workflow (README, For teachers): nbgrader offline, course directory under build/
+assignments: install
+	$(BIN)/python -m mclab.lab.grading assignments --out build
+
+grade: install
+	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=DIR  (DIR/<student>/<assignment>/<notebook>.ipynb)"; exit 1; }
+	$(BIN)/python -m mclab.lab.grading grade "$(SUBMISSIONS)" --out build/grades
