@@ -17,6 +17,7 @@ import html
 import os
 import shutil
 import sys
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -203,7 +204,10 @@ def grade(submissions: str | Path, notebooks_dir: str | Path = "notebooks", out:
     api = _api(root, timeout_s)
     env = {exercise.GRADE_ENV: "1", "MCLAB_HEADLESS": "1", "JUPYTER_PREFER_ENV_PATH": "1",
            "PYTHONWARNINGS": "ignore", "TF_CPP_MIN_LOG_LEVEL": "3", "MPLBACKEND": "module://matplotlib_inline.backend_inline"}
-    with _environment(**env):  # the kernels nbgrader starts inherit this process's environment
+    from sqlalchemy.exc import SAWarning  # nbgrader's gradebook session warns on every new submission
+
+    with _environment(**env), warnings.catch_warnings():  # the kernels nbgrader starts inherit the environment
+        warnings.simplefilter("ignore", SAWarning)
         for student, a in sorted({(s, a) for s, a, _ in found}):
             _run(api.autograde(a, student, force=True, create=True), f"autograde {student}/{a}")
     table = grade_table(root)
