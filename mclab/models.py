@@ -114,10 +114,13 @@ class TrainConfig:
     augment: float = 1.0          # strength of random affine + noise per batch (0 = off)
     label_smoothing: float = 0.05
     seed: int = 0                 # weights init and batch order
+    threads: int = 2              # intra-op threads while training: the order of oneDNN's sums, and so the trained
+                                  # weights, depend on it; fixed, so what ran before (a runner with 1 thread) cannot
+                                  # change the model, and the same recipe gives the same weights on every Python
     progress: bool = True         # tqdm bar (not part of the cache key)
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size"):
+        for name in ("epochs", "batch_size", "threads"):
             v = getattr(self, name)
             if not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name}={v!r} must be an int >= 1")
@@ -241,28 +244,33 @@ def train(model: torch.nn.Module, config: TrainConfig | None = None, *,
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps)
     loss_fn = loss_fn or (lambda m, x, y: F.cross_entropy(m(x), y, label_smoothing=cfg.label_smoothing))
     losses, accs = [], []
-    t0 = time.perf_counter()
-    bar = tqdm(total=steps, desc=f"train {type(model).__name__}", disable=not cfg.progress, leave=False)
-    for _ in range(cfg.epochs):
-        model.train()
-        order, total = torch.randperm(len(ds), generator=g), 0.0
-        for i in range(0, len(ds), cfg.batch_size):
-            idx = order[i:i + cfg.batch_size]
-            x, y = ds.x[idx], ds.y[idx]
-            if cfg.augment > 0:
-                x = augment(x, generator=g, strength=cfg.augment)
-            loss = loss_fn(model, x, y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += loss.item() * len(idx)
-            bar.update(1)
-        losses.append(total / len(ds))
-        accs.append(evaluate(model, val).accuracy)
-        bar.set_postfix(loss=f"{losses[-1]:.3f}", val=f"{accs[-1]:.3f}")
-    bar.close()
-    model.eval()
+    before = torch.get_num_threads()
+    torch.set_num_threads(cfg.threads)
+    try:
+        t0 = time.perf_counter()
+        bar = tqdm(total=steps, desc=f"train {type(model).__name__}", disable=not cfg.progress, leave=False)
+        for _ in range(cfg.epochs):
+            model.train()
+            order, total = torch.randperm(len(ds), generator=g), 0.0
+            for i in range(0, len(ds), cfg.batch_size):
+                idx = order[i:i + cfg.batch_size]
+                x, y = ds.x[idx], ds.y[idx]
+                if cfg.augment > 0:
+                    x = augment(x, generator=g, strength=cfg.augment)
+                loss = loss_fn(model, x, y)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                total += loss.item() * len(idx)
+                bar.update(1)
+            losses.append(total / len(ds))
+            accs.append(evaluate(model, val).accuracy)
+            bar.set_postfix(loss=f"{losses[-1]:.3f}", val=f"{accs[-1]:.3f}")
+        bar.close()
+        model.eval()
+    finally:
+        torch.set_num_threads(before)
     return TrainResult(cfg, losses, accs, time.perf_counter() - t0)
 
 

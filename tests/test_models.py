@@ -67,8 +67,25 @@ def test_train_learns_and_is_seeded():
     assert not a.training and set(ra.as_dict()) == {"config", "loss", "val_accuracy", "seconds"}
 
 
+def test_train_weights_do_not_depend_on_the_callers_thread_count():
+    # a runner built with threads=1 leaves torch at 1 thread; the recipe's own count must decide the weights
+    cfg = models.TrainConfig(epochs=1, size=16, progress=False)
+    before = torch.get_num_threads()
+    trained = []
+    try:
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            m = models.small_cnn(8)
+            models.train(m, cfg)
+            assert torch.get_num_threads() == n  # given back as found
+            trained.append(m.state_dict())
+    finally:
+        torch.set_num_threads(before)
+    assert all(torch.equal(p, q) for p, q in zip(*(t.values() for t in trained), strict=True))
+
+
 @pytest.mark.parametrize("kwargs, match", [
-    ({"epochs": 0}, "epochs=0"), ({"lr": 0}, "lr=0"), ({"size": 4}, "size=4"),
+    ({"epochs": 0}, "epochs=0"), ({"threads": 0}, "threads=0"), ({"lr": 0}, "lr=0"), ({"size": 4}, "size=4"),
     ({"label_smoothing": 1.0}, "label_smoothing"),
 ])
 def test_train_config_rejects_bad_values(kwargs, match):
