@@ -102,7 +102,7 @@ def test_cli_doctor_json():
 
 @pytest.fixture(scope="module")
 def text_png(tmp_path_factory):
-    pytest.importorskip("rapidocr_onnxruntime")
+    pytest.importorskip("rapidocr")
     import cv2
 
     from mclab import data
@@ -122,8 +122,10 @@ def test_cli_ocr_reads_lines_with_stage_timings(text_png):
     assert [ln["text"] for ln in img["lines"]] == [truth] and len(img["lines"][0]["box"]) == 4
     assert set(img["stages_ms"]) == {"preprocess", "detect", "db_post", "crop", "classify", "recognise", "decode"}
     assert d["models"]["rec"]["runtime"] == "onnxruntime" and d["config"]["det_limit_side"] == 960
+    assert d["models"]["rec"]["file"] == "PP-OCRv6_rec_small.onnx" and d["source"]["package"] == "rapidocr"
     r = _mclab("ocr", path, "--threads", "1", "--no-cls", "--det-max-side", "960")
     assert r.returncode == 0 and truth in r.stdout and "stages:" in r.stdout and "cls" not in r.stdout
+    assert "PP-OCRv6 small" in r.stdout
 
 
 @pytest.mark.parametrize("args, match", [
@@ -139,7 +141,7 @@ def test_cli_ocr_errors_are_one_line(text_png, tmp_path, args, match):
 
 
 def test_cli_ocr_unreadable_and_empty_images(tmp_path):
-    pytest.importorskip("rapidocr_onnxruntime")
+    pytest.importorskip("rapidocr")
     import cv2
     import numpy as np
 
@@ -147,6 +149,10 @@ def test_cli_ocr_unreadable_and_empty_images(tmp_path):
     bad.write_bytes(b"not a png")
     empty = tmp_path / "empty.png"
     cv2.imwrite(str(empty), np.zeros((1, 1, 3), np.uint8))
-    for path, match in ((bad, "not an image"), (empty, "empty")):
+    zero = tmp_path / "zero.png"
+    zero.write_bytes(b"")
+    folder = tmp_path / "pages"
+    folder.mkdir()
+    for path, match in ((bad, "not an image"), (empty, "empty"), (zero, "empty file"), (folder, "is a directory")):
         r = _mclab("ocr", str(path))
         assert r.returncode == 2 and match in r.stderr and "Traceback" not in r.stderr

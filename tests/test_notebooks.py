@@ -854,12 +854,26 @@ def check_17(m):
 
 @checks("18_ocr_case_study.ipynb")
 def check_18(m):
-    # the kit's pipeline is RapidOCR's: same text on >= 95 % of its lines, boxes within a few pixels
+    # the models are the rapidocr 3.x wheel's: PP-OCRv6 small detector and recogniser, PP-OCR v2.0 direction classifier
+    src = m["model_source"]
+    assert src["package"] == "rapidocr" and src["version"].startswith("3.")
+    assert [src["models"][k]["generation"] for k in ("det", "rec", "cls")] == [
+        "PP-OCRv6 small", "PP-OCRv6 small", "PP-OCR v2.0 mobile"]
+    # the kit's pipeline is RapidOCR's: same text on >= 95 % of its lines, boxes within 4 px, the same reading order
     assert m["agreement_lines"] >= 3 * m["n_docs"] and m["agreement"] >= 0.95 and m["box_max_px"] <= 4
-    assert m["clean_cer"] <= 0.03 and m["clean_lines"] >= 3  # the model works as shipped
+    assert m["same_order"] == m["agreement_images"] == m["n_docs"]
+    # the model works as shipped: clean lines, and English lines in faces and sizes the kit's pages never use
+    assert m["clean_cer"] <= 0.01 and m["clean_lines"] >= 3
+    assert m["unseen_cer"] <= 0.02 and m["unseen_lines"] >= 6
     assert m["cjk_cer"] is None if m["cjk_font"] is None else 0 <= m["cjk_cer"] < 0.5
-    assert m["n_chars"] > 10 * m["n_lines"] and 0 <= m["cer"] < 0.1 and m["cer_ci"][0] <= m["cer"] <= m["cer_ci"][1]
-    assert m["line_acc_ci"][0] <= m["line_acc"] <= m["line_acc_ci"][1] and m["det_recall"] >= 0.9
+    assert m["n_chars"] > 10 * m["n_lines"] and 0 <= m["cer"] < 0.05 and m["cer_ci"][0] <= m["cer"] <= m["cer_ci"][1]
+    # (a Wilson interval's upper end at 100 % lands a rounding error under 1)
+    assert m["line_acc_ci"][0] <= m["line_acc"] <= m["line_acc_ci"][1] + 1e-9 and m["det_recall"] >= 0.9
+    # PP-OCRv4 (recorded before the switch) against PP-OCRv6 (measured): bigger files, a bigger dictionary
+    vv = m["v4_v6"]
+    assert vv["v6"]["mb"] > vv["v4"]["mb"] > 10 and vv["dictionary"] == {"v4": 6623, "v6": 18708}
+    lo, hi = vv["v6_speedup_ci"]
+    assert vv["v6"]["cer"] == m["cer"] and 0 < lo <= vv["v6_speedup_over_v4"] <= hi
     # RapidOCR scales the page's shorter side up to 736 px; the sized detector input never grows it
     assert min(m["det_input_default"]) >= 736 and max(m["det_input_fast"]) <= 960
     assert m["det_input_fast"][0] * m["det_input_fast"][1] < m["det_input_default"][0] * m["det_input_default"][1] / 2
@@ -873,18 +887,27 @@ def check_18(m):
     assert rungs["detector input sized to the image"]["speedup"] > 1.2  # far fewer pixels: no busy machine hides it
     assert all(r["speedup"] > 0 and r["speedup_ci"][0] <= r["speedup"] <= r["speedup_ci"][1] for r in m["ladder"][1:])
     assert m["pareto"] and set(m["pareto"]) <= set(range(len(names)))  # indices of rungs on the CER/latency front
-    # the best variant: within the CER budget of RapidOCR, faster than it, compared side by side
-    # the climb keeps a rung only when it is faster and within the CER budget; the best variant is the last kept
+    # a rung is kept only when its whole speed-up interval is above 1 and its CER within the budget; the best
+    # variant is the last one kept, and a rung whose interval straddles 1 is "no measurable gain"
     first_cer = m["ladder"][0]["cer"]
     for r in m["ladder"][1:]:
-        assert r["kept"] == (r["speedup"] > 1 and (r["cer"] - first_cer) * 100 <= 0.5), r
+        within = (r["cer"] - first_cer) * 100 <= m["cer_budget_pts"]
+        assert r["kept"] == (r["speedup_ci"][0] > 1 and within), r
+        lo, hi = r["speedup_ci"]
+        assert r["verdict"] == ("over the CER budget" if not within else "kept" if lo > 1 else "slower" if hi < 1
+                                else "no measurable gain"), r
     assert m["best"] == [r["name"] for r in m["ladder"] if r["kept"]][-1]
     assert m["best"] in names and m["cer_delta_ci"][0] <= m["cer_delta_pts"] <= m["cer_delta_ci"][1]
     assert m["best_cer"] == rungs[m["best"]]["cer"]  # the climb's own reading of the held-out pages
     assert m["speedup_ci"][0] <= m["speedup_vs_rapidocr"] <= m["speedup_ci"][1] and m["speedup_vs_rapidocr"] > 2
+    if not m["fast"]:  # the case study's goal, full size: >= 5x faster than RapidOCR() 3.x, CER within 0.5 points
+        assert m["speedup_vs_rapidocr"] >= m["goal_speedup"] == 5 and m["cer_delta_pts"] <= m["cer_budget_pts"] == 0.5
+    # the phone budget is the source's mobile scenario (file 001) with the notebook's CER budget
     checks = {c["metric"]: c for c in m["budget"]["checks"]}
-    assert set(checks) == {"latency_p99_ms", "accuracy_drop_pts", "model_size_mb"}
-    assert checks["latency_p99_ms"]["limit"] == m["budget_ms"] and checks["model_size_mb"]["measured"] < 50
+    assert set(checks) == {"latency_p99_ms", "accuracy_drop_pts", "model_size_mb", "power_w"}
+    assert checks["latency_p99_ms"]["limit"] == m["budget_ms"] == 100 and checks["model_size_mb"]["limit"] == 10
+    assert checks["model_size_mb"]["measured"] == pytest.approx(m["model_mb"]) and checks["power_w"]["ok"] is None
+    assert checks["accuracy_drop_pts"]["limit"] == m["cer_budget_pts"]
     # the budget's P99 comes from every held-out page read PAGE_REPS times, first sight included
     assert m["page_reads"] % m["n_docs"] == 0 and 0 < m["page_ms_p50"] <= m["page_ms_p99"]
     assert checks["latency_p99_ms"]["measured"] == m["page_ms_p99"] and 1 <= m["head_docs"] <= m["n_docs"]
@@ -892,10 +915,12 @@ def check_18(m):
         fq = m["fake_quantize"]
         for key in ("rec", "det"):
             assert fq[f"{key} convs-only"]["Convolution"] >= 20
-            assert not {"GroupConvolution", "Multiply", "Add"} & set(fq[f"{key} convs-only"])
+            assert not {"GroupConvolution", "Multiply", "Add", "Divide", "ReduceMean"} & set(fq[f"{key} convs-only"])
             assert sum(fq[f"{key} nncf-cnn"].values()) > sum(fq[f"{key} convs-only"].values())
+        assert fq["rec convs-only"]["MatMul"] >= 10  # the recogniser's attention is quantised too
         assert rungs["INT8 recogniser, convolutions only"]["precision"]["rec"] == "int8"
         assert rungs["INT8 detector, convolutions only"]["precision"]["det"] == "int8"
+        assert all(v < 25 for v in m["int8_mb"].values())  # INT8 weights: about a quarter of the FP32 bytes
 
 
 @checks("19_search.ipynb")

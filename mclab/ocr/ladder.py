@@ -1,7 +1,11 @@
 """Notebook 18's optimisation ladder: the rungs a practitioner tries in order (:func:`ladder`, each a :class:`Rung`
 of :class:`~mclab.ocr.pipeline.OCRConfig` changes), climbed with accuracy checked and speed measured against the best
 configuration kept so far (:func:`climb` -> one :class:`RungResult` per rung), and the bytes the kept models take
-(:func:`model_bytes`). Introduced in notebook 18.
+(:func:`model_bytes`).
+
+A rung is kept only when the lower end of its speed-up's 95 % CI is above 1 and its CER stays within the budget
+(:data:`VERDICTS`); a rung whose interval straddles 1 is "no measurable gain" and is not kept, so the
+rungs after it build on the configuration before it. Introduced in notebook 18.
 """
 from __future__ import annotations
 
@@ -13,7 +17,16 @@ import numpy as np
 from .metrics import Score, score
 from .pipeline import STAGES, OCRConfig, Pipeline, load
 
-__all__ = ["Rung", "ladder", "RungResult", "climb", "model_bytes"]
+__all__ = ["Rung", "ladder", "RungResult", "climb", "model_bytes", "VERDICTS"]
+
+# What the climb says of each rung: the first is the baseline; the others are kept only when faster beyond doubt
+VERDICTS = {
+    "baseline": "the configuration every ratio starts from",
+    "kept": "the lower end of the speed-up's 95 % CI is above 1 and CER is within the budget",
+    "no measurable gain": "the speed-up's 95 % CI straddles 1: not kept",
+    "slower": "the whole 95 % CI of the speed-up is below 1: not kept",
+    "over the CER budget": "CER rose past the budget, whatever the speed: not kept",
+}
 
 
 @dataclass
@@ -64,7 +77,7 @@ def ladder(*, threads: int, int8: dict[str, str] | None = None, int8_naive: dict
     if int8:
         rungs.append(Rung("INT8 recogniser, convolutions only", {**ov8, "rec_model": int8["rec_model"]},
                           why="dense convolutions and matrix products in INT8, depthwise convolutions in float; "
-                              "a model with no INT8 file runs in FP32"))
+                              "the detector keeps the precision it ran in"))
         rungs.append(Rung("INT8 detector, convolutions only", {**ov8, "det_model": int8["det_model"]},
                           why="the same recipe for the detector"))
     rungs.append(Rung("recognition batched by width", {"rec_batch": 64, "rec_min_width": 0},
@@ -76,8 +89,9 @@ def ladder(*, threads: int, int8: dict[str, str] | None = None, int8_naive: dict
 @dataclass
 class RungResult:
     """A rung measured: accuracy on the held-out set, and its speed-up over the configuration it was applied to (an
-    interleaved A/B with a 95 % CI; ``ms_per_doc`` = the median time of one page at this rung). ``kept``: the
-    climb adopted it (faster, within the CER budget), so the rungs after it build on it."""
+    interleaved A/B with a 95 % CI; ``ms_per_doc`` = the median time of one page at this rung). ``verdict``: one of
+    :data:`VERDICTS`; ``kept``: the climb adopted it (CI above 1, within the CER budget), so the rungs after it
+    build on it."""
 
     name: str
     config: OCRConfig
@@ -90,11 +104,12 @@ class RungResult:
     why: str = ""
     cumulative: float = 1.0          # times faster than the first rung: the product of the kept steps' ratios
     kept: bool = True
+    verdict: str = "baseline"        # a key of VERDICTS
 
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "cer": self.score.cer, "cer_ci": list(self.score.cer_ci),
                 "line_acc": self.score.line_acc, "ms_per_doc": self.ms_per_doc, "speedup": self.speedup,
-                "cumulative": self.cumulative, "kept": self.kept,
+                "cumulative": self.cumulative, "kept": self.kept, "verdict": self.verdict,
                 "speedup_ci": list(self.speedup_ci) if self.speedup_ci else None, "stages_ms": self.stages_ms,
                 "precision": {k: v["precision"] for k, v in self.models.items()}, "runtime": self.config.runtime,
                 "why": self.why}
@@ -110,11 +125,13 @@ def climb(rungs: Sequence[Rung], docs: Sequence[Any], *, cer_budget_pts: float =
     """Climb the ladder as a practitioner does: apply each rung's changes to the best configuration kept so far,
     read every page of ``docs`` (:class:`mclab.data.TextImage`) for accuracy, time the first ``timing_docs`` pages
     against that configuration with :func:`mclab.bench.compare` (interleaved, ``rounds`` rounds of one pass each,
-    after ``warmup`` untimed passes), and keep the rung when it is faster (median ratio > 1) and its CER is at most
-    ``cer_budget_pts`` points above the first rung's. A rung that is not kept is reported and left out, so a slower
-    precision does not drag the rungs after it down. ``cumulative`` multiplies the kept steps' interleaved ratios
-    (a drifting machine does not move them); the last kept rung is the best variant. Returns one
-    :class:`RungResult` per rung."""
+    after ``warmup`` untimed passes), and keep the rung only when the lower end of its speed-up's 95 % CI is above 1
+    and its CER is at most ``cer_budget_pts`` points above the first rung's (:data:`VERDICTS`). A rung that is not
+    kept is reported and left out — one whose CI straddles 1 as "no measurable gain" — so the rungs after it build
+    on the configuration before it. A rung that turns on ``precision="int8"`` keeps the models it gives no INT8 file
+    at the precision they ran in before (``float_precision``), so it measures INT8 alone. ``cumulative`` multiplies
+    the kept steps' interleaved ratios (a drifting machine does not move them); the last kept rung is the best
+    variant. Returns one :class:`RungResult` per rung."""
     from .. import bench
 
     if not rungs or not docs:
@@ -128,7 +145,10 @@ def climb(rungs: Sequence[Rung], docs: Sequence[Any], *, cer_budget_pts: float =
     base: Pipeline | None = None
     base_cfg, base_cum, first_cer = OCRConfig(), 1.0, 0.0
     for rung in rungs:
-        cfg = replace(base_cfg, **rung.changes)
+        changes = dict(rung.changes)
+        if changes.get("precision") == "int8" and "float_precision" not in changes and base_cfg.precision != "int8":
+            changes["float_precision"] = base_cfg.precision  # the models left in float keep what they ran in
+        cfg = replace(base_cfg, **changes)
         pipe = load(cfg)
         results = [pipe.read(d.image) for d in docs]
         sc = score(results, docs)
@@ -143,22 +163,30 @@ def climb(rungs: Sequence[Rung], docs: Sequence[Any], *, cer_budget_pts: float =
             ab = bench.compare(_pages, _pages, (before, images), (pipe, images), rounds=rounds, calls_per_round=1,
                                warmup=warmup, label_a="before", label_b=rung.name)
             ms, sp, ci = ab.b.p50_ms / len(images), ab.speedup, ab.speedup_ci
-        within = (sc.cer - first_cer) * 100 <= cer_budget_pts
-        if sp is None:
-            kept, cum = True, 1.0
-        elif rung.before is not None:  # timed against another baseline: same speed as the base, kept if accurate
-            kept, cum = within and sp > 1, base_cum
-        else:
-            kept, cum = within and sp > 1, base_cum * sp
-        res = RungResult(rung.name, cfg, sc, ms, sp, ci, stages, pipe.models, rung.why, cum, kept)
+        verdict = _verdict(ci, (sc.cer - first_cer) * 100 <= cer_budget_pts)
+        kept = verdict in ("baseline", "kept")
+        # a rung timed against another baseline (``before``) does not change the base's speed: not a step of the chain
+        cum = 1.0 if sp is None else base_cum * sp if rung.before is None else base_cum
+        res = RungResult(rung.name, cfg, sc, ms, sp, ci, stages, pipe.models, rung.why, cum, kept, verdict)
         if progress:
             print(f"{rung.name:42s} CER {sc.cer:6.2%}  {ms:8.1f} ms/page"
                   + (f"  x{sp:.2f} [{ci[0]:.2f}, {ci[1]:.2f}] vs the best so far, x{cum:.2f} vs the first" if sp
-                     else "") + ("" if kept else "  (not kept)"), flush=True)
+                     else "") + ("" if kept else f"  ({verdict}: not kept)"), flush=True)
         out.append(res)
         if kept:
             base, base_cfg, base_cum = pipe, cfg, cum
     return out
+
+
+def _verdict(ci: tuple[float, float] | None, within: bool) -> str:
+    """A rung's verdict (:data:`VERDICTS`) from its speed-up's 95 % CI (None: the first rung) and its CER."""
+    if ci is None:
+        return "baseline"
+    if not within:
+        return "over the CER budget"
+    if ci[0] > 1:
+        return "kept"
+    return "slower" if ci[1] < 1 else "no measurable gain"
 
 
 def model_bytes(pipe: Pipeline) -> int:

@@ -1,8 +1,9 @@
-"""The OCR pipeline, readable stage by stage: PaddleOCR's PP-OCRv4 mobile models (the files that ship in the
-``rapidocr-onnxruntime`` wheel) run through :mod:`mclab.runtimes`, with every stage named and timed.
+"""The OCR pipeline, readable stage by stage: PaddleOCR's PP-OCRv6 *small* detector and recogniser and PP-OCR's v2.0
+mobile direction classifier (the three ONNX files that ship inside the ``rapidocr`` 3.x wheel, :data:`MODEL_FILES`)
+run through :mod:`mclab.runtimes`, with every stage named and timed.
 
-The pipeline follows the one RapidOCR and PaddleOCR run (their ``config.yaml`` values are the defaults of
-:class:`OCRConfig`), written fresh so that each step can be read and changed:
+The pipeline follows the one RapidOCR 3.x runs (its ``config.yaml`` values are the defaults of :class:`OCRConfig`),
+written fresh so that each step can be read and changed:
 
 1. *preprocess*: the page is scaled so the detector sees sides that are multiples of 32 (RapidOCR's default
    scales the **shorter** side up to 736 px; ``det_limit_type="max"`` keeps the image's own size under a limit),
@@ -14,7 +15,9 @@ The pipeline follows the one RapidOCR and PaddleOCR run (their ``config.yaml`` v
 5. *classify* (optional): a small network says whether a crop is upside down (then it is turned);
 6. *recognise*: crops are resized to 48 px high, sorted by width, batched and padded to a common width;
 7. *decode*: greedy CTC decoding (argmax per column, repeats and blanks dropped) with the character list stored
-   in the recognition model's metadata.
+   in the recognition model's metadata (18,708 characters for PP-OCRv6: Chinese, Japanese, Latin scripts);
+8. lines read as empty or with a mean character probability under ``text_score`` are dropped, and the rest are put
+   in reading order: top to bottom, and left to right among boxes whose tops are within 10 px of the one before.
 
 ``read(image, OCRConfig(...)) -> OCRResult``; :func:`load` builds a :class:`Pipeline` once for many images;
 :func:`rapidocr_reference` runs RapidOCR's own pipeline for comparison and :func:`as_result` wraps its output.
@@ -36,11 +39,15 @@ from ..runtimes.onnxrt import LEVELS
 
 __all__ = [
     "OCRConfig", "OCRLine", "OCRResult", "Pipeline", "load", "read", "STAGES", "STAGE_KIND", "MODEL_FILES",
-    "models_dir", "rapidocr_reference", "as_result",
+    "models_dir", "model_source", "MODEL_GENERATION", "ppocrv4_baseline", "rapidocr_reference", "as_result",
 ]
 
-MODEL_FILES = {"det": "ch_PP-OCRv4_det_infer.onnx", "rec": "ch_PP-OCRv4_rec_infer.onnx",
-               "cls": "ch_ppocr_mobile_v2.0_cls_infer.onnx"}
+# The files inside the rapidocr 3.x wheel's models/ folder: the detector and recogniser are PP-OCRv6 small, the
+# direction classifier is PP-OCR's v2.0 mobile one (RapidOCR files it under PP-OCRv4, whose pipeline reused it)
+MODEL_FILES = {"det": "PP-OCRv6_det_small.onnx", "rec": "PP-OCRv6_rec_small.onnx",
+               "cls": "ch_ppocr_mobile_v2.0_cls_mobile.onnx"}
+MODEL_GENERATION = {"det": "PP-OCRv6 small", "rec": "PP-OCRv6 small", "cls": "PP-OCR v2.0 mobile"}
+RAPIDOCR_PIN = "3.10.0"  # the rapidocr release whose wheel the kit's numbers were measured with (constraints.txt)
 # The stages in the order they run, and which part of the source material's split each belongs to
 STAGES = ("preprocess", "detect", "db_post", "crop", "classify", "recognise", "decode")
 STAGE_KIND = {"preprocess": "pre", "detect": "inference", "db_post": "post", "crop": "pre",
@@ -48,23 +55,63 @@ STAGE_KIND = {"preprocess": "pre", "detect": "inference", "db_post": "post", "cr
 
 
 def models_dir() -> Path:
-    """The folder of the PP-OCRv4 model files inside the installed ``rapidocr_onnxruntime`` package."""
+    """The ``models/`` folder inside the installed ``rapidocr`` package, which holds :data:`MODEL_FILES`; nothing is
+    downloaded. A ``ValueError`` says what to install when the package or one of the files is missing."""
     import importlib.util
 
-    spec = importlib.util.find_spec("rapidocr_onnxruntime")
-    if spec is None or not spec.origin:
-        raise ValueError("rapidocr-onnxruntime is not installed; it ships the OCR models (pip install "
-                         "rapidocr-onnxruntime, pinned in constraints.txt)")
-    return Path(spec.origin).parent / "models"
+    spec = importlib.util.find_spec("rapidocr")  # the package's path, without importing it
+    if spec is None or not spec.submodule_search_locations:
+        raise ValueError(f"rapidocr is not installed; its wheel ships the OCR models (pip install -c constraints.txt "
+                         f"rapidocr=={RAPIDOCR_PIN})")
+    base = Path(next(iter(spec.submodule_search_locations))) / "models"
+    missing = [f for f in MODEL_FILES.values() if not (base / f).is_file()]
+    if missing:
+        raise ValueError(f"{base} lacks {missing}: the kit runs the models the rapidocr {RAPIDOCR_PIN} wheel ships "
+                         f"(installed: rapidocr {_rapidocr_version()}; pip install -c constraints.txt "
+                         f"rapidocr=={RAPIDOCR_PIN})")
+    return base
+
+
+def _rapidocr_version() -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("rapidocr")
+    except PackageNotFoundError:
+        return None
+
+
+def model_source() -> dict[str, Any]:
+    """Where the models come from: the ``rapidocr`` version, its ``models/`` folder, and per model the file, its
+    bytes and its generation (PP-OCRv6 small, PP-OCR v2.0 mobile)."""
+    base = models_dir()
+    return {"package": "rapidocr", "version": _rapidocr_version(), "dir": str(base),
+            "models": {k: {"file": f, "bytes": (base / f).stat().st_size, "generation": MODEL_GENERATION[k]}
+                       for k, f in MODEL_FILES.items()}}
+
+
+def ppocrv4_baseline() -> dict[str, Any]:
+    """What the kit measured with the PP-OCRv4 models before they were replaced (``data/ocr_ppocrv4_baseline.json``:
+    the ``rapidocr-onnxruntime`` 1.4.4 wheel's files read by this pipeline on notebook 18's pages and lines, scored
+    by :func:`mclab.ocr.score` and :func:`mclab.ocr.reading_cer`, and timed against RapidOCR 3.x; its ``how`` says
+    how). The v4 files no longer ship with the kit, so notebook 18 reads its v4 column from here."""
+    import json
+
+    path = Path(__file__).resolve().parents[2] / "data" / "ocr_ppocrv4_baseline.json"
+    if not path.is_file():
+        raise ValueError(f"{path} is missing: it ships in the kit's repository (data/), not in an installed wheel")
+    return json.loads(path.read_text())
 
 
 @dataclass(frozen=True)
 class OCRConfig:
-    """How to run the pipeline. The defaults are RapidOCR's own (its ``config.yaml``), so ``OCRConfig()`` is the
+    """How to run the pipeline. The defaults are RapidOCR 3.x's own (its ``config.yaml``), so ``OCRConfig()`` is the
     application as shipped; each field below is one rung of notebook 18's optimisation ladder."""
 
     runtime: str = "onnxruntime"     # a runtime that keeps dynamic shapes (mclab.runtimes: onnxruntime, openvino)
     precision: str = "fp32"          # fp32 | bf16 | fp16 | int8 | default (OpenVINO's own choice: BF16 on AVX512-BF16)
+    float_precision: str = "fp32"    # with precision="int8": what the models without an INT8 file (and the
+    #                                  classifier) run in: fp32 | bf16 | fp16 | default
     threads: int | None = None       # None: the runtime's default (every core), as RapidOCR leaves it
     ort_level: str = "all"           # ONNX Runtime graph optimisation: disable | basic | extended | all (RapidOCR: all)
     #                                  passed as load(..., level=) to a runtime whose build takes one
@@ -78,7 +125,7 @@ class OCRConfig:
     det_thresh: float = 0.3          # probability above which a pixel is text
     box_thresh: float = 0.5          # mean probability a box needs to be kept
     unclip_ratio: float = 1.6        # how far a box grows (the DB paper's shrunk text kernels are grown back)
-    text_score: float = 0.5          # lines read with a lower mean character probability are dropped
+    text_score: float = 0.5          # lines read with a lower mean character probability are dropped (RapidOCR: 0.5)
     det_model: str | None = None     # model files; None: the bundled ones (INT8: quantize_models()'s; None -> FP32)
     rec_model: str | None = None
     cls_model: str | None = None
@@ -95,6 +142,11 @@ class OCRConfig:
             others = [k for k in dynamic if self.precision in precisions(k)]
             raise ValueError(f"precision={self.precision!r} on {self.runtime}: it runs {takes} "
                              f"(runtimes with {self.precision}: {others})")
+        if self.float_precision not in PRECISIONS or self.float_precision == "int8" or (
+                self.float_precision != "default" and self.float_precision not in precisions(self.runtime)):
+            floats = [p for p in PRECISIONS if p != "int8" and (p == "default" or p in precisions(self.runtime))]
+            raise ValueError(f"float_precision={self.float_precision!r} on {self.runtime}: allowed {floats} (the "
+                             "precision of the models without an INT8 file)")
         if self.threads is not None and (not isinstance(self.threads, int) or isinstance(self.threads, bool)
                                          or self.threads < 1):
             raise ValueError(f"threads={self.threads!r} must be an int >= 1 or None (the runtime's default)")
@@ -192,7 +244,10 @@ def _as_bgr(image: Any) -> np.ndarray:
     if isinstance(image, (str, os.PathLike)):
         p = os.fspath(image)
         if not os.path.isfile(p):
-            raise ValueError(f"image={p!r} does not exist or is not a file")
+            what = "is a directory" if os.path.isdir(p) else "does not exist or is not a file"
+            raise ValueError(f"image={p!r} {what}; pass an image file")
+        if os.path.getsize(p) == 0:
+            raise ValueError(f"image={p!r} is an empty file (0 bytes)")
         img = cv2.imread(p, cv2.IMREAD_COLOR)
         if img is None:
             raise ValueError(f"image={p!r} is not an image OpenCV can read (PNG, JPEG, BMP, TIFF, WebP …)")
@@ -209,6 +264,18 @@ def _as_bgr(image: Any) -> np.ndarray:
     if img.shape[0] < 2 or img.shape[1] < 2:
         raise ValueError(f"image is {img.shape[1]}x{img.shape[0]} px; it is empty (needs at least 2x2)")
     return img
+
+
+def _within_bounds(img: np.ndarray, limit: int, kind: str) -> np.ndarray:
+    """The image resized so its longer side is at most ``limit`` ("max") or its shorter side at least ``limit``
+    ("min"), sides rounded to multiples of 32; unchanged when it already is."""
+    import cv2
+
+    h, w = img.shape[:2]
+    if (kind == "max" and max(h, w) <= limit) or (kind == "min" and min(h, w) >= limit):
+        return img
+    k = limit / (max(h, w) if kind == "max" else min(h, w))
+    return cv2.resize(img, (max(32, int(round(int(w * k) / 32) * 32)), max(32, int(round(int(h * k) / 32) * 32))))
 
 
 def _det_size(h: int, w: int, limit: int, kind: str) -> tuple[int, int]:
@@ -231,14 +298,15 @@ def _normalise(img: np.ndarray) -> np.ndarray:
 
 
 def _mini_box(contour: np.ndarray) -> tuple[np.ndarray, float]:
-    """The minimum-area rectangle around ``contour`` as 4 corners (tl, tr, br, bl) and its shorter side (px)."""
+    """The minimum-area rectangle around ``contour`` as 4 corners (tl, tr, br, bl) and its shorter side (px); of the
+    two left-most corners the lower one in the image (larger y) is the bottom-left, as RapidOCR orders them."""
     import cv2
 
     rect = cv2.minAreaRect(contour)
-    pts = sorted(cv2.boxPoints(rect).tolist(), key=lambda p: p[0])
-    left = sorted(pts[:2], key=lambda p: p[1])
-    right = sorted(pts[2:], key=lambda p: p[1])
-    return np.array([left[0], right[0], right[1], left[1]], np.float32), float(min(rect[1]))
+    p = sorted(cv2.boxPoints(rect).tolist(), key=lambda q: q[0])
+    tl, bl = (p[0], p[1]) if p[1][1] > p[0][1] else (p[1], p[0])
+    tr, br = (p[2], p[3]) if p[3][1] > p[2][1] else (p[3], p[2])
+    return np.array([tl, tr, br, bl], np.float32), float(min(rect[1]))
 
 
 def _box_score(prob: np.ndarray, box: np.ndarray) -> float:
@@ -286,8 +354,8 @@ def _db_boxes(prob: np.ndarray, cfg: OCRConfig, out_hw: tuple[int, int]) -> np.n
         box = _clockwise(box)
         box[:, 0] = np.clip(box[:, 0], 0, ow - 1).astype(np.int32)
         box[:, 1] = np.clip(box[:, 1], 0, oh - 1).astype(np.int32)
-        if np.linalg.norm(box[0] - box[1]) <= 3 or np.linalg.norm(box[0] - box[3]) <= 3:
-            continue
+        if int(np.linalg.norm(box[0] - box[1])) <= 3 or int(np.linalg.norm(box[0] - box[3])) <= 3:
+            continue  # under 4 px wide or high
         boxes.append(box)
     return _reading_order(np.array(boxes, np.float32).reshape(-1, 4, 2))
 
@@ -301,16 +369,13 @@ def _clockwise(pts: np.ndarray) -> np.ndarray:
 
 
 def _reading_order(boxes: np.ndarray) -> np.ndarray:
-    """Top to bottom by the top-left corner; boxes whose tops are within 10 px are read left to right."""
-    order = sorted(range(len(boxes)), key=lambda i: (boxes[i][0][1], boxes[i][0][0]))
-    for i in range(len(order) - 1):  # one bubble pass per box, as PaddleOCR does
-        for j in range(i, -1, -1):
-            a, b = boxes[order[j]], boxes[order[j + 1]]
-            if abs(b[0][1] - a[0][1]) < 10 and b[0][0] < a[0][0]:
-                order[j], order[j + 1] = order[j + 1], order[j]
-            else:
-                break
-    return boxes[order] if len(boxes) else boxes
+    """Reading order: boxes sorted top to bottom by their top-left corner; a box whose top is within 10 px of the
+    one above it in that order joins its line, and each line is read left to right (RapidOCR 3.x's sort)."""
+    if not len(boxes):
+        return boxes
+    by_y = boxes[np.argsort(boxes[:, 0, 1], kind="stable")]
+    line = np.concatenate([[0], np.cumsum(np.diff(by_y[:, 0, 1]) >= 10)])  # a new line at every gap of >= 10 px
+    return by_y[np.lexsort((by_y[:, 0, 0], line))]
 
 
 def _crop(img: np.ndarray, box: np.ndarray) -> np.ndarray:
@@ -342,19 +407,22 @@ def _resize_48(img: np.ndarray, width: int, max_width: int) -> np.ndarray:
 
 def _ctc_greedy(probs: np.ndarray, charset: Sequence[str]) -> list[tuple[str, float]]:
     """Greedy CTC decoding of (B, T, C) probabilities: per column the likeliest class, repeats merged, the blank
-    (class 0) dropped; returns (text, mean probability of the kept columns) per row."""
+    (class 0) dropped; returns (text, mean probability of the kept columns) per row, each probability and the
+    mean rounded to 5 decimals as RapidOCR reports them (0.0 when nothing is kept)."""
     idx, p = probs.argmax(axis=2), probs.max(axis=2)  # (B, T)
     keep = idx != 0
     keep[:, 1:] &= idx[:, 1:] != idx[:, :-1]
     out = []
     for i in range(len(idx)):
         sel = keep[i]
-        out.append(("".join(charset[c] for c in idx[i][sel]), float(p[i][sel].mean()) if sel.any() else 0.0))
+        mean = round(float(np.mean(np.round(p[i][sel].astype(np.float64), 5))), 5) if sel.any() else 0.0
+        out.append(("".join(charset[c] for c in idx[i][sel]), mean))
     return out
 
 
 def _charset(path: str) -> list[str]:
-    """The recognition model's classes: the blank, the characters in its ONNX metadata (``character``), a space."""
+    """The recognition model's classes, read from the model as RapidOCR does: the CTC blank, the characters in its
+    ONNX metadata (``character``, one per line), then a space."""
     import onnx
 
     meta = {p.key: p.value for p in onnx.load(path, load_external_data=False).metadata_props}
@@ -385,9 +453,9 @@ class Pipeline:
         self.files = {"det": cfg.det_model or str(base / MODEL_FILES["det"]),
                       "rec": cfg.rec_model or str(base / MODEL_FILES["rec"]),
                       "cls": cfg.cls_model or str(base / MODEL_FILES["cls"])}
-        fp = replace(cfg, precision="fp32" if cfg.precision == "int8" else cfg.precision, det_model=None,
-                     rec_model=None)
-        # with precision="int8", a model given no INT8 file runs the bundled one in FP32
+        fp = replace(cfg, precision=cfg.float_precision if cfg.precision == "int8" else cfg.precision,
+                     det_model=None, rec_model=None)
+        # with precision="int8", a model given no INT8 file runs the bundled one at float_precision
         self.runners = {k: _runner(self.files[k], cfg if getattr(cfg, f"{k}_model") else fp) for k in ("det", "rec")}
         if cfg.use_cls:  # the classifier stays at the float precision (it is 0.6 MB; INT8 is not calibrated for it)
             self.runners["cls"] = _runner(self.files["cls"], fp if cfg.cls_model is None else cfg)
@@ -410,11 +478,9 @@ class Pipeline:
         t = time.perf_counter()
         img = _as_bgr(image)
         raw_h, raw_w = img.shape[:2]
-        # RapidOCR's global step: sides kept within [30, 2000] px, then very flat images letterboxed
-        k = min(1.0, 2000 / max(raw_h, raw_w))
-        k = max(k, 30 / min(raw_h, raw_w)) if min(raw_h, raw_w) * k < 30 else k
-        if k != 1.0:
-            img = cv2.resize(img, (max(32, int(round(raw_w * k / 32)) * 32), max(32, int(round(raw_h * k / 32)) * 32)))
+        # RapidOCR's global step: the longer side brought down to 2000 px, then the shorter one up to 30 px (each
+        # resize to multiples of 32), then very flat images letterboxed
+        img = _within_bounds(_within_bounds(img, 2000, "max"), 30, "min")
         sy, sx = raw_h / img.shape[0], raw_w / img.shape[1]
         pad = 0
         h, w = img.shape[:2]
@@ -451,7 +517,7 @@ class Pipeline:
 
         lines = []
         for (text, s), b in zip(texts, boxes, strict=True):
-            if s < cfg.text_score:
+            if not text.strip() or s < cfg.text_score:  # RapidOCR drops empty reads, then unsure ones
                 continue
             b = b.copy()
             b[:, 1] -= pad
@@ -464,7 +530,7 @@ class Pipeline:
         import cv2
 
         crops = list(crops)
-        order = np.argsort([c.shape[1] / c.shape[0] for c in crops], kind="stable")
+        order = np.argsort(np.array([c.shape[1] / c.shape[0] for c in crops]))  # as RapidOCR sorts them
         for i in range(0, len(order), 6):
             ids = order[i:i + 6]
             batch = np.stack([_resize_cls(crops[j]) for j in ids])  # (b, 3, 48, 192)
@@ -479,7 +545,7 @@ class Pipeline:
         spent in the network and in resizing + decoding."""
         cfg, out = self.config, [("", 0.0)] * len(crops)
         t_net = t_other = 0.0
-        order = np.argsort([c.shape[1] / c.shape[0] for c in crops], kind="stable")
+        order = np.argsort(np.array([c.shape[1] / c.shape[0] for c in crops]))  # as RapidOCR sorts them
         for i in range(0, len(order), cfg.rec_batch):
             t = time.perf_counter()
             ids = order[i:i + cfg.rec_batch]
@@ -508,8 +574,8 @@ def load(config: OCRConfig | None = None) -> Pipeline:
 
 
 def read(image: Any, config: OCRConfig | Pipeline | None = None) -> OCRResult:
-    """Read the text in ``image`` (a file path or an (H, W, 3) RGB uint8 array) with PP-OCRv4 under ``config``
-    (an :class:`OCRConfig`, a loaded :class:`Pipeline`, or None for RapidOCR's defaults). Returns an
+    """Read the text in ``image`` (a file path or an (H, W, 3) RGB uint8 array) with PP-OCRv6 small under ``config``
+    (an :class:`OCRConfig`, a loaded :class:`Pipeline`, or None for RapidOCR 3.x's defaults). Returns an
     :class:`OCRResult`: lines with text, score and box; milliseconds per stage; the runtime and precision each
     model ran in. Loading the models takes a few hundred ms; for many images :func:`load` once. Notebook 18."""
     pipe = config if isinstance(config, Pipeline) else load(config)
@@ -520,17 +586,23 @@ def read(image: Any, config: OCRConfig | Pipeline | None = None) -> OCRResult:
 
 
 def rapidocr_reference(threads: int | None = None) -> Any:
-    """RapidOCR's own pipeline with its shipped configuration (``rapidocr_onnxruntime.RapidOCR``), as a function
-    image (RGB uint8 array) -> list of (box (4, 2), text). ``threads``: its ONNX Runtime intra-op threads (None:
-    its default, every core). The baseline of notebook 18's speed-ups."""
-    from rapidocr_onnxruntime import RapidOCR
+    """RapidOCR's own pipeline with its shipped configuration (``rapidocr.RapidOCR()`` of the 3.x wheel: PP-OCRv6
+    small on ONNX Runtime, the same model files as :func:`models_dir`), as a function image (RGB uint8 array) ->
+    list of (box (4, 2), text). ``threads``: its ONNX Runtime intra-op threads (None: its default, every core).
+    Only its log level is changed (errors only). The baseline of notebook 18's speed-ups."""
+    models_dir()  # a clear error when rapidocr or its models are missing
+    from rapidocr import RapidOCR
 
-    kw = {"intra_op_num_threads": threads} if threads else {}
-    engine = RapidOCR(**kw)
+    params: dict[str, Any] = {"Global.log_level": "error"}
+    if threads:
+        params["EngineConfig.onnxruntime.intra_op_num_threads"] = threads
+    engine = RapidOCR(params=params)
 
     def run(image: np.ndarray) -> list[tuple[np.ndarray, str]]:
-        out, _ = engine(_as_bgr(image))
-        return [(np.asarray(box, np.float32), text) for box, text, _s in (out or [])]
+        out = engine(_as_bgr(image))  # a BGR array, as RapidOCR reads image files
+        if getattr(out, "boxes", None) is None or getattr(out, "txts", None) is None:
+            return []
+        return [(np.asarray(box, np.float32), text) for box, text in zip(out.boxes, out.txts, strict=True)]
 
     run.engine = engine  # type: ignore[attr-defined]
     return run

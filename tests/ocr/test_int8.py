@@ -5,7 +5,7 @@ from dataclasses import replace
 
 import pytest
 
-pytest.importorskip("rapidocr_onnxruntime")
+pytest.importorskip("rapidocr")
 
 from mclab import ocr  # noqa: E402
 
@@ -19,6 +19,14 @@ def test_an_int8_recogniser_alone_runs_beside_an_fp32_detector(fast, lines, tmp_
     assert pipe.models["det"]["precision"] == "fp32" and pipe.models["rec"]["precision"] == "int8"
     res = [pipe.read(x.image) for x in lines[2:]]
     assert ocr.score(res, lines[2:]).cer < 0.2  # calibrated on two other lines, it still reads
+    # on the ladder, the INT8 rung leaves the detector at the precision it ran in before (here OpenVINO's default)
+    rungs = [ocr.Rung("OpenVINO default", {**{k: getattr(fast, k) for k in ("det_limit_type", "det_limit_side",
+                                                                           "threads")},
+                                           "runtime": "openvino", "precision": "default"}),
+             ocr.Rung("INT8 recogniser", {"precision": "int8", **files})]
+    base, r8 = ocr.climb(rungs, lines[2:], timing_docs=1, rounds=2, warmup=0, progress=False)
+    assert r8.config.float_precision == "default" and r8.models["rec"]["precision"] == "int8"
+    assert r8.models["det"]["precision"] == base.models["det"]["precision"]
 
 
 def test_quantising_rejects_bad_input(lines):

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-pytest.importorskip("rapidocr_onnxruntime")
+pytest.importorskip("rapidocr")
 
 from mclab import ocr  # noqa: E402
 
@@ -39,18 +39,31 @@ def test_climb_keeps_what_pays_and_chains_its_ratios(lines):
     assert [r.name for r in res] == ["one thread", "two threads", "graph optimisation", "keep no box"]
     assert res[0].speedup is None and res[0].cumulative == 1 and res[0].ms_per_doc > 0 and res[0].kept
     two = res[1]
-    assert two.kept == (two.speedup > 1) and two.speedup_ci[0] <= two.speedup
+    assert two.kept == (two.speedup_ci[0] > 1) and two.speedup_ci[0] <= two.speedup  # faster beyond doubt, or not kept
+    assert two.verdict in ("kept", "no measurable gain", "slower") and res[0].verdict == "baseline"
     assert two.cumulative == pytest.approx(two.speedup)  # times faster than the first, kept or not
     base_cum = two.cumulative if two.kept else 1.0
     assert res[2].cumulative == base_cum  # timed against another baseline: not a step of the chain
     blind = res[3]
     assert blind.score.cer > 0.5 and not blind.kept and blind.config.box_thresh == 0.99
+    assert blind.verdict == "over the CER budget" and set(ocr.VERDICTS) >= {r.verdict for r in res}
     assert all(r.score.n_lines == 2 for r in res) and set(two.stages_ms) == set(ocr.STAGES)
     assert two.as_dict()["precision"] == {"det": "fp32", "rec": "fp32", "cls": "fp32"} and "kept" in two.as_dict()
+    assert two.as_dict()["verdict"] == two.verdict
     with pytest.raises(ValueError, match="timing_docs"):
         ocr.climb(rungs, lines[:2], timing_docs=3)
     with pytest.raises(ValueError, match="cer_budget_pts"):
         ocr.climb(rungs, lines[:2], cer_budget_pts=-1)
+
+
+def test_a_rung_is_kept_only_when_its_whole_interval_is_above_one():
+    from mclab.ocr.ladder import _verdict
+
+    assert _verdict(None, True) == "baseline"
+    assert _verdict((1.02, 1.3), True) == "kept"
+    assert _verdict((0.97, 1.3), True) == "no measurable gain"  # a median above 1 is not enough
+    assert _verdict((0.6, 0.9), True) == "slower"
+    assert _verdict((1.5, 2.0), False) == "over the CER budget"
 
 
 def test_model_bytes_counts_the_files_the_runners_read(pipe):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-pytest.importorskip("rapidocr_onnxruntime")
+pytest.importorskip("rapidocr")
 
 from mclab import ocr  # noqa: E402
 
@@ -40,6 +40,36 @@ def test_score_counts_missed_lines_as_all_wrong(lines):
     assert ocr.score([typo], [truth]).space_error_share == 0 and ocr.score([perfect], [truth]).space_error_share == 0
 
 
+def test_a_detector_box_grown_around_the_ink_finds_the_line(lines):
+    truth = lines[0]
+    (tl, tr, br, bl) = truth.boxes[0]
+    h = br[1] - tr[1]
+    tall = np.array([tl - [4, 1.2 * h], tr + [4, -1.2 * h], br + [4, 1.2 * h], bl + [-4, 1.2 * h]], np.float32)
+    r = ocr.OCRResult([ocr.OCRLine(truth.lines[0], 1.0, tall)], {}, {}, truth.image.shape[:2])
+    assert ocr.metrics._iou(truth.boxes[0], tall) < 0.5  # IoU would call this correct, 3.4x taller box a miss
+    s = ocr.score([r], [truth])
+    assert s.det_recall == 1 and s.cer == 0  # it holds the whole line: found, and its text counts
+    half = truth.boxes[0].copy()
+    half[1:3, 0] = half[0, 0] + 0.4 * (half[1, 0] - half[0, 0])  # a box over the first 40 % of the line only
+    r = ocr.OCRResult([ocr.OCRLine(truth.lines[0], 1.0, half)], {}, {}, truth.image.shape[:2])
+    assert ocr.score([r], [truth]).det_recall == 0 and ocr.LINE_MATCH == 0.5
+
+
+def test_reading_cer_joins_what_was_read_in_order(lines):
+    truth = lines[0]
+    t = truth.lines[0]
+    words = t.split()
+    assert ocr.reading_cer([[t]], [truth]) == 0
+    assert ocr.reading_cer([words], [truth]) == 0  # split into boxes, read in order: spaces ignored
+    assert ocr.reading_cer([words], [truth], ignore_spaces=False) == 0  # joined with one space each
+    assert ocr.reading_cer([words[::-1]], [truth]) > 0  # read out of order costs characters
+    assert ocr.reading_cer([[]], [truth]) == 1
+    r = ocr.OCRResult([ocr.OCRLine(t, 1.0, truth.boxes[0])], {}, {}, truth.image.shape[:2])
+    assert ocr.reading_cer([r], [truth]) == 0
+    with pytest.raises(ValueError, match="one result per image"):
+        ocr.reading_cer([], [truth])
+
+
 def test_agreement_matches_lines_by_box_and_compares_text(lines):
     truth = lines[0]
     ours = ocr.OCRResult([ocr.OCRLine(t, 1.0, b + 1) for t, b in zip(truth.lines, truth.boxes, strict=True)], {}, {},
@@ -47,6 +77,8 @@ def test_agreement_matches_lines_by_box_and_compares_text(lines):
     theirs = [(b, t) for t, b in zip(truth.lines, truth.boxes, strict=True)] + [(truth.boxes[0] + [0, 500], "gone")]
     agree = ocr.agreement([ours], [theirs])
     assert (agree.lines, agree.same_text, agree.box_max_px) == (len(truth.lines) + 1, len(truth.lines), 1.0)
+    assert (agree.images, agree.same_order) == (1, 0)  # RapidOCR read one more line
+    assert ocr.agreement([ours], [theirs[:-1]]).same_order == 1
     n = len(truth.lines)
     assert agree.rate == pytest.approx(n / (n + 1)) and agree.as_dict()["rate"] == agree.rate
     assert np.isnan(ocr.agreement([], []).rate)

@@ -62,7 +62,7 @@ def test_int8_op_counts_reads_only_onnxruntime_and_openvino(tiny_module):
 
 
 def test_dynamic_shapes_keep_the_files_dynamic_dims():
-    pytest.importorskip("rapidocr_onnxruntime")
+    pytest.importorskip("rapidocr")
     from mclab import ocr
 
     path = str(ocr.models_dir() / ocr.MODEL_FILES["cls"])  # 0.6 MB, declared (N, 3, ?, ?)
