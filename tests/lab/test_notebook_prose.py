@@ -23,9 +23,7 @@ PATHS = sorted(NB_DIR.glob("*.ipynb"))
 
 # Notebooks whose markdown still states measured outcomes. Remove a name once its prose is rendered from the
 # numbers; the marks are strict, so a notebook that starts passing fails here until it leaves this list.
-PENDING: dict[str, str] = {
-    "18_ocr_case_study.ipynb": "rewritten in parallel; its Interpret cells are checked once the rewrite lands",
-}
+PENDING: dict[str, str] = {}
 
 # a number followed by a unit of something measured (time, size, ratio, share, energy, power, rate, accuracy)
 _QUANTITY = re.compile(
