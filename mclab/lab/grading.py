@@ -25,6 +25,7 @@ from typing import Iterable, Iterator
 import nbformat
 
 from mclab.lab import exercise
+from mclab.lab.notebooks import KERNEL_ENV
 from mclab.lab.solutions import SOLUTIONS, Solution
 
 __all__ = ["KINDS", "exercise_cells", "source_notebook", "submission", "write_course", "assignments",
@@ -202,8 +203,7 @@ def grade(submissions: str | Path, notebooks_dir: str | Path = "notebooks", out:
         nb = nbformat.read(p, as_version=4)
         nbformat.write(inject_parameters(nb, FAST=True) if fast else nb, dest / p.name)
     api = _api(root, timeout_s)
-    env = {exercise.GRADE_ENV: "1", "MCLAB_HEADLESS": "1", "JUPYTER_PREFER_ENV_PATH": "1",
-           "PYTHONWARNINGS": "ignore", "TF_CPP_MIN_LOG_LEVEL": "3", "MPLBACKEND": "module://matplotlib_inline.backend_inline"}
+    env = {**KERNEL_ENV, exercise.GRADE_ENV: "1"}
     from sqlalchemy.exc import SAWarning  # nbgrader's gradebook session warns on every new submission
 
     with _environment(**env), warnings.catch_warnings():  # the kernels nbgrader starts inherit the environment

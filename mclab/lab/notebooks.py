@@ -26,7 +26,7 @@ __all__ = [
     # the map
     "Chapter", "CURRICULUM", "chapter",
     # the environment of the kernels the runner starts
-    "HEADLESS_ENV",
+    "HEADLESS_ENV", "KERNEL_ENV",
     # results
     "NotebookRun", "RunSummary",
     # verbs
@@ -36,6 +36,10 @@ __all__ = [
 # Set to "1" by run_notebook for the kernels it starts: no front end is attached, so mclab.lab.widgets draws nothing
 # into Output widgets until a control moves (see widgets._first_draw).
 HEADLESS_ENV = "MCLAB_HEADLESS"
+# what a headless kernel runs with (here and under the grader): no widgets waiting for a browser, this environment's
+# Jupyter, quiet warnings and TensorFlow logs, inline figures
+KERNEL_ENV = {HEADLESS_ENV: "1", "JUPYTER_PREFER_ENV_PATH": "1", "PYTHONWARNINGS": "ignore",
+              "TF_CPP_MIN_LOG_LEVEL": "3", "MPLBACKEND": "module://matplotlib_inline.backend_inline"}
 
 # NN_topic.ipynb; a chapter split in two is NNb_topic.ipynb (13, then 13b), which sorts between NN and NN+1.
 NAME_RE = re.compile(r"^(\d{2}[a-z]?)_([a-z0-9_]+)\.ipynb$")
@@ -240,8 +244,7 @@ def run_notebook(path: str | os.PathLike[str], out_dir: str | os.PathLike[str], 
            "--kernel", "python3", "--no-progress-bar", "--log-level", "ERROR"]
     for k, v in params.items():
         cmd += ["-y", json.dumps({k: v})]
-    env = {**os.environ, ENV_VAR: str(metrics_file.resolve()), HEADLESS_ENV: "1", "JUPYTER_PREFER_ENV_PATH": "1",
-           "PYTHONWARNINGS": "ignore", "TF_CPP_MIN_LOG_LEVEL": "3", "MPLBACKEND": "module://matplotlib_inline.backend_inline"}
+    env = {**os.environ, **KERNEL_ENV, ENV_VAR: str(metrics_file.resolve())}
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env=env, start_new_session=True)
