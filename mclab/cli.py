@@ -122,8 +122,8 @@ def _ocr(args: argparse.Namespace) -> int:
     from . import ocr
 
     cfg = ocr.OCRConfig(runtime=args.runtime, precision=args.precision, threads=args.threads,
-                        use_cls=not args.no_cls, **({"det_limit_type": "max", "det_limit_side": args.det_max_side}
-                                                    if args.det_max_side else {}))
+                        use_cls=not args.no_cls, det_max_scale=args.det_max_scale or None,
+                        **({"det_limit_type": "max", "det_limit_side": args.det_max_side} if args.det_max_side else {}))
     pipe = ocr.load(cfg)
     out = []
     for image in args.images:
@@ -241,8 +241,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", default="fp32", help="fp32 (default), bf16, fp16 (openvino) or default")
     p.add_argument("--threads", type=int, default=None, help="intra-op threads (default: the runtime's)")
     p.add_argument("--det-max-side", type=int, default=None,
-                   help="size the detector's input to the image, longer side at most this (default: RapidOCR 3.x's, "
-                        "shorter side scaled up to 736; 960 reads single lines and small images better and faster)")
+                   help="size the detector's input to the image, longer side at most this (default: RapidOCR 3.x's "
+                        "sizing, shorter side scaled up to 736 px, but see --det-max-scale; 960 is faster on pages)")
+    p.add_argument("--det-max-scale", type=float, default=3.0,
+                   help="the most the detector may enlarge an image (default 3; 0: no limit, RapidOCR's own sizing, "
+                        "which scales a 37 px line 20x and can lose it)")
     p.add_argument("--no-cls", action="store_true", help="skip the direction classifier (upright text)")
     p.add_argument("--json", action="store_true", help="print lines, boxes, stage timings and models as JSON")
     p.set_defaults(func=_ocr)

@@ -865,6 +865,9 @@ def check_18(m):
     # the model works as shipped: clean lines, and English lines in faces and sizes the kit's pages never use
     assert m["clean_cer"] <= 0.01 and m["clean_lines"] >= 3
     assert m["unseen_cer"] <= 0.02 and m["unseen_lines"] >= 6
+    # ... read with the kit's defaults, which enlarge an image at most 3x (sides rounded to multiples of 32)
+    assert len(m["unseen_scale"]) == m["unseen_lines"] and max(m["unseen_scale"]) <= 3.2
+    assert 0 <= m["unseen_cer_rapidocr_sizing"] < 0.5
     assert m["cjk_cer"] is None if m["cjk_font"] is None else 0 <= m["cjk_cer"] < 0.5
     assert m["n_chars"] > 10 * m["n_lines"] and 0 <= m["cer"] < 0.05 and m["cer_ci"][0] <= m["cer"] <= m["cer_ci"][1]
     # (a Wilson interval's upper end at 100 % lands a rounding error under 1)

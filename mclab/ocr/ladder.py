@@ -61,7 +61,8 @@ def ladder(*, threads: int, int8: dict[str, str] | None = None, int8_naive: dict
         if missing:
             raise ValueError(f"{name} lacks {missing}: pass quantize_models(..., models=('det', 'rec'))'s files")
     ov8 = {"runtime": "openvino", "precision": "int8"}
-    rungs = [Rung("RapidOCR defaults", {}, why="shorter side scaled up to 736 px, classifier on, ONNX Runtime"),
+    rungs = [Rung("RapidOCR defaults", {"det_max_scale": None},
+                  why="shorter side scaled up to 736 px, classifier on, ONNX Runtime"),
              Rung("detector input sized to the image", {"det_limit_type": "max", "det_limit_side": 960},
                   why="longer side <= 960 px, never scaled up"),
              Rung(f"threads = {threads}", {"threads": threads}, why="intra-op threads set, not left to the runtime"),

@@ -13,7 +13,7 @@ from mclab import ocr  # noqa: E402
 def test_ladder_rungs_change_one_thing_each():
     rungs = ocr.ladder(threads=2)
     names = [r.name for r in rungs]
-    assert names[0] == "RapidOCR defaults" and rungs[0].changes == {}
+    assert names[0] == "RapidOCR defaults" and rungs[0].changes == {"det_max_scale": None}  # exactly as shipped
     assert rungs[1].changes == {"det_limit_type": "max", "det_limit_side": 960} and rungs[2].changes == {"threads": 2}
     assert rungs[3].before == {"ort_level": "disable"} and rungs[3].changes == {"ort_level": "all"}
     assert rungs[4].changes["runtime"] == "openvino" and rungs[5].changes["precision"] == "default"
