@@ -122,8 +122,9 @@ def test_cli_ocr_reads_lines_with_stage_timings(text_png):
     assert [ln["text"] for ln in img["lines"]] == [truth] and len(img["lines"][0]["box"]) == 4
     assert set(img["stages_ms"]) == {"preprocess", "detect", "db_post", "crop", "classify", "recognise", "decode"}
     assert d["models"]["rec"]["runtime"] == "onnxruntime" and d["config"]["det_limit_side"] == 960
+    assert d["config"]["det_max_scale"] == 3.0  # the kit's one change to RapidOCR's defaults
     assert d["models"]["rec"]["file"] == "PP-OCRv6_rec_small.onnx" and d["source"]["package"] == "rapidocr"
-    r = _mclab("ocr", path, "--threads", "1", "--no-cls", "--det-max-side", "960")
+    r = _mclab("ocr", path, "--threads", "1", "--no-cls")  # the defaults: RapidOCR's sizing, enlarging at most 3x
     assert r.returncode == 0 and truth in r.stdout and "stages:" in r.stdout and "cls" not in r.stdout
     assert "PP-OCRv6 small" in r.stdout
 
@@ -133,6 +134,7 @@ def test_cli_ocr_reads_lines_with_stage_timings(text_png):
     (["--runtime", "tflite", "IMG"], "runtime='tflite'"),
     (["--precision", "int8", "IMG"], "INT8 model files"),
     (["--threads", "0", "IMG"], "threads=0"),
+    (["--det-max-scale", "0.5", "IMG"], "det_max_scale=0.5"),
 ])
 def test_cli_ocr_errors_are_one_line(text_png, tmp_path, args, match):
     args = [text_png[0] if a == "IMG" else str(tmp_path / a) if a.endswith(".png") else a for a in args]
