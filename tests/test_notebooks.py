@@ -515,6 +515,8 @@ def check_11(m):
     for key, r in audit.items():  # the verdicts are this machine's: check their shape, never the speed
         if r["status"] == "ok":
             assert 0 < r["ratio"] <= 1 and isinstance(r["met"], bool) and (r["met"] or r["ratio"] < 0.9), key
+            if r["speedup_ci"] is not None:  # the sentence's speed-up and its interval are of one statistic
+                assert r["speedup_ci"][0] <= 1 / r["ratio"] <= r["speedup_ci"][1], key
         else:
             assert r["status"].startswith(("skipped", "failed")) and r["met"] is None, key
 
