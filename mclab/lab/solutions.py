@@ -115,7 +115,12 @@ SOLUTIONS.update({
     "00_start_here": {
         "ex1": Solution("MY_MS = 2 * MATMUL_N ** 3 / (gflops_fp32 * 1e9) * 1e3",
                         "MY_MS = MATMUL_N ** 3 / (gflops_fp32 * 1e9) * 1e3  # multiply-adds taken for FLOPs"),
-        "ex2": Solution('MY_NOTEBOOK = "02"', 'MY_NOTEBOOK = "01"  # latency, not batching'),
+        "ex2": Solution("MY_OTHER_PCT = 100 * (1 - 4 * results.params[0] / (results.size_mb[0] * 1e6))",
+                        "MY_OTHER_PCT = 1 - 4 * results.params[0] / (results.size_mb[0] * 1e6)  # a fraction, not %",
+                        'exercise.reject("Exercise 2", MY_OTHER_PCT, [100 * (1 - 4 * results.params[1] / '
+                        "(results.size_mb[1] * 1e6)),\n"
+                        "                100 * (1 - 4 * results.params[0] / (results.size_mb[0] * 2 ** 20)),\n"
+                        "                100 * 4 * results.params[0] / (results.size_mb[0] * 1e6)])"),
         "ex3": Solution('MY_SCENARIOS = [k for k, s in scenarios.SCENARIOS.items()\n'
                         '                if not s.check({"latency_p99_ms": 40, "model_size_mb": 12}).failed]',
                         "MY_SCENARIOS = list(scenarios.SCENARIOS)  # the size limits forgotten"),
@@ -161,7 +166,16 @@ SOLUTIONS.update({
                         "ANSWER_3 = 1.96 * g.std(ddof=1) / np.sqrt(len(g))  # the normal quantile"),
     },
     "10_openvino": {
-        "ex1": Solution("MY_DEFAULT = default_precision", 'MY_DEFAULT = "fp16"  # the GPU plugin\'s default'),
+        "ex1": Solution('bits = {"fp32": 24, "bf16": 8, "fp16": 11}[prec_table.loc["default", "computes in"]]\n'
+                        'MY_ROUNDINGS = float(prec_table.loc["default", "max |err| vs PyTorch"] / np.abs(y_ref).max()'
+                        ' * 2.0 ** bits)',
+                        'MY_ROUNDINGS = float(prec_table.loc["default", "max |err| vs PyTorch"] / np.abs(y_ref).max()'
+                        ' * 2.0 ** 11)  # fp16, the GPU plugin\'s default',
+                        'exercise.reject("Exercise 1", MY_ROUNDINGS, [float(prec_table.loc["default", '
+                        '"max |err| vs PyTorch"]\n'
+                        '                / np.abs(y_ref).max() * 2.0 ** b) for p, b in {"fp32": 24, "bf16": 8, '
+                        '"fp16": 11}.items()\n'
+                        '                if p != default_precision])'),
         "ex2": Solution('MY_MS_PER_REQUEST = 1e3 * hints.loc["THROUGHPUT", "requests"]'
                         ' / hints.loc["THROUGHPUT", "async items/s"]',
                         'MY_MS_PER_REQUEST = 1e3 / hints.loc["THROUGHPUT", "async items/s"]  # one request in flight'),
@@ -169,7 +183,12 @@ SOLUTIONS.update({
     "11_mobile_runtimes": {
         "ex1": Solution('MY_INT8_RATIO = float(tfl.loc["fp32", "KB"] / tfl.loc["int8", "KB"])',
                         'MY_INT8_RATIO = float(tfl.loc["int8", "KB"] / tfl.loc["fp32", "KB"])  # upside down'),
-        "ex2": Solution('MY_FLAG = "use_fp16_storage"', 'MY_FLAG = "use_vulkan_compute"  # not a precision flag'),
+        "ex2": Solution('MY_ROUNDINGS = float(ncnn_table.loc["defaults", "max |err|"] / np.abs(ref).max() / 2 ** -11)',
+                        'MY_ROUNDINGS = float(ncnn_table.loc["defaults", "max |err|"] / 2 ** -11)  # absolute, not '
+                        "relative",
+                        'exercise.reject("Exercise 2", MY_ROUNDINGS, [float(e / np.abs(ref).max() / 2 ** -k)\n'
+                        '                for e in ncnn_table["max |err|"] for k in (10, 11, 24)\n'
+                        '                if (e, k) != (ncnn_table.loc["defaults", "max |err|"], 11)])'),
     },
     "13_edge_llms": {
         "ex1": Solution("MY_KV_BYTES = 2 * 32 * 32 * 128 * 4096 * 2",

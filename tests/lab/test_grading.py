@@ -82,7 +82,9 @@ def _nb14():
 
 
 def _nb00():
-    return {"MATMUL_N": 512, "gflops_fp32": 120.0, "notebooks": notebooks, "scenarios": scenarios}
+    results = pd.DataFrame({"model": ["mobilenet_v3_small", "mobilenet_v3_large"], "params": [2_542_856, 5_483_032],
+                            "size_mb": [10.31, 22.14]})  # state_dict sizes: parameters plus BatchNorm buffers
+    return {"MATMUL_N": 512, "gflops_fp32": 120.0, "notebooks": notebooks, "scenarios": scenarios, "results": results}
 
 
 def _nb05():
@@ -113,7 +115,9 @@ def _nb07():
 
 
 def _nb10():
-    return {"default_precision": "bf16",
+    prec_table = pd.DataFrame({"computes in": ["bf16", "bf16", "fp32"], "max |err| vs PyTorch": [0.041, 0.041, 2e-6]},
+                              index=["default", "bf16", "fp32"])
+    return {"default_precision": "bf16", "prec_table": prec_table, "y_ref": np.linspace(-3.1, 4.4, 20).reshape(2, 10),
             "hints": pd.DataFrame({"streams": [1, 2], "requests": [1, 2], "async items/s": [377.3, 399.9]},
                                   index=["LATENCY", "THROUGHPUT"])}
 
@@ -121,7 +125,10 @@ def _nb10():
 def _nb11():
     from mclab.runtimes import ncnn as rncnn
 
-    return {"tfl": pd.DataFrame({"KB": [245.0, 66.0]}, index=["fp32", "int8"]), "rncnn": rncnn}
+    ncnn_table = pd.DataFrame({"max |err|": [2.1e-6, 0.031]}, index=["fp32 pinned", "defaults"])
+    ref = np.linspace(-9.0, 14.2, 40).reshape(4, 10)  # logits: the largest |logit| is 14.2
+    return {"tfl": pd.DataFrame({"KB": [245.0, 66.0]}, index=["fp32", "int8"]), "rncnn": rncnn,
+            "ncnn_table": ncnn_table, "ref": ref}
 
 
 def _nb16():
