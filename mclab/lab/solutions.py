@@ -198,6 +198,13 @@ SOLUTIONS.update({
                         "                                    kv_bytes_per_value=2).decode_ceiling(100.0)",
                         "MY_TOKENS_PER_S = 8 * llm.memory_budget(llm.LLAMA2_7B, 2048, weight_bits=8.5,\n"
                         "                                        kv_bytes_per_value=2).decode_ceiling(100.0)"),
+        "ex4": Solution('per_group = (table["INT4 RTN g32"].linear_bytes - table["INT4 RTN g128"].linear_bytes) '
+                        "/ (1 / 32 - 1 / 128)\n"
+                        'MY_G16_BYTES = table["INT4 RTN g32"].linear_bytes + per_group * (1 / 16 - 1 / 32)',
+                        'MY_G16_BYTES = table["INT4 RTN g32"].linear_bytes  # the neighbouring group size copied',
+                        'g32, g128 = table["INT4 RTN g32"].linear_bytes, table["INT4 RTN g128"].linear_bytes\n'
+                        'exercise.reject("Exercise 4", MY_G16_BYTES, [g32, 2 * g32 - g128, g128 + 4 * (g32 - g128)],'
+                        " rel_tol=0.01)"),
     },
     "15_reliability": {
         "ex1": Solution("MY_BOUND = 1 - 0.05 ** (1 / 5000)", "MY_BOUND = 1 / 5000  # one error's worth"),

@@ -70,6 +70,11 @@ def _nb12():
             "torch_compile": torch_compile, "MLP_WIDTH": 32, "xm": torch.randn(1, 8, 32)}
 
 
+def _nb13():
+    linear = {g: 98_304 + 1_536 * 16 * 32 / g for g in (32, 128)}  # packed values + 3 bytes per group
+    return {"table": {f"INT4 RTN g{g}": NS(linear_bytes=b) for g, b in linear.items()}}
+
+
 def _nb13b():
     return {"llm": llm, "S_STAR": 16.0, "outliers": pd.DataFrame({"RTN g128 loss %": [2.4]}, index=[16.0]),
             "rtn_loss_pct": lambda n: 0.9}
@@ -158,7 +163,7 @@ def _nb19():
 STANDINS = {"00_start_here": _nb00, "01_latency": _nb01, "02_throughput": _nb02, "03_compute_resources": _nb03,
             "04_quantisation_math": _nb04, "05_ptq_qat": _nb05, "06_pruning": _nb06, "07_distillation": _nb07,
             "08_lowrank": _nb08, "09_onnx_runtime": _nb09, "10_openvino": _nb10, "11_mobile_runtimes": _nb11,
-            "12_tensorrt_torch_compile": _nb12, "13_edge_llms": dict, "13b_llm_outliers_kv_speculative": _nb13b,
+            "12_tensorrt_torch_compile": _nb12, "13_edge_llms": _nb13, "13b_llm_outliers_kv_speculative": _nb13b,
             "14_energy_cost": _nb14, "15_reliability": dict, "16_tradeoffs_deployment": _nb16,
             "17_distributed_inference": _nb17, "19_search": _nb19}
 CASES = [(stem, gid) for stem in STANDINS for gid in SOLUTIONS[stem]]
