@@ -236,11 +236,12 @@ SOLUTIONS.update({
     "18_ocr_case_study": {
         "ex1": Solution("ANSWER_1 = (736, round(500 * 736 / 124 / 32) * 32)",
                         "ANSWER_1 = (round(500 * 736 / 124 / 32) * 32, 736)  # (width, height)",
-                        'exercise.reject("Exercise 1", ANSWER_1, [(736, round(500 * 736 / 60 / 32) * 32)])  # unpadded'),
+                        'exercise.reject("Exercise 1", ANSWER_1, [(736, round(500 * 736 / 60 / 32) * 32)])'
+                        "  # unpadded"),
         "ex2": Solution("ANSWER_2 = 1 / 16", "ANSWER_2 = 1 / 15  # over the characters read, not the true ones",
                         'exercise.reject("Exercise 2", ANSWER_2, [1 / 15, 100 / 16], rel_tol=0.01)'),
         "ex3": Solution("ANSWER_3 = max(results[1:], key=lambda r: r.speedup).name",
-                        "ANSWER_3 = max(results[1:], key=lambda r: r.cumulative).name  # the climb so far, not the step"),
+                        "ANSWER_3 = max(results[1:], key=lambda r: r.cumulative).name  # the climb so far"),
     },
     "19_search": {
         "ex1": Solution("ANSWER_1 = sum((len(space.kernels) * len(space.expands)) ** d for d in space.depths) "
