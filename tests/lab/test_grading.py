@@ -18,10 +18,10 @@ from conftest import REPO
 
 from mclab import bench, coding, distill, distributed, energy, flops, llm, lowrank, models, nas, prune, quant, scenarios
 from mclab.lab import exercise, grading, notebooks
-from mclab.lab.solutions import SOLUTIONS
 from mclab.runtimes import torch_compile
 
 NB_DIR = REPO / "notebooks"
+SOLUTIONS = grading.solutions()  # the answer key, from the repository's instructor/solutions.py
 NS = types.SimpleNamespace
 
 
@@ -235,6 +235,13 @@ def test_release_strips_solutions_and_hidden_tests(tmp_path):
             assert released.cells[a].source.strip() == committed.cells[a].source.strip()
     assert "### BEGIN HIDDEN TESTS" in (tmp_path / "nbgrader" / "source" / "02_throughput" / "02_throughput.ipynb"
                                         ).read_text()
+
+
+def test_the_answer_key_is_in_the_repository_not_in_the_package(tmp_path):
+    assert grading.KEY == REPO / "instructor" / "solutions.py" and SOLUTIONS
+    assert not list((REPO / "mclab").rglob("solutions.py")), "the installed package must not carry the answer key"
+    with pytest.raises(FileNotFoundError, match="absent: it ships with the mclab repository"):
+        grading.solutions(tmp_path / "instructor" / "solutions.py")
 
 
 def test_bad_input_is_named():

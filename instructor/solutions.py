@@ -5,7 +5,8 @@
 test cell between ``### BEGIN HIDDEN TESTS`` and ``### END HIDDEN TESTS`` (nbgrader restores them when it grades).
 ``wrong`` is a slip a learner plausibly makes — a unit, a neighbouring value copied, the wrong side of a ratio; the
 tests grade it as a synthetic submission and expect zero. Each string is code run in the notebook's namespace at the
-exercise. Not imported by any notebook: a learner's copy holds no solution.
+exercise. Not imported by any notebook, and not part of the installed package (a wheel of ``mclab`` ships no key):
+:func:`mclab.lab.grading.solutions` loads this file from the repository's ``instructor/`` folder.
 """
 from __future__ import annotations
 
