@@ -30,7 +30,7 @@ __all__ = [
     # threads
     "set_threads",
     # verbs
-    "measure", "throughput", "batch_sweep", "compare", "compare_many",
+    "measure", "throughput", "batch_sweep", "compare", "compare_many", "between",
     # what every timer uses
     "inference_fn", "sync_fn",
     # the machine's peaks, measured (notebooks 00 and 03)
@@ -513,6 +513,19 @@ def compare_many(fns: dict[str, Any], args: tuple = (), *, rounds: int = 20, cal
     return {lab: ABResult(base, lab, [b.p50_ms / x.p50_ms for x, b in zip(runs[base], runs[lab], strict=True)],
                           a, pooled(runs[lab], lab))
             for lab, _, _ in sides[1:]}
+
+
+def between(a: ABResult, b: ABResult) -> ABResult:
+    """B against A when both were timed against one baseline in the same :func:`compare_many` rounds: per round,
+    B's time / A's time (= B's ratio / A's ratio to the baseline), so the comparison stays paired and interleaved.
+    Returns an :class:`ABResult` with A as ``a`` (its ``speedup`` and ``speedup_ci``: how many times faster B is
+    than A). Notebook 12 compares torch.compile with and without freezing this way."""
+    if not isinstance(a, ABResult) or not isinstance(b, ABResult):
+        raise TypeError(f"a and b must be ABResults from one compare_many; got {type(a).__name__}, {type(b).__name__}")
+    if a.label_a != b.label_a or len(a.ratios) != len(b.ratios):
+        raise ValueError(f"a ({a.label_a!r}, {len(a.ratios)} rounds) and b ({b.label_a!r}, {len(b.ratios)} rounds) "
+                         "must share a baseline and its rounds: pass two results of one compare_many")
+    return ABResult(a.label_b, b.label_b, [rb / ra for ra, rb in zip(a.ratios, b.ratios, strict=True)], a.b, b.b)
 
 
 # ----------------------------------------------------------------------------- the machine's peaks, measured

@@ -128,6 +128,20 @@ def test_compare_many_rotates_the_order_and_shares_the_baseline():
         bench.compare_many({"a": f("a", 0)})
 
 
+def test_between_pairs_two_sides_of_one_comparison_round_by_round():
+    def ab(label, ratios):
+        return bench.ABResult("base", label, ratios, None, None)
+
+    slow, fast = ab("slow", [2.0, 1.0, 4.0]), ab("fast", [1.0, 0.5, 2.0])  # the machine drifts; fast is 2x per round
+    res = bench.between(slow, fast)
+    assert (res.label_a, res.label_b) == ("slow", "fast") and res.ratios == [0.5, 0.5, 0.5]
+    assert res.speedup == 2.0 and res.speedup_ci == (2.0, 2.0)
+    with pytest.raises(ValueError, match="share a baseline"):
+        bench.between(slow, bench.ABResult("other", "x", [1.0, 1.0, 1.0], None, None))
+    with pytest.raises(TypeError, match="ABResults"):
+        bench.between(slow, 2.0)
+
+
 def test_set_threads_restores():
     import torch
 

@@ -515,6 +515,8 @@ def check_11(m):
     for key, r in audit.items():  # the verdicts are this machine's: check their shape, never the speed
         if r["status"] == "ok":
             assert 0 < r["ratio"] <= 1 and isinstance(r["met"], bool) and (r["met"] or r["ratio"] < 0.9), key
+            if r["speedup_ci"] is not None:  # the sentence's speed-up and its interval are of one statistic
+                assert r["speedup_ci"][0] <= 1 / r["ratio"] <= r["speedup_ci"][1], key
         else:
             assert r["status"].startswith(("skipped", "failed")) and r["met"] is None, key
 
@@ -528,6 +530,8 @@ def check_12(m):
     assert lo <= m["compile_speedup"] <= hi
     # section 1 compiles for inference (freezing, the runtime's default) and, beside it, without freezing
     assert m["compile_freezing"] is True and m["unfrozen_compile_s"] > 0 and m["unfrozen_max_abs_err"] < 1e-4
+    f_lo, f_hi = m["freezing_speedup_ci"]  # frozen vs unfrozen, paired round by round
+    assert 0 < f_lo <= m["freezing_speedup"] <= f_hi
     u_lo, u_hi = m["unfrozen_speedup_ci"]
     assert u_lo <= m["unfrozen_speedup"] <= u_hi and m["unfrozen_p50_ms"] > 0
     saved = m["eager_p50_ms"] - m["compiled_p50_ms"]

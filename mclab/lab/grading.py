@@ -2,7 +2,8 @@
 
 The notebooks in ``notebooks/`` are the learner's copy: each exercise is an nbgrader *answer* cell (``MY_X = None``,
 grade id ``exN_answer``) followed by a locked *test* cell (grade id ``exN``, with points) that calls
-:func:`mclab.lab.exercise.check`. The solutions and the hidden tests live in :mod:`mclab.lab.solutions`, never in a
+:func:`mclab.lab.exercise.check`. The solutions and the hidden tests live in the repository's
+``instructor/solutions.py`` (:func:`solutions` loads it; the installed package carries no answer key), never in a
 notebook: :func:`source_notebook` writes them into nbgrader's ``### BEGIN SOLUTION`` / ``### BEGIN HIDDEN TESTS``
 regions, :func:`assignments` lets nbgrader's ``generate_assignment`` strip them again into the student release, and
 :func:`grade` autogrades submissions (nbgrader's ``DIR/<student>/<assignment>/<notebook>.ipynb``) in FAST mode with
@@ -13,27 +14,47 @@ and ``make grade`` call :func:`main`; the README's *For teachers* section descri
 from __future__ import annotations
 
 import argparse
+import functools
 import html
+import importlib.util
 import os
 import shutil
 import sys
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Any, Iterable, Iterator
 
 import nbformat
 
 from mclab.lab import exercise
 from mclab.lab.notebooks import KERNEL_ENV
-from mclab.lab.solutions import SOLUTIONS, Solution
 
-__all__ = ["KINDS", "exercise_cells", "source_notebook", "submission", "write_course", "assignments",
-           "inject_parameters", "grade", "grade_table", "main"]
+__all__ = ["KINDS", "KEY", "solutions", "exercise_cells", "source_notebook", "submission", "write_course",
+           "assignments", "inject_parameters", "grade", "grade_table", "main"]
 
 KINDS = ("right", "wrong", "blank")  # synthetic submissions: the solutions, the plausible slips, nothing answered
 _SOLUTION_BEGIN, _SOLUTION_END = "### BEGIN SOLUTION", "### END SOLUTION"
 _HIDDEN_BEGIN, _HIDDEN_END = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
+
+
+KEY = Path(__file__).resolve().parents[2] / "instructor" / "solutions.py"  # the answer key, in the repository only
+
+
+@functools.lru_cache(maxsize=None)
+def solutions(path: Path = KEY) -> dict[str, dict[str, Any]]:
+    """The answer key: notebook stem -> grade id (``ex1``...) -> ``Solution`` (``answer``, ``wrong``, ``hidden``:
+    code strings), read from ``path`` (the repository's ``instructor/solutions.py``). The key is not part of the
+    installed package; without the repository's copy this raises ``FileNotFoundError`` saying so."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"the answer key {path} is absent: it ships with the mclab repository, not with the "
+                                "installed package; run the grader from a checkout of the repository")
+    spec = importlib.util.spec_from_file_location("mclab_instructor_solutions", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the key's Solution class is built
+    spec.loader.exec_module(module)
+    return module.SOLUTIONS
 
 
 def _grade_id(cell) -> str | None:
@@ -53,11 +74,11 @@ def exercise_cells(nb) -> dict[str, tuple[int, int]]:
     return {g: (answers[g], tests[g]) for g in sorted(tests)}
 
 
-def _solutions(stem: str, nb) -> dict[str, Solution]:
+def _solutions(stem: str, nb) -> dict[str, Any]:
     cells = exercise_cells(nb)
-    sols = SOLUTIONS.get(stem, {})
+    sols = solutions().get(stem, {})
     if set(sols) != set(cells):
-        raise ValueError(f"{stem}: mclab.lab.solutions has {sorted(sols)} for exercises {sorted(cells)}")
+        raise ValueError(f"{stem}: instructor/solutions.py has {sorted(sols)} for exercises {sorted(cells)}")
     return sols
 
 

@@ -18,10 +18,10 @@ from conftest import REPO
 
 from mclab import bench, coding, distill, distributed, energy, flops, llm, lowrank, models, nas, prune, quant, scenarios
 from mclab.lab import exercise, grading, notebooks
-from mclab.lab.solutions import SOLUTIONS
 from mclab.runtimes import torch_compile
 
 NB_DIR = REPO / "notebooks"
+SOLUTIONS = grading.solutions()  # the answer key, from the repository's instructor/solutions.py
 NS = types.SimpleNamespace
 
 
@@ -70,6 +70,11 @@ def _nb12():
             "torch_compile": torch_compile, "MLP_WIDTH": 32, "xm": torch.randn(1, 8, 32)}
 
 
+def _nb13():
+    linear = {g: 98_304 + 1_536 * 16 * 32 / g for g in (32, 128)}  # packed values + 3 bytes per group
+    return {"table": {f"INT4 RTN g{g}": NS(linear_bytes=b) for g, b in linear.items()}}
+
+
 def _nb13b():
     return {"llm": llm, "S_STAR": 16.0, "outliers": pd.DataFrame({"RTN g128 loss %": [2.4]}, index=[16.0]),
             "rtn_loss_pct": lambda n: 0.9}
@@ -82,7 +87,9 @@ def _nb14():
 
 
 def _nb00():
-    return {"MATMUL_N": 512, "gflops_fp32": 120.0, "notebooks": notebooks, "scenarios": scenarios}
+    results = pd.DataFrame({"model": ["mobilenet_v3_small", "mobilenet_v3_large"], "params": [2_542_856, 5_483_032],
+                            "size_mb": [10.31, 22.14]})  # state_dict sizes: parameters plus BatchNorm buffers
+    return {"MATMUL_N": 512, "gflops_fp32": 120.0, "notebooks": notebooks, "scenarios": scenarios, "results": results}
 
 
 def _nb05():
@@ -113,7 +120,9 @@ def _nb07():
 
 
 def _nb10():
-    return {"default_precision": "bf16",
+    prec_table = pd.DataFrame({"computes in": ["bf16", "bf16", "fp32"], "max |err| vs PyTorch": [0.041, 0.041, 2e-6]},
+                              index=["default", "bf16", "fp32"])
+    return {"default_precision": "bf16", "prec_table": prec_table, "y_ref": np.linspace(-3.1, 4.4, 20).reshape(2, 10),
             "hints": pd.DataFrame({"streams": [1, 2], "requests": [1, 2], "async items/s": [377.3, 399.9]},
                                   index=["LATENCY", "THROUGHPUT"])}
 
@@ -121,7 +130,10 @@ def _nb10():
 def _nb11():
     from mclab.runtimes import ncnn as rncnn
 
-    return {"tfl": pd.DataFrame({"KB": [245.0, 66.0]}, index=["fp32", "int8"]), "rncnn": rncnn}
+    ncnn_table = pd.DataFrame({"max |err|": [2.1e-6, 0.031]}, index=["fp32 pinned", "defaults"])
+    ref = np.linspace(-9.0, 14.2, 40).reshape(4, 10)  # logits: the largest |logit| is 14.2
+    return {"tfl": pd.DataFrame({"KB": [245.0, 66.0]}, index=["fp32", "int8"]), "rncnn": rncnn,
+            "ncnn_table": ncnn_table, "ref": ref}
 
 
 def _nb16():
@@ -139,6 +151,15 @@ def _nb17():
     return {"two": NS(startup_s=3.2, gather_s=0.12, throughput_per_s=850.0), "distributed": distributed}
 
 
+def _nb18():
+    from mclab import ocr
+
+    results = [NS(name="RapidOCR defaults", speedup=None, cumulative=1.0),
+               NS(name="detector sized to the page", speedup=3.1, cumulative=3.1),
+               NS(name="threads", speedup=1.2, cumulative=3.7), NS(name="INT8", speedup=1.4, cumulative=5.2)]
+    return {"default_pipe": NS(read=lambda img: NS(det_input=(736, 2976))), "ocr": ocr, "results": results}
+
+
 def _nb19():
     base = nn.Sequential(nn.Conv2d(16, 16, 1), nn.Conv2d(16, 16, 3, groups=16))
     space = nas.SupernetConfig()
@@ -151,9 +172,10 @@ def _nb19():
 STANDINS = {"00_start_here": _nb00, "01_latency": _nb01, "02_throughput": _nb02, "03_compute_resources": _nb03,
             "04_quantisation_math": _nb04, "05_ptq_qat": _nb05, "06_pruning": _nb06, "07_distillation": _nb07,
             "08_lowrank": _nb08, "09_onnx_runtime": _nb09, "10_openvino": _nb10, "11_mobile_runtimes": _nb11,
-            "12_tensorrt_torch_compile": _nb12, "13_edge_llms": dict, "13b_llm_outliers_kv_speculative": _nb13b,
+            "12_tensorrt_torch_compile": _nb12, "13_edge_llms": _nb13, "13b_llm_outliers_kv_speculative": _nb13b,
             "14_energy_cost": _nb14, "15_reliability": dict, "16_tradeoffs_deployment": _nb16,
-            "17_distributed_inference": _nb17, "19_search": _nb19}
+            "17_distributed_inference": _nb17, "18_ocr_case_study": _nb18,
+            "19_search": _nb19}
 CASES = [(stem, gid) for stem in STANDINS for gid in SOLUTIONS[stem]]
 
 
@@ -192,7 +214,7 @@ def test_every_exercise_has_a_key_and_no_solution_in_the_learners_copy(path):
     nb = nbformat.read(path, as_version=4)
     cells = grading.exercise_cells(nb)
     assert set(SOLUTIONS.get(path.stem, {})) == set(cells)
-    assert cells or path.stem == "18_ocr_case_study", "every notebook's exercises are nbgrader cells"
+    assert cells, "every notebook's exercises are nbgrader cells"
     for a, t in cells.values():
         assert re.fullmatch(r"[A-Z][A-Z0-9_]* = None(  # .*)?", nb.cells[a].source.strip()), nb.cells[a].source
         assert "exercise.check(" in nb.cells[t].source and nb.cells[t].metadata.nbgrader["points"] > 0
@@ -213,6 +235,13 @@ def test_release_strips_solutions_and_hidden_tests(tmp_path):
             assert released.cells[a].source.strip() == committed.cells[a].source.strip()
     assert "### BEGIN HIDDEN TESTS" in (tmp_path / "nbgrader" / "source" / "02_throughput" / "02_throughput.ipynb"
                                         ).read_text()
+
+
+def test_the_answer_key_is_in_the_repository_not_in_the_package(tmp_path):
+    assert grading.KEY == REPO / "instructor" / "solutions.py" and SOLUTIONS
+    assert not list((REPO / "mclab").rglob("solutions.py")), "the installed package must not carry the answer key"
+    with pytest.raises(FileNotFoundError, match="absent: it ships with the mclab repository"):
+        grading.solutions(tmp_path / "instructor" / "solutions.py")
 
 
 def test_bad_input_is_named():

@@ -5,7 +5,8 @@
 test cell between ``### BEGIN HIDDEN TESTS`` and ``### END HIDDEN TESTS`` (nbgrader restores them when it grades).
 ``wrong`` is a slip a learner plausibly makes — a unit, a neighbouring value copied, the wrong side of a ratio; the
 tests grade it as a synthetic submission and expect zero. Each string is code run in the notebook's namespace at the
-exercise. Not imported by any notebook: a learner's copy holds no solution.
+exercise. Not imported by any notebook, and not part of the installed package (a wheel of ``mclab`` ships no key):
+:func:`mclab.lab.grading.solutions` loads this file from the repository's ``instructor/`` folder.
 """
 from __future__ import annotations
 
@@ -115,7 +116,12 @@ SOLUTIONS.update({
     "00_start_here": {
         "ex1": Solution("MY_MS = 2 * MATMUL_N ** 3 / (gflops_fp32 * 1e9) * 1e3",
                         "MY_MS = MATMUL_N ** 3 / (gflops_fp32 * 1e9) * 1e3  # multiply-adds taken for FLOPs"),
-        "ex2": Solution('MY_NOTEBOOK = "02"', 'MY_NOTEBOOK = "01"  # latency, not batching'),
+        "ex2": Solution("MY_OTHER_PCT = 100 * (1 - 4 * results.params[0] / (results.size_mb[0] * 1e6))",
+                        "MY_OTHER_PCT = 1 - 4 * results.params[0] / (results.size_mb[0] * 1e6)  # a fraction, not %",
+                        'exercise.reject("Exercise 2", MY_OTHER_PCT, [100 * (1 - 4 * results.params[1] / '
+                        "(results.size_mb[1] * 1e6)),\n"
+                        "                100 * (1 - 4 * results.params[0] / (results.size_mb[0] * 2 ** 20)),\n"
+                        "                100 * 4 * results.params[0] / (results.size_mb[0] * 1e6)])"),
         "ex3": Solution('MY_SCENARIOS = [k for k, s in scenarios.SCENARIOS.items()\n'
                         '                if not s.check({"latency_p99_ms": 40, "model_size_mb": 12}).failed]',
                         "MY_SCENARIOS = list(scenarios.SCENARIOS)  # the size limits forgotten"),
@@ -161,7 +167,16 @@ SOLUTIONS.update({
                         "ANSWER_3 = 1.96 * g.std(ddof=1) / np.sqrt(len(g))  # the normal quantile"),
     },
     "10_openvino": {
-        "ex1": Solution("MY_DEFAULT = default_precision", 'MY_DEFAULT = "fp16"  # the GPU plugin\'s default'),
+        "ex1": Solution('bits = {"fp32": 24, "bf16": 8, "fp16": 11}[prec_table.loc["default", "computes in"]]\n'
+                        'MY_ROUNDINGS = float(prec_table.loc["default", "max |err| vs PyTorch"] / np.abs(y_ref).max()'
+                        ' * 2.0 ** bits)',
+                        'MY_ROUNDINGS = float(prec_table.loc["default", "max |err| vs PyTorch"] / np.abs(y_ref).max()'
+                        ' * 2.0 ** 11)  # fp16, the GPU plugin\'s default',
+                        'exercise.reject("Exercise 1", MY_ROUNDINGS, [float(prec_table.loc["default", '
+                        '"max |err| vs PyTorch"]\n'
+                        '                / np.abs(y_ref).max() * 2.0 ** b) for p, b in {"fp32": 24, "bf16": 8, '
+                        '"fp16": 11}.items()\n'
+                        '                if p != default_precision])'),
         "ex2": Solution('MY_MS_PER_REQUEST = 1e3 * hints.loc["THROUGHPUT", "requests"]'
                         ' / hints.loc["THROUGHPUT", "async items/s"]',
                         'MY_MS_PER_REQUEST = 1e3 / hints.loc["THROUGHPUT", "async items/s"]  # one request in flight'),
@@ -169,7 +184,12 @@ SOLUTIONS.update({
     "11_mobile_runtimes": {
         "ex1": Solution('MY_INT8_RATIO = float(tfl.loc["fp32", "KB"] / tfl.loc["int8", "KB"])',
                         'MY_INT8_RATIO = float(tfl.loc["int8", "KB"] / tfl.loc["fp32", "KB"])  # upside down'),
-        "ex2": Solution('MY_FLAG = "use_fp16_storage"', 'MY_FLAG = "use_vulkan_compute"  # not a precision flag'),
+        "ex2": Solution('MY_ROUNDINGS = float(ncnn_table.loc["defaults", "max |err|"] / np.abs(ref).max() / 2 ** -11)',
+                        'MY_ROUNDINGS = float(ncnn_table.loc["defaults", "max |err|"] / 2 ** -11)  # absolute, not '
+                        "relative",
+                        'exercise.reject("Exercise 2", MY_ROUNDINGS, [float(e / np.abs(ref).max() / 2 ** -k)\n'
+                        '                for e in ncnn_table["max |err|"] for k in (10, 11, 24)\n'
+                        '                if (e, k) != (ncnn_table.loc["defaults", "max |err|"], 11)])'),
     },
     "13_edge_llms": {
         "ex1": Solution("MY_KV_BYTES = 2 * 32 * 32 * 128 * 4096 * 2",
@@ -179,6 +199,13 @@ SOLUTIONS.update({
                         "                                    kv_bytes_per_value=2).decode_ceiling(100.0)",
                         "MY_TOKENS_PER_S = 8 * llm.memory_budget(llm.LLAMA2_7B, 2048, weight_bits=8.5,\n"
                         "                                        kv_bytes_per_value=2).decode_ceiling(100.0)"),
+        "ex4": Solution('per_group = (table["INT4 RTN g32"].linear_bytes - table["INT4 RTN g128"].linear_bytes) '
+                        "/ (1 / 32 - 1 / 128)\n"
+                        'MY_G16_BYTES = table["INT4 RTN g32"].linear_bytes + per_group * (1 / 16 - 1 / 32)',
+                        'MY_G16_BYTES = table["INT4 RTN g32"].linear_bytes  # the neighbouring group size copied',
+                        'g32, g128 = table["INT4 RTN g32"].linear_bytes, table["INT4 RTN g128"].linear_bytes\n'
+                        'exercise.reject("Exercise 4", MY_G16_BYTES, [g32, 2 * g32 - g128, g128 + 4 * (g32 - g128)],'
+                        " rel_tol=0.01)"),
     },
     "15_reliability": {
         "ex1": Solution("MY_BOUND = 1 - 0.05 ** (1 / 5000)", "MY_BOUND = 1 / 5000  # one error's worth"),
@@ -206,6 +233,16 @@ SOLUTIONS.update({
                         "MY_SECONDS = 100_000 / two.throughput_per_s  # start-up and gather left out"),
         "ex2": Solution("MY_GPUS = -(-180e9 * 2 // (0.9 * 80e9))",
                         "MY_GPUS = -(-180e9 * 4 // (0.9 * 80e9))  # FP32 bytes"),
+    },
+    "18_ocr_case_study": {
+        "ex1": Solution("ANSWER_1 = (736, round(500 * 736 / 124 / 32) * 32)",
+                        "ANSWER_1 = (round(500 * 736 / 124 / 32) * 32, 736)  # (width, height)",
+                        'exercise.reject("Exercise 1", ANSWER_1, [(736, round(500 * 736 / 60 / 32) * 32)])'
+                        "  # unpadded"),
+        "ex2": Solution("ANSWER_2 = 1 / 16", "ANSWER_2 = 1 / 15  # over the characters read, not the true ones",
+                        'exercise.reject("Exercise 2", ANSWER_2, [1 / 15, 100 / 16], rel_tol=0.01)'),
+        "ex3": Solution("ANSWER_3 = max(results[1:], key=lambda r: r.speedup).name",
+                        "ANSWER_3 = max(results[1:], key=lambda r: r.cumulative).name  # the climb so far"),
     },
     "19_search": {
         "ex1": Solution("ANSWER_1 = sum((len(space.kernels) * len(space.expands)) ** d for d in space.depths) "
