@@ -235,10 +235,10 @@ SOLUTIONS.update({
                         "MY_GPUS = -(-180e9 * 4 // (0.9 * 80e9))  # FP32 bytes"),
     },
     "18_ocr_case_study": {
-        "ex1": Solution("ANSWER_1 = (736, round(500 * 736 / 124 / 32) * 32)",
-                        "ANSWER_1 = (round(500 * 736 / 124 / 32) * 32, 736)  # (width, height)",
-                        'exercise.reject("Exercise 1", ANSWER_1, [(736, round(500 * 736 / 60 / 32) * 32)])'
-                        "  # unpadded"),
+        "ex1": Solution("ANSWER_1 = (round(124 * 3 / 32) * 32, round(500 * 3 / 32) * 32)",
+                        "ANSWER_1 = (736, round(500 * 736 / 124 / 32) * 32)  # RapidOCR's sizing, no limit",
+                        'exercise.reject("Exercise 1", ANSWER_1, [(round(500 * 3 / 32) * 32, round(124 * 3 / 32) '
+                        '* 32), (round(60 * 3 / 32) * 32, round(500 * 3 / 32) * 32)])  # (width, height); unpadded'),
         "ex2": Solution("ANSWER_2 = 1 / 16", "ANSWER_2 = 1 / 15  # over the characters read, not the true ones",
                         'exercise.reject("Exercise 2", ANSWER_2, [1 / 15, 100 / 16], rel_tol=0.01)'),
         "ex3": Solution("ANSWER_3 = max(results[1:], key=lambda r: r.speedup).name",
