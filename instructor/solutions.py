@@ -241,8 +241,14 @@ SOLUTIONS.update({
                         '* 32), (round(60 * 3 / 32) * 32, round(500 * 3 / 32) * 32)])  # (width, height); unpadded'),
         "ex2": Solution("ANSWER_2 = 1 / 16", "ANSWER_2 = 1 / 15  # over the characters read, not the true ones",
                         'exercise.reject("Exercise 2", ANSWER_2, [1 / 15, 100 / 16], rel_tol=0.01)'),
-        "ex3": Solution("ANSWER_3 = max(results[1:], key=lambda r: r.speedup).name",
-                        "ANSWER_3 = max(results[1:], key=lambda r: r.cumulative).name  # the climb so far"),
+        "ex3": Solution("t = best.stages_ms\n"
+                        "ANSWER_3 = sum(t.values()) / (sum(t.values()) - t['recognise'] - t['decode'])",
+                        "t = best.stages_ms\n"
+                        "ANSWER_3 = sum(t.values()) / (t['recognise'] + t['decode'])  # old time / the part removed",
+                        "t = best.stages_ms\n"
+                        "rec = (t['recognise'] + t['decode']) / sum(t.values())\n"
+                        'exercise.reject("Exercise 3", ANSWER_3, [rec, 1 / rec, 1 + rec], rel_tol=0.01)'
+                        "  # the share, its inverse, 1 + share"),
     },
     "19_search": {
         "ex1": Solution("ANSWER_1 = sum((len(space.kernels) * len(space.expands)) ** d for d in space.depths) "
