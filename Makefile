@@ -116,10 +116,10 @@ lab: kernel
 		$(if $(LAB_TOKEN),--IdentityProvider.token=$(LAB_TOKEN))
 
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --durations=30
 
 unit: install
-	$(BIN)/python -m pytest -m "not notebooks"
+	$(BIN)/python -m pytest -m "not notebooks" --durations=20
 
 lint: install
 	$(BIN)/ruff check .
