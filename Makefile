@@ -25,6 +25,16 @@ LLAMA_CMAKE_ARGS ?= -DLLAVA_BUILD=OFF $(if $(filter x86_64 amd64,$(ARCH)),$(LLAM
 # LLAMA_CMAKE_ARGS, and every later environment (another Python, another VENV) installs it in seconds.
 LLAMA_WHEELS ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/mclab/llama-wheels/$(firstword $(shell echo '$(LLAMA_CMAKE_ARGS)' | cksum))
 LLAMA_VERSION := $(shell sed -n 's/^llama[-_.]cpp[-_.]python==\([^ #]*\).*/\1/ip' constraints.txt)
+# The installer: uv (https://docs.astral.sh/uv/) when it is on PATH, else pip. Measured for one environment (Python
+# 3.12, the compiled llama.cpp wheel reused, no cache): uv 33 s, pip 223 s. `make install INSTALLER=pip` forces pip.
+INSTALLER ?= $(if $(shell command -v uv 2>/dev/null),uv,pip)
+ifeq ($(INSTALLER),uv)
+PIP_INSTALL = uv pip install --python $(BIN)/python
+else ifeq ($(INSTALLER),pip)
+PIP_INSTALL = $(BIN)/python -m pip install --disable-pip-version-check
+else
+$(error INSTALLER=$(INSTALLER): use uv or pip)
+endif
 # jupyter refuses to run as root unless told; containers and CI boxes often are root.
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 
@@ -95,8 +105,9 @@ $(STAMP): pyproject.toml constraints.txt $(PYSTAMP)
 		CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BIN)/python -m pip wheel --disable-pip-version-check --no-deps \
 			-w $(LLAMA_WHEELS) llama-cpp-python==$(LLAMA_VERSION) >$(VENV)/llama-build.log 2>&1 \
 		|| { tail -n 40 $(VENV)/llama-build.log; echo "compiling llama-cpp-python failed; full log in $(VENV)/llama-build.log"; exit 1; }; }
-	@$(BIN)/python -m pip install --disable-pip-version-check --find-links $(LLAMA_WHEELS) -c constraints.txt -e '.[dev]' >$(VENV)/pip.log 2>&1 \
-		|| { tail -n 40 $(VENV)/pip.log; echo "pip install failed; full log in $(VENV)/pip.log"; exit 1; }
+	@echo "Installer: $(INSTALLER)"
+	@$(PIP_INSTALL) --find-links $(LLAMA_WHEELS) -c constraints.txt -e '.[dev]' >$(VENV)/pip.log 2>&1 \
+		|| { tail -n 40 $(VENV)/pip.log; echo "$(INSTALLER) install failed; full log in $(VENV)/pip.log"; exit 1; }
 	@touch $@
 
 which-python:

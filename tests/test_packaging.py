@@ -178,6 +178,24 @@ def test_llama_cpp_gets_x86_flags_only_on_x86_64(tmp_path):
                                                        "-DGGML_BMI2=ON", "-DGGML_NATIVE=OFF")), (machine, cmake)
 
 
+def test_make_installs_with_uv_when_it_is_on_path_else_pip(tmp_path):
+    """`make -n install`: uv when PATH has it, pip otherwise, INSTALLER= chooses, and anything else is named."""
+    plain = _tools(tmp_path)  # no uv here
+    with_uv = tmp_path / "with-uv"
+    with_uv.mkdir()
+    _fake(with_uv, "uv", "exit 0")
+    venv = f"VENV={tmp_path}/v"
+    for path, extra, want in ((plain, (), "pip"), (f"{with_uv}:{plain}", (), "uv"),
+                              (f"{with_uv}:{plain}", ("INSTALLER=pip",), "pip")):
+        out = _make("-n", "install", venv, f"PYTHON={sys.executable}", *extra, path=path, home=tmp_path)
+        assert out.returncode == 0, out.stderr
+        uv_line = f"uv pip install --python {tmp_path}/v/bin/python --find-links" in out.stdout
+        pip_line = f"{tmp_path}/v/bin/python -m pip install --disable-pip-version-check --find-links" in out.stdout
+        assert (uv_line, pip_line) == (want == "uv", want == "pip"), out.stdout
+    out = _make("-n", "install", venv, f"PYTHON={sys.executable}", "INSTALLER=conda", path=plain, home=tmp_path)
+    assert out.returncode != 0 and "INSTALLER=conda: use uv or pip" in out.stderr, out.stderr
+
+
 def test_installed_versions_match_the_pins():
     from importlib import metadata
 
