@@ -14,22 +14,27 @@ LAB_IP   ?= 127.0.0.1
 LAB_PORT ?= 8888
 LAB_TOKEN ?=
 ARCH     := $(shell uname -m)
-# llama-cpp-python compiles llama.cpp (about 5 minutes on 2 cores). On x86-64 it is built for AVX2/FMA/F16C rather
+# llama-cpp-python compiles llama.cpp (about 2 minutes on 2 cores). On x86-64 it is built for AVX2/FMA/F16C rather
 # than -march=native, so the wheel stays valid on every x86-64 lab machine (AVX2 and AVX-512 ones); on other machines
 # (ARM) llama.cpp's own defaults apply. The multimodal library is not needed. Override with
 # `make install LLAMA_CMAKE_ARGS=...` (e.g. -DGGML_NATIVE=ON).
 LLAMA_X86_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
 LLAMA_CMAKE_ARGS ?= -DLLAVA_BUILD=OFF $(if $(filter x86_64 amd64,$(ARCH)),$(LLAMA_X86_ARGS))
+# Always added: llama.cpp's common library is left out (cmake/llama-no-common.cmake says why). Measured on 2 cores:
+# the wheel compiled in 131 s without it, 288 s with it (the same sources, one after the other).
+LLAMA_NO_COMMON := -DCMAKE_PROJECT_llama.cpp_INCLUDE=$(CURDIR)/cmake/llama-no-common.cmake
 # The wheel (py3-none: ctypes, no Python ABI) works on every Python, but pip's own cache keys a compiled wheel by the
 # Python minor version, so each new environment would compile again. make keeps it here instead, one folder per
-# LLAMA_CMAKE_ARGS, and every later environment (another Python, another VENV) installs it in seconds.
-LLAMA_WHEELS ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/mclab/llama-wheels/$(firstword $(shell echo '$(LLAMA_CMAKE_ARGS)' | cksum))
+# LLAMA_CMAKE_ARGS, and every later environment (another Python, another VENV, another clone) installs it in seconds.
+LLAMA_WHEELS ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/mclab/llama-wheels/$(firstword $(shell echo '$(LLAMA_CMAKE_ARGS) without-common' | cksum))
 LLAMA_VERSION := $(shell sed -n 's/^llama[-_.]cpp[-_.]python==\([^ #]*\).*/\1/ip' constraints.txt)
-# The installer: uv (https://docs.astral.sh/uv/) when it is on PATH, else pip. Measured for one environment (Python
-# 3.12, the compiled llama.cpp wheel reused, no cache): uv 33 s, pip 223 s. `make install INSTALLER=pip` forces pip.
-INSTALLER ?= $(if $(shell command -v uv 2>/dev/null),uv,pip)
+# The installer: uv (https://docs.astral.sh/uv/). Measured for one environment (Python 3.12, the compiled llama.cpp
+# wheel reused, no cache): uv 33 s, pip 223 s. uv from PATH when there is one, else the uv that constraints.txt pins,
+# put into the new environment by pip first (a few seconds). `make install INSTALLER=pip` uses pip alone.
+INSTALLER ?= uv
+UV := $(or $(shell command -v uv 2>/dev/null),$(abspath $(BIN))/uv)
 ifeq ($(INSTALLER),uv)
-PIP_INSTALL = uv pip install --python $(BIN)/python
+PIP_INSTALL = $(UV) pip install --python $(BIN)/python
 else ifeq ($(INSTALLER),pip)
 PIP_INSTALL = $(BIN)/python -m pip install --disable-pip-version-check
 else
@@ -101,11 +106,14 @@ $(PYSTAMP): FORCE
 $(STAMP): pyproject.toml constraints.txt $(PYSTAMP)
 	@echo "Installing mclab and its pinned dependencies into $(VENV) (the first time 6 to 15 minutes on 2 cores and 9 GB; log: $(VENV)/pip.log)"
 	@ls $(LLAMA_WHEELS)/llama_cpp_python-$(LLAMA_VERSION)-py3-none-*.whl >/dev/null 2>&1 || { \
-		echo "Compiling llama.cpp for llama-cpp-python $(LLAMA_VERSION) into $(LLAMA_WHEELS) (several minutes, once for every Python)"; \
-		CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BIN)/python -m pip wheel --disable-pip-version-check --no-deps \
+		echo "Compiling llama.cpp for llama-cpp-python $(LLAMA_VERSION) into $(LLAMA_WHEELS) (about 2 minutes on 2 cores, once: later environments reuse it)"; \
+		CMAKE_ARGS="$(LLAMA_CMAKE_ARGS) $(LLAMA_NO_COMMON)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BIN)/python -m pip wheel --disable-pip-version-check --no-deps \
 			-w $(LLAMA_WHEELS) llama-cpp-python==$(LLAMA_VERSION) >$(VENV)/llama-build.log 2>&1 \
 		|| { tail -n 40 $(VENV)/llama-build.log; echo "compiling llama-cpp-python failed; full log in $(VENV)/llama-build.log"; exit 1; }; }
-	@echo "Installer: $(INSTALLER)"
+	@$(if $(filter uv,$(INSTALLER)),[ -x "$(UV)" ] || $(BIN)/python -m pip install --disable-pip-version-check \
+		-c constraints.txt uv >$(VENV)/uv.log 2>&1 || { tail -n 20 $(VENV)/uv.log; \
+		echo "installing uv into $(VENV) failed (log: $(VENV)/uv.log); make install INSTALLER=pip uses pip alone"; exit 1; })
+	@echo "Installer: $(INSTALLER)$(if $(filter uv,$(INSTALLER)), ($(UV)))"
 	@$(PIP_INSTALL) --find-links $(LLAMA_WHEELS) -c constraints.txt -e '.[dev]' >$(VENV)/pip.log 2>&1 \
 		|| { tail -n 40 $(VENV)/pip.log; echo "$(INSTALLER) install failed; full log in $(VENV)/pip.log"; exit 1; }
 	@touch $@

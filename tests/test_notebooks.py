@@ -880,7 +880,8 @@ def check_18(m):
     assert m["unseen_cer"] <= 0.02 and m["unseen_lines"] >= 6
     # ... read with the kit's defaults, which enlarge an image at most 3x (sides rounded to multiples of 32)
     assert len(m["unseen_scale"]) == m["unseen_lines"] and max(m["unseen_scale"]) <= 3.2
-    assert 0 <= m["unseen_cer_rapidocr_sizing"] < 0.5
+    assert 0 <= m["unseen_cer_rapidocr_sizing"] < 0.5 and 1 <= m["sizing_lines"] <= m["unseen_lines"]
+    assert 0 <= m["unseen_cer_kit_sizing_lines"] <= 0.05 and 0 <= m["unseen_cer_sized"] < 0.5
     assert m["cjk_cer"] is None if m["cjk_font"] is None else 0 <= m["cjk_cer"] < 0.5
     assert m["n_chars"] > 10 * m["n_lines"] and 0 <= m["cer"] < 0.05 and m["cer_ci"][0] <= m["cer"] <= m["cer_ci"][1]
     # (a Wilson interval's upper end at 100 % lands a rounding error under 1)
@@ -914,7 +915,8 @@ def check_18(m):
                                 else "no measurable gain"), r
     assert m["best"] == [r["name"] for r in m["ladder"] if r["kept"]][-1]
     assert m["best"] in names and m["cer_delta_ci"][0] <= m["cer_delta_pts"] <= m["cer_delta_ci"][1]
-    assert m["best_cer"] == rungs[m["best"]]["cer"]  # the climb's own reading of the held-out pages
+    assert m["best_cer"] == rungs[m["best"]]["cer"]  # the climb's own reading of its held-out pages
+    assert 1 <= m["ladder_docs"] <= m["n_docs"]
     assert m["speedup_ci"][0] <= m["speedup_vs_rapidocr"] <= m["speedup_ci"][1] and m["speedup_vs_rapidocr"] > 2
     if not m["fast"]:  # the case study's goal, full size: >= 5x faster than RapidOCR() 3.x, CER within 0.5 points
         assert m["speedup_vs_rapidocr"] >= m["goal_speedup"] == 5 and m["cer_delta_pts"] <= m["cer_budget_pts"] == 0.5

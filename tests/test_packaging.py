@@ -5,6 +5,7 @@ import re
 import subprocess
 import sys
 import tomllib
+from pathlib import Path
 
 from conftest import REPO
 
@@ -174,25 +175,31 @@ def test_llama_cpp_gets_x86_flags_only_on_x86_64(tmp_path):
         assert out.returncode == 0, out.stderr
         cmake = re.search(r'CMAKE_ARGS="([^"]*)"', out.stdout).group(1)
         assert "-DLLAVA_BUILD=OFF" in cmake
+        include = re.search(r"-DCMAKE_PROJECT_llama\.cpp_INCLUDE=(\S+)", cmake).group(1)  # common/ left out
+        assert Path(include).read_text().count("set(LLAMA_BUILD_COMMON OFF)") == 1
         assert all((flag in cmake) == x86 for flag in ("-DGGML_AVX2=ON", "-DGGML_FMA=ON", "-DGGML_F16C=ON",
                                                        "-DGGML_BMI2=ON", "-DGGML_NATIVE=OFF")), (machine, cmake)
 
 
-def test_make_installs_with_uv_when_it_is_on_path_else_pip(tmp_path):
-    """`make -n install`: uv when PATH has it, pip otherwise, INSTALLER= chooses, and anything else is named."""
+def test_make_installs_with_uv_from_path_or_its_own_else_pip_when_asked(tmp_path):
+    """`make -n install`: uv from PATH when PATH has it, else the pinned uv put into the environment by pip first;
+    INSTALLER=pip uses pip alone, and any other value is named."""
     plain = _tools(tmp_path)  # no uv here
     with_uv = tmp_path / "with-uv"
     with_uv.mkdir()
     _fake(with_uv, "uv", "exit 0")
-    venv = f"VENV={tmp_path}/v"
-    for path, extra, want in ((plain, (), "pip"), (f"{with_uv}:{plain}", (), "uv"),
-                              (f"{with_uv}:{plain}", ("INSTALLER=pip",), "pip")):
-        out = _make("-n", "install", venv, f"PYTHON={sys.executable}", *extra, path=path, home=tmp_path)
+    venv = tmp_path / "v"
+    bootstrap = f"{venv}/bin/python -m pip install --disable-pip-version-check -c constraints.txt uv"
+    for path, extra, uv in ((plain, (), f"{venv}/bin/uv"), (f"{with_uv}:{plain}", (), f"{with_uv}/uv"),
+                            (f"{with_uv}:{plain}", ("INSTALLER=pip",), None)):
+        out = _make("-n", "install", f"VENV={venv}", f"PYTHON={sys.executable}", *extra, path=path, home=tmp_path)
         assert out.returncode == 0, out.stderr
-        uv_line = f"uv pip install --python {tmp_path}/v/bin/python --find-links" in out.stdout
-        pip_line = f"{tmp_path}/v/bin/python -m pip install --disable-pip-version-check --find-links" in out.stdout
-        assert (uv_line, pip_line) == (want == "uv", want == "pip"), out.stdout
-    out = _make("-n", "install", venv, f"PYTHON={sys.executable}", "INSTALLER=conda", path=plain, home=tmp_path)
+        uv_line = f"{uv} pip install --python {venv}/bin/python --find-links" in out.stdout
+        pip_line = f"{venv}/bin/python -m pip install --disable-pip-version-check --find-links" in out.stdout
+        assert (uv_line, pip_line) == (uv is not None, uv is None), out.stdout
+        assert (f'[ -x "{venv}/bin/uv" ] || {bootstrap}' in out.stdout) == (uv == f"{venv}/bin/uv"), out.stdout
+    out = _make("-n", "install", f"VENV={venv}", f"PYTHON={sys.executable}", "INSTALLER=conda", path=plain,
+                home=tmp_path)
     assert out.returncode != 0 and "INSTALLER=conda: use uv or pip" in out.stderr, out.stderr
 
 

@@ -9,6 +9,7 @@ rungs after it build on the configuration before it. Introduced in notebook 18.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, replace
 from typing import Any, Sequence
 
@@ -146,6 +147,7 @@ def climb(rungs: Sequence[Rung], docs: Sequence[Any], *, cer_budget_pts: float =
     base: Pipeline | None = None
     base_cfg, base_cum, first_cer = OCRConfig(), 1.0, 0.0
     for rung in rungs:
+        started = time.perf_counter()
         changes = dict(rung.changes)
         if changes.get("precision") == "int8" and "float_precision" not in changes and base_cfg.precision != "int8":
             changes["float_precision"] = base_cfg.precision  # the models left in float keep what they ran in
@@ -172,7 +174,8 @@ def climb(rungs: Sequence[Rung], docs: Sequence[Any], *, cer_budget_pts: float =
         if progress:
             print(f"{rung.name:42s} CER {sc.cer:6.2%}  {ms:8.1f} ms/page"
                   + (f"  x{sp:.2f} [{ci[0]:.2f}, {ci[1]:.2f}] vs the best so far, x{cum:.2f} vs the first" if sp
-                     else "") + ("" if kept else f"  ({verdict}: not kept)"), flush=True)
+                     else "") + ("" if kept else f"  ({verdict}: not kept)")
+                  + f"  [{time.perf_counter() - started:.0f} s]", flush=True)
         out.append(res)
         if kept:
             base, base_cfg, base_cum = pipe, cfg, cum

@@ -361,14 +361,39 @@ def build(model: Any, *, batch: int, threads: int | None, input_shape: tuple[int
         return r
     res = resolve(model, input_shape)
     module, label, shape = res.module, res.label, (batch, *res.input_shape)
-    keras_model = to_keras(module, shape)
-    rng = np.random.default_rng(0)
-    make = calibration or (lambda i: rng.standard_normal(shape, dtype=np.float32))
-    rep = [np.asarray(make(i), np.float32).transpose(0, 2, 3, 1) for i in range(8)] if precision == "int8" else None
-    out_dir = tempfile.mkdtemp(prefix="mclab-tflite-")
-    path = convert(keras_model, os.path.join(out_dir, f"{os.path.basename(label)}_{precision}.tflite"),
-                   TFLiteConfig(mode=_MODE_FOR[precision], representative=rep))
+    # the same weights, shape and precision convert to the same file: reuse it (the defaults audit builds every
+    # variant of one precision from one module); given calibration data is not fingerprinted, so it converts anew
+    key = None if calibration is not None else _fingerprint(module, shape, precision)
+    path = _CONVERTED.get(key) if key else None
+    if path is None or not os.path.isfile(path):
+        keras_model = to_keras(module, shape)
+        rng = np.random.default_rng(0)
+        make = calibration or (lambda i: rng.standard_normal(shape, dtype=np.float32))
+        rep = [np.asarray(make(i), np.float32).transpose(0, 2, 3, 1) for i in range(8)] if precision == "int8" else None
+        out_dir = tempfile.mkdtemp(prefix="mclab-tflite-")
+        path = convert(keras_model, os.path.join(out_dir, f"{os.path.basename(label)}_{precision}.tflite"),
+                       TFLiteConfig(mode=_MODE_FOR[precision], representative=rep))
+        if key:
+            _CONVERTED[key] = path
     return runner_for_file(path, threads=threads, xnnpack=xnnpack, model=label)
+
+
+_CONVERTED: dict[str, str] = {}  # fingerprint of (module, shape, precision) -> a .tflite file made in this process
+
+
+def _fingerprint(module: Any, shape: tuple[int, ...], precision: str) -> str:
+    """SHA-256 of a module's architecture (its repr), every state_dict tensor's bytes, the input shape and the
+    precision: two builds with the same fingerprint convert to the same file."""
+    import hashlib
+
+    import torch
+
+    h = hashlib.sha256(f"{type(module).__qualname__}|{module!r}|{shape}|{precision}".encode())
+    for name, t in module.state_dict().items():
+        t = t.detach().cpu()
+        h.update(name.encode() + str(t.dtype).encode() + str(tuple(t.shape)).encode())
+        h.update((t.to(torch.float64) if t.is_floating_point() else t.to(torch.int64)).numpy().tobytes())
+    return h.hexdigest()
 
 
 def probe() -> dict[str, Any]:

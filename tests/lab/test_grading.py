@@ -259,7 +259,9 @@ def test_bad_input_is_named():
         grading.inject_parameters(nbformat.v4.new_notebook(), FAST=True)
 
 
-GRADED = ["01_latency", "02_throughput", "03_compute_resources", "04_quantisation_math", "08_lowrank"]
+# two notebooks suffice for the pipeline end to end (release, inject FAST, autograde, gradebook, CSV and HTML); every
+# exercise's right, wrong and blank answers are graded one by one above
+GRADED = ["01_latency", "02_throughput"]
 
 
 @pytest.mark.notebooks

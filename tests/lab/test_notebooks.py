@@ -50,7 +50,7 @@ def test_failing_notebook_names_notebook_cell_and_error(tmp_path):
 @pytest.mark.notebooks
 def test_timeout_and_missing_record_fail(tmp_path):
     _write(tmp_path / "00_slow.ipynb", "import time\ntime.sleep(60)")
-    run = notebooks.run_notebook(tmp_path / "00_slow.ipynb", tmp_path / "out", timeout_s=15)
+    run = notebooks.run_notebook(tmp_path / "00_slow.ipynb", tmp_path / "out", timeout_s=8)
     assert run.status == "timeout" and "timed out" in run.error and run.failed_cell == 3
     _write(tmp_path / "01_silent.ipynb", "x = 1")
     run = notebooks.run_notebook(tmp_path / "01_silent.ipynb", tmp_path / "out")

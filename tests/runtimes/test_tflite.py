@@ -111,3 +111,24 @@ def test_xnnpack_knob_goes_through_load(tflite_files):
     _, _, files = tflite_files
     assert runtimes.load(files["fp32"], "tflite", threads=1, xnnpack=False).info["xnnpack"] is False
     assert runtimes.load(files["fp32"], "tflite", threads=1).info["xnnpack"] is True
+
+
+def test_a_module_converts_once_per_weights_shape_and_precision(toy_cnn, x, reference, monkeypatch):
+    """Building the same weights at the same shape and precision again reuses the file (the defaults audit builds
+    every variant of a precision); other weights, another shape or precision convert anew and run their own."""
+    import torch
+
+    calls = []
+    real = rtfl.convert
+    monkeypatch.setattr(rtfl, "convert", lambda *a, **k: calls.append(a[1]) or real(*a, **k))
+    m = toy_cnn(seed=3)
+    runtimes.load(m, "tflite", batch=2, input_shape=SHAPE)
+    plain = runtimes.load(m, "tflite", batch=2, input_shape=SHAPE, xnnpack=False)
+    assert len(calls) == 1 and plain.info["xnnpack"] is False
+    runtimes.load(m, "tflite", input_shape=SHAPE)  # batch 1: another shape
+    runtimes.load(m, "tflite", batch=2, input_shape=SHAPE, precision="fp16")
+    assert len(calls) == 3
+    with torch.no_grad():
+        next(m.parameters()).mul_(2)
+    changed = runtimes.load(m, "tflite", batch=2, input_shape=SHAPE)
+    assert len(calls) == 4 and np.abs(changed.run(x) - reference(m, x)).max() < 1e-4
