@@ -28,13 +28,14 @@ LLAMA_NO_COMMON := -DCMAKE_PROJECT_llama.cpp_INCLUDE=$(CURDIR)/cmake/llama-no-co
 # LLAMA_CMAKE_ARGS, and every later environment (another Python, another VENV, another clone) installs it in seconds.
 LLAMA_WHEELS ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/mclab/llama-wheels/$(firstword $(shell echo '$(LLAMA_CMAKE_ARGS) without-common' | cksum))
 LLAMA_VERSION := $(shell sed -n 's/^llama[-_.]cpp[-_.]python==\([^ #]*\).*/\1/ip' constraints.txt)
-# The installer: uv (https://docs.astral.sh/uv/). Measured for one environment (Python 3.12, the compiled llama.cpp
-# wheel reused, no cache): uv 33 s, pip 223 s. uv from PATH when there is one, else the uv that constraints.txt pins,
-# put into the new environment by pip first (a few seconds). `make install INSTALLER=pip` uses pip alone.
+# The installer: uv (https://docs.astral.sh/uv/), from PATH when there is one, else the uv that constraints.txt pins,
+# put into the new environment by pip first (a few seconds). `make install INSTALLER=pip` uses pip alone. uv compiles
+# every module to bytecode at install time, as pip does: without it, a machine with PYTHONDONTWRITEBYTECODE=1 (the lab
+# image sets it) compiles torch and TensorFlow from source in every new process, and the suite ran 1.6x slower.
 INSTALLER ?= uv
 UV := $(or $(shell command -v uv 2>/dev/null),$(abspath $(BIN))/uv)
 ifeq ($(INSTALLER),uv)
-PIP_INSTALL = $(UV) pip install --python $(BIN)/python
+PIP_INSTALL = $(UV) pip install --compile-bytecode --python $(BIN)/python
 else ifeq ($(INSTALLER),pip)
 PIP_INSTALL = $(BIN)/python -m pip install --disable-pip-version-check
 else

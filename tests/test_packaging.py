@@ -194,7 +194,7 @@ def test_make_installs_with_uv_from_path_or_its_own_else_pip_when_asked(tmp_path
                             (f"{with_uv}:{plain}", ("INSTALLER=pip",), None)):
         out = _make("-n", "install", f"VENV={venv}", f"PYTHON={sys.executable}", *extra, path=path, home=tmp_path)
         assert out.returncode == 0, out.stderr
-        uv_line = f"{uv} pip install --python {venv}/bin/python --find-links" in out.stdout
+        uv_line = f"{uv} pip install --compile-bytecode --python {venv}/bin/python --find-links" in out.stdout
         pip_line = f"{venv}/bin/python -m pip install --disable-pip-version-check --find-links" in out.stdout
         assert (uv_line, pip_line) == (uv is not None, uv is None), out.stdout
         assert (f'[ -x "{venv}/bin/uv" ] || {bootstrap}' in out.stdout) == (uv == f"{venv}/bin/uv"), out.stdout
