@@ -105,7 +105,7 @@ $(PYSTAMP): FORCE
 	echo "Python: $(PYTHON_EXE) ($$want), $(PYTHON_HOW); environment $(VENV)"
 
 $(STAMP): pyproject.toml constraints.txt $(PYSTAMP)
-	@echo "Installing mclab and its pinned dependencies into $(VENV) (the first time 6 to 15 minutes on 2 cores and 9 GB; log: $(VENV)/pip.log)"
+	@echo "Installing mclab and its pinned dependencies into $(VENV) (the first time about 4 minutes on 2 quiet cores, more under load; 9 GB; log: $(VENV)/pip.log)"
 	@ls $(LLAMA_WHEELS)/llama_cpp_python-$(LLAMA_VERSION)-py3-none-*.whl >/dev/null 2>&1 || { \
 		echo "Compiling llama.cpp for llama-cpp-python $(LLAMA_VERSION) into $(LLAMA_WHEELS) (about 2 minutes on 2 cores, once: later environments reuse it)"; \
 		CMAKE_ARGS="$(LLAMA_CMAKE_ARGS) $(LLAMA_NO_COMMON)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BIN)/python -m pip wheel --disable-pip-version-check --no-deps \
