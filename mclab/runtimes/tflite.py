@@ -390,9 +390,9 @@ def _fingerprint(module: Any, shape: tuple[int, ...], precision: str) -> str:
 
     h = hashlib.sha256(f"{type(module).__qualname__}|{module!r}|{shape}|{precision}".encode())
     for name, t in module.state_dict().items():
-        t = t.detach().cpu()
+        t = t.detach().cpu().contiguous()
         h.update(name.encode() + str(t.dtype).encode() + str(tuple(t.shape)).encode())
-        h.update((t.to(torch.float64) if t.is_floating_point() else t.to(torch.int64)).numpy().tobytes())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())  # the tensor's own bytes, no copy to float64
     return h.hexdigest()
 
 
