@@ -17,7 +17,7 @@ __all__ = ["main"]
 def _doctor(args: argparse.Namespace) -> int:
     from . import hw
 
-    report = hw.doctor()
+    report = hw.doctor(args.runtimes)
     print(json.dumps(report.as_dict(), indent=2) if args.json else report)
     return 0
 
@@ -194,6 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("doctor", help="check this machine, its CPU features, GPU and runtimes")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--runtimes", type=lambda s: [n.strip() for n in s.split(",") if n.strip()], default=None,
+                   metavar="NAME,NAME", help="probe only these runtimes (default: all; each takes seconds: a fresh "
+                   "interpreter imports it)")
     p.set_defaults(func=_doctor)
 
     p = sub.add_parser("bench", help="measure a model's latency percentiles on one runtime")

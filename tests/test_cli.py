@@ -1,9 +1,13 @@
 """mclab.cli: the `mclab` command, run as a fresh process (``python -m mclab.cli`` / ``python -m mclab``).
 
 Each subcommand prints JSON with ``--json``; bad input ends with a one-line message on stderr and exit
-status 2, never a traceback. ``mclab notebooks`` is tested beside the notebooks (tests/test_notebooks.py)."""
+status 2, never a traceback. The error cases call ``cli.main`` in this process (:func:`_mclab_here`): a fresh
+process per case paid seconds of imports each; the fresh-process path, ``sys.exit(main())``, is exercised by the
+other tests. ``mclab notebooks`` is tested beside the notebooks (tests/test_notebooks.py)."""
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import subprocess
 import sys
@@ -11,7 +15,7 @@ import sys
 import pytest
 import torch
 
-from mclab import runtimes
+from mclab import cli
 from mclab.runtimes import export
 
 
@@ -26,6 +30,20 @@ def tiny_onnx(tmp_path_factory):
 
 def _mclab(*args, module="mclab.cli"):
     return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True)
+
+
+def _mclab_here(*args) -> subprocess.CompletedProcess:
+    """``mclab ARGS`` through ``cli.main`` in this process: its exit status and what it printed, as ``_mclab``
+    returns them (the process's thread count restored)."""
+    out, err, threads = io.StringIO(), io.StringIO(), torch.get_num_threads()
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = cli.main(list(args))
+    except SystemExit as e:  # argparse's own errors exit, as they do from the command line
+        code = e.code
+    finally:
+        torch.set_num_threads(threads)
+    return subprocess.CompletedProcess(["mclab", *args], code, out.getvalue(), err.getvalue())
 
 
 # ----------------------------------------------------------------------------- bench and ab
@@ -60,7 +78,7 @@ def test_cli_bench_openvino_int8_says_how_it_was_quantised(tiny_onnx):
     (["resnet18", "--input-shape", "a,b"], "not a shape"),
 ])
 def test_cli_bench_errors_are_one_line(args, match):
-    r = _mclab("bench", *args)
+    r = _mclab_here("bench", *args)
     assert r.returncode == 2 and match in r.stderr and "Traceback" not in r.stderr
 
 
@@ -74,7 +92,7 @@ def test_cli_ab_json_and_errors(tiny_onnx, tmp_path):
     assert d["speedup_b_vs_a"] == pytest.approx(1 / d["ratio_b_over_a"]) and "kernels" not in d
     other = tmp_path / "other.onnx"
     torch.onnx.export(torch.nn.Linear(5, 2).eval(), (torch.randn(1, 5),), str(other), dynamo=False)
-    r = _mclab("ab", str(tiny_onnx), str(other))
+    r = _mclab_here("ab", str(tiny_onnx), str(other))
     assert r.returncode == 2 and "different inputs" in r.stderr and "Traceback" not in r.stderr
 
 
@@ -87,17 +105,20 @@ def test_cli_flops_json_and_errors():
     d = json.loads(r.stdout)
     assert d["macs"] / 1e9 == pytest.approx(1.814, rel=0.01)
     assert d["flops"] == 2 * d["macs"] and d["params"] == 11_689_512 and d["input_shape"] == [1, 3, 224, 224]
-    r = _mclab("flops", "resnet5")
+    r = _mclab_here("flops", "resnet5")
     assert r.returncode == 2 and "resnet50" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_cli_doctor_json():
-    r = _mclab("doctor", "--json")
+    # two runtimes: every probe is a fresh interpreter (seconds each); all of them run in notebook 00 and tests/test_hw
+    r = _mclab("doctor", "--json", "--runtimes", "onnxruntime,tensorrt")
     assert r.returncode == 0, r.stderr
     d = json.loads(r.stdout)
     assert {"python", "cpu", "gpus", "runtimes", "verdicts", "packages"} <= set(d)
-    assert {r["name"] for r in d["runtimes"]} == set(runtimes.RUNTIMES)
+    assert [r["name"] for r in d["runtimes"]] == ["onnxruntime", "tensorrt"] and d["runtimes"][0]["available"]
     assert d["packages"]["torch"].startswith("2.14.1")
+    r = _mclab_here("doctor", "--runtimes", "onnxruntime,tflite-nope")
+    assert r.returncode == 2 and "tflite-nope" in r.stderr and "known runtimes" in r.stderr
 
 
 @pytest.fixture(scope="module")
@@ -138,7 +159,7 @@ def test_cli_ocr_reads_lines_with_stage_timings(text_png):
 ])
 def test_cli_ocr_errors_are_one_line(text_png, tmp_path, args, match):
     args = [text_png[0] if a == "IMG" else str(tmp_path / a) if a.endswith(".png") else a for a in args]
-    r = _mclab("ocr", *args)
+    r = _mclab_here("ocr", *args)
     assert r.returncode == 2 and match in r.stderr and "Traceback" not in r.stderr
 
 
@@ -156,5 +177,5 @@ def test_cli_ocr_unreadable_and_empty_images(tmp_path):
     folder = tmp_path / "pages"
     folder.mkdir()
     for path, match in ((bad, "not an image"), (empty, "empty"), (zero, "empty file"), (folder, "is a directory")):
-        r = _mclab("ocr", str(path))
+        r = _mclab_here("ocr", str(path))
         assert r.returncode == 2 and match in r.stderr and "Traceback" not in r.stderr

@@ -198,6 +198,11 @@ def test_make_installs_with_uv_from_path_or_its_own_else_pip_when_asked(tmp_path
         pip_line = f"{venv}/bin/python -m pip install --disable-pip-version-check --find-links" in out.stdout
         assert (uv_line, pip_line) == (uv is not None, uv is None), out.stdout
         assert (f'[ -x "{venv}/bin/uv" ] || {bootstrap}' in out.stdout) == (uv == f"{venv}/bin/uv"), out.stdout
+        # llama.cpp compiles in the background; uv fetches everything else meanwhile (no bytecode: compileall
+        # after), pip waits for it
+        assert "llama-cpp-python==" in out.stdout and "& compiling=$!" in out.stdout and "wait $compiling" in out.stdout
+        fetch = f"{uv} pip install --python {venv}/bin/python --excludes {venv}/llama-exclude.txt -c constraints.txt"
+        assert (fetch in out.stdout, "compileall -qq -j 0 -x '/tests?/'" in out.stdout) == (uv is not None,) * 2
     out = _make("-n", "install", f"VENV={venv}", f"PYTHON={sys.executable}", "INSTALLER=conda", path=plain,
                 home=tmp_path)
     assert out.returncode != 0 and "INSTALLER=conda: use uv or pip" in out.stderr, out.stderr

@@ -259,16 +259,20 @@ def test_bad_input_is_named():
         grading.inject_parameters(nbformat.v4.new_notebook(), FAST=True)
 
 
-# two notebooks suffice for the pipeline end to end (release, inject FAST, autograde, gradebook, CSV and HTML); every
-# exercise's right, wrong and blank answers are graded one by one above
+# the pipeline end to end (release, inject FAST, autograde, gradebook, CSV and HTML) on two assignments; every
+# exercise's right, wrong and blank answers are graded one by one above. Four runs, not six: the right student hands
+# in both notebooks, the wrong one only the first and the blank one only the second, so the gradebook also shows
+# what a notebook that was never handed in scores (0, as nbgrader counts it)
 GRADED = ["01_latency", "02_throughput"]
+HANDED_IN = {"right": GRADED, "wrong": GRADED[:1], "blank": GRADED[1:]}
 
 
 @pytest.mark.notebooks
 def test_grade_three_synthetic_submissions(tmp_path):
     subs = tmp_path / "submitted"
-    for kind in grading.KINDS:
-        for stem in GRADED:
+    assert set(HANDED_IN) == set(grading.KINDS)
+    for kind, stems in HANDED_IN.items():
+        for stem in stems:
             d = subs / kind / stem
             d.mkdir(parents=True)
             nbformat.write(grading.submission(NB_DIR / f"{stem}.ipynb", kind), d / f"{stem}.ipynb")
@@ -278,6 +282,7 @@ def test_grade_three_synthetic_submissions(tmp_path):
     assert len(cols) == n and set(table.index) == set(grading.KINDS)
     assert (table.loc["right", cols] == 1).all() and table.loc["right", "total"] == n == table.loc["right", "max"]
     assert table.loc["wrong", "total"] == 0 and table.loc["blank", "total"] == 0
+    assert (table["max"] == n).all()  # a notebook not handed in still counts towards the maximum
     csv = pd.read_csv(tmp_path / "grades" / "grades.csv", index_col="student")
     assert csv.loc["right", "total"] == n
     html = (tmp_path / "grades" / "grades.html").read_text()
