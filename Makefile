@@ -34,8 +34,8 @@ LLAMA_VERSION := $(shell sed -n 's/^llama[-_.]cpp[-_.]python==\([^ #]*\).*/\1/ip
 # image sets it) compiles torch and TensorFlow from source in every new process (the suite: 1540 s against 1058 s).
 # While llama.cpp compiles (CPU-bound), uv downloads and unpacks everything else (network-bound) without compiling
 # bytecode; Python's compileall then compiles the environment, less the packages' own test folders (a quarter of the
-# files, never imported by the kit). Measured on 2 cores: 195 s against 210 s one after the other; uv compiling
-# bytecode during the compile instead took 214 s (both are CPU work).
+# files, never imported by the kit). Measured on 2 cores, first installs on Python 3.13: 192 s, against 210 s one
+# step after the other; uv compiling bytecode during the compile instead took 214 s (both are CPU work).
 INSTALLER ?= uv
 UV := $(or $(shell command -v uv 2>/dev/null),$(abspath $(BIN))/uv)
 ifeq ($(INSTALLER),uv)
@@ -109,7 +109,7 @@ $(PYSTAMP): FORCE
 	echo "Python: $(PYTHON_EXE) ($$want), $(PYTHON_HOW); environment $(VENV)"
 
 $(STAMP): pyproject.toml constraints.txt $(PYSTAMP)
-	@echo "Installing mclab and its pinned dependencies into $(VENV) (the first time about 4 minutes on 2 quiet cores, more under load; 9 GB; log: $(VENV)/pip.log)"
+	@echo "Installing mclab and its pinned dependencies into $(VENV) (the first time about 3 minutes on 2 quiet cores, more under load; 9 GB; log: $(VENV)/pip.log)"
 	@$(if $(filter uv,$(INSTALLER)),[ -x "$(UV)" ] || $(BIN)/python -m pip install --disable-pip-version-check \
 		-c constraints.txt uv >$(VENV)/uv.log 2>&1 || { tail -n 20 $(VENV)/uv.log; \
 		echo "installing uv into $(VENV) failed (log: $(VENV)/uv.log); make install INSTALLER=pip uses pip alone"; exit 1; })
