@@ -29,13 +29,13 @@ LLAMA_NO_COMMON := -DCMAKE_PROJECT_llama.cpp_INCLUDE=$(CURDIR)/cmake/llama-no-co
 LLAMA_WHEELS ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/mclab/llama-wheels/$(firstword $(shell echo '$(LLAMA_CMAKE_ARGS) without-common' | cksum))
 LLAMA_VERSION := $(shell sed -n 's/^llama[-_.]cpp[-_.]python==\([^ #]*\).*/\1/ip' constraints.txt)
 # The installer: uv (https://docs.astral.sh/uv/), from PATH when there is one, else the uv that constraints.txt pins,
-# put into the new environment by pip first (a few seconds). `make install INSTALLER=pip` uses pip alone. uv compiles
-# every module to bytecode at install time, as pip does: without it, a machine with PYTHONDONTWRITEBYTECODE=1 (the lab
+# put into the new environment by pip first (a few seconds). `make install INSTALLER=pip` uses pip alone. Every module
+# is compiled to bytecode at install time, as pip does: without it, a machine with PYTHONDONTWRITEBYTECODE=1 (the lab
 # image sets it) compiles torch and TensorFlow from source in every new process (the suite: 1540 s against 1058 s).
-# While llama.cpp compiles (CPU-bound), uv downloads and unpacks everything else (network-bound) without compiling
-# bytecode; Python's compileall then compiles the environment, less the packages' own test folders (a quarter of the
-# files, never imported by the kit). Measured on 2 cores, first installs on Python 3.13: 192 s, against 210 s one
-# step after the other; uv compiling bytecode during the compile instead took 214 s (both are CPU work).
+# While llama.cpp compiles, uv downloads and unpacks everything else without compiling bytecode; Python's compileall
+# then compiles the environment, less the packages' own test folders (a quarter of the files, never imported by the
+# kit). Measured on 2 cores, first installs on Python 3.13: 192 s, against 210 s one step after the other; uv
+# compiling bytecode while llama.cpp compiled took 214 s.
 INSTALLER ?= uv
 UV := $(or $(shell command -v uv 2>/dev/null),$(abspath $(BIN))/uv)
 ifeq ($(INSTALLER),uv)
