@@ -34,8 +34,8 @@ LLAMA_VERSION := $(shell sed -n 's/^llama[-_.]cpp[-_.]python==\([^ #]*\).*/\1/ip
 # image sets it) compiles torch and TensorFlow from source in every new process (the suite: 1540 s against 1058 s).
 # While llama.cpp compiles, uv downloads and unpacks everything else without compiling bytecode; Python's compileall
 # then compiles the environment, less the packages' own test folders (almost a quarter of the files, shipped for the
-# packages' own tests). Measured on 2 cores, first installs on Python 3.13: 192 s, against 210 s one step after the other; uv
-# compiling bytecode while llama.cpp compiled took 214 s.
+# packages' own tests). Measured on 2 cores, first installs on Python 3.13: 192 s, against 210 s one step after the
+# other; uv compiling bytecode while llama.cpp compiled took 214 s.
 INSTALLER ?= uv
 UV := $(or $(shell command -v uv 2>/dev/null),$(abspath $(BIN))/uv)
 ifeq ($(INSTALLER),uv)
