@@ -45,6 +45,7 @@ PIP_INSTALL = $(BIN)/python -m pip install --disable-pip-version-check
 else
 $(error INSTALLER=$(INSTALLER): use uv or pip)
 endif
+INSTALL_FAILED = { tail -n 40 $(VENV)/pip.log; echo "$(INSTALLER) install failed; full log in $(VENV)/pip.log"; exit 1; }
 # jupyter refuses to run as root unless told; containers and CI boxes often are root.
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 
@@ -121,11 +122,11 @@ $(STAMP): pyproject.toml constraints.txt $(PYSTAMP)
 			-w $(LLAMA_WHEELS) llama-cpp-python==$(LLAMA_VERSION) >$(VENV)/llama-build.log 2>&1 & compiling=$$!; \
 		$(if $(filter uv,$(INSTALLER)),fetched=1; echo llama-cpp-python >$(VENV)/llama-exclude.txt; \
 		$(UV) pip install --python $(BIN)/python --excludes $(VENV)/llama-exclude.txt -c constraints.txt -e '.[dev]' >$(VENV)/pip.log 2>&1 \
-			|| { kill $$compiling; tail -n 40 $(VENV)/pip.log; echo "$(INSTALLER) install failed; full log in $(VENV)/pip.log"; exit 1; };) \
+			|| { kill $$compiling; $(INSTALL_FAILED); };) \
 		wait $$compiling || { tail -n 40 $(VENV)/llama-build.log; echo "compiling llama-cpp-python failed; full log in $(VENV)/llama-build.log"; exit 1; }; \
 	fi; \
 	$(PIP_INSTALL) --find-links $(LLAMA_WHEELS) -c constraints.txt -e '.[dev]' >>$(VENV)/pip.log 2>&1 \
-		|| { tail -n 40 $(VENV)/pip.log; echo "$(INSTALLER) install failed; full log in $(VENV)/pip.log"; exit 1; } \
+		|| $(INSTALL_FAILED) \
 	$(if $(filter uv,$(INSTALLER)),; if [ -n "$$fetched" ]; then $(BIN)/python -m compileall -qq -j 0 -x '/tests?/' \
 		"$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')" >>$(VENV)/pip.log 2>&1 || true; fi)
 	@touch $@
