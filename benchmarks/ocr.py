@@ -48,9 +48,10 @@ def main(out: Path = Path("build/bench/ocr.json"), *, docs: int = 20, clean: int
     as_shipped = ocr.load(ocr.OCRConfig(threads=threads, det_max_scale=None))  # RapidOCR's sizing, no limit
     unseen_cer_rapidocr_sizing = ocr.reading_cer([as_shipped.read(x.image) for x in faces], faces)
     files = naive = None
+    work = tempfile.TemporaryDirectory(prefix="mclab-ocr-int8-")  # removed when this function returns
     if int8:  # notebook 18's two recipes, calibrated on 16 other pages
-        calib, work = data.text_images(16, CALIB_SEED), tempfile.mkdtemp(prefix="mclab-ocr-int8-")
-        naive, files = (ocr.quantize_models(calib, work, recipe=r) for r in ("nncf-cnn", "convs-only"))
+        calib = data.text_images(16, CALIB_SEED)
+        naive, files = (ocr.quantize_models(calib, work.name, recipe=r) for r in ("nncf-cnn", "convs-only"))
     rungs = ocr.climb(ocr.ladder(threads=threads, int8=files, int8_naive=naive), pages, cer_budget_pts=0.5,
                       timing_docs=timing_docs, rounds=rounds)
     best = [r for r in rungs if r.kept][-1]  # kept: the speed-up's CI above 1, CER within 0.5 points

@@ -998,6 +998,8 @@ def test_notebook_runs_fast_and_records(path):
     run = _run(path.name)
     assert run.ok, str(run)  # run_notebook's timeout caps the wall time; the note reports measured times
     CHECKS[path.name](run.metrics)
+    # the kernel ran with a temporary folder of its own: every file the notebook made there is gone when it stops
+    assert run.left_in_tmp == [], f"{path.name} left {run.left_in_tmp} in its temporary folder"
 
 
 def teardown_module():

@@ -9,12 +9,16 @@ Introduced in notebook 00.
 """
 from __future__ import annotations
 
+import contextlib
+import getpass
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,7 +30,7 @@ __all__ = [
     # the map
     "Chapter", "CURRICULUM", "chapter",
     # the environment of the kernels the runner starts
-    "HEADLESS_ENV", "KERNEL_ENV",
+    "HEADLESS_ENV", "KERNEL_ENV", "KEPT_IN_TMP",
     # results
     "NotebookRun", "RunSummary",
     # verbs
@@ -40,6 +44,9 @@ HEADLESS_ENV = "MCLAB_HEADLESS"
 # Jupyter, quiet warnings and TensorFlow logs, inline figures
 KERNEL_ENV = {HEADLESS_ENV: "1", "JUPYTER_PREFER_ENV_PATH": "1", "PYTHONWARNINGS": "ignore",
               "TF_CPP_MIN_LOG_LEVEL": "3", "MPLBACKEND": "module://matplotlib_inline.backend_inline"}
+
+# what a kernel may leave in its temporary folder: files that libraries keep there by design, one per machine
+KEPT_IN_TMP = {".ses": "onnxruntime's session id, 51 bytes that every process rewrites"}
 
 # NN_topic.ipynb; a chapter split in two is NNb_topic.ipynb (13, then 13b), which sorts between NN and NN+1.
 NAME_RE = re.compile(r"^(\d{2}[a-z]?)_([a-z0-9_]+)\.ipynb$")
@@ -116,6 +123,7 @@ class NotebookRun:
     failed_cell: int | None = None     # 1-based position of the cell in the source notebook
     failed_source: str | None = None   # that cell's first line
     error: str | None = None
+    left_in_tmp: list[str] = field(default_factory=list)  # what the kernel left in its own temporary folder
 
     @property
     def ok(self) -> bool:
@@ -126,7 +134,8 @@ class NotebookRun:
 
     def __str__(self) -> str:
         if self.ok:
-            return f"ok      {self.name:34s} {self.seconds:7.1f} s  {len(self.metrics)} metrics"
+            left = f"; left in its temporary folder: {', '.join(self.left_in_tmp)}" if self.left_in_tmp else ""
+            return f"ok      {self.name:34s} {self.seconds:7.1f} s  {len(self.metrics)} metrics{left}"
         where = f"cell {self.failed_cell} ({self.failed_source!r})" if self.failed_cell else "no cell identified"
         return f"{self.status.upper():7s} {self.name:34s} {self.seconds:7.1f} s  {where}: {self.error}"
 
@@ -244,7 +253,13 @@ def run_notebook(path: str | os.PathLike[str], out_dir: str | os.PathLike[str], 
            "--kernel", "python3", "--no-progress-bar", "--log-level", "ERROR"]
     for k, v in params.items():
         cmd += ["-y", json.dumps({k: v})]
-    env = {**os.environ, **KERNEL_ENV, ENV_VAR: str(metrics_file.resolve())}
+    # the kernel gets a temporary folder of its own (TMPDIR): what it leaves there is listed, then removed
+    kernel_tmp = tempfile.mkdtemp(prefix=f"mclab-kernel-{src.stem[:2]}-")
+    inductor = _inductor_cache()  # torch.compile's caches stay shared between runs: a link to the usual folder
+    with contextlib.suppress(OSError):  # no symbolic links (Windows without the right): the caches start cold
+        os.makedirs(inductor, exist_ok=True)
+        os.symlink(inductor, os.path.join(kernel_tmp, os.path.basename(inductor)))
+    env = {**os.environ, **KERNEL_ENV, ENV_VAR: str(metrics_file.resolve()), "TMPDIR": kernel_tmp}
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env=env, start_new_session=True)
@@ -256,9 +271,11 @@ def run_notebook(path: str | os.PathLike[str], out_dir: str | os.PathLike[str], 
         log, _ = proc.communicate()
         status = "timeout"
     seconds = time.perf_counter() - start
+    left = sorted(set(os.listdir(kernel_tmp)) - {os.path.basename(inductor), *KEPT_IN_TMP})
+    shutil.rmtree(kernel_tmp, ignore_errors=True)
 
     run = NotebookRun(number=src.name.split("_", 1)[0], name=src.name, output=str(executed), fast=fast,
-                      status=status, seconds=round(seconds, 2))
+                      status=status, seconds=round(seconds, 2), left_in_tmp=left)
     if metrics_file.exists():
         run.metrics = load(metrics_file)
     if status != "ok":
@@ -270,6 +287,16 @@ def run_notebook(path: str | os.PathLike[str], out_dir: str | os.PathLike[str], 
     elif not run.metrics:
         run.status, run.error = "failed", "finished but recorded no metrics (the last cell must call mclab.record)"
     return run
+
+
+def _inductor_cache() -> str:
+    """torch's ``default_cache_dir()``: where torch.compile keeps compiled kernels and precompiled headers (some of
+    torch's caches go there even when ``TORCHINDUCTOR_CACHE_DIR`` names another folder)."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = f"uid_{os.getuid()}" if hasattr(os, "getuid") else "unknown_user"
+    return os.path.join(tempfile.gettempdir(), "torchinductor_" + re.sub(r'[\\/:*?"<>|]', "_", user))
 
 
 def run_all(nb_dir: str | os.PathLike[str] | None = None, *, only: Iterable[str] | None = None,

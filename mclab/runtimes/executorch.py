@@ -21,7 +21,6 @@ import io
 import os
 import re
 import sys
-import tempfile
 import weakref
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Iterable, Iterator
@@ -346,7 +345,7 @@ def build(model: Any, *, batch: int, threads: int | None, input_shape: tuple[int
     "fp32") and ``delegate`` (:data:`DELEGATES`; a ``.pte`` file keeps the delegation it was built with);
     ``Runner.info`` has ``calibration``, ``delegation`` and ``delegate``."""
 
-    from .export import remove_with
+    from .export import build_folder, remove_with
 
     if isinstance(model, str) and model.endswith(".pte"):
         r = runner_for_file(model, threads=threads, batch=batch, input_shape=input_shape)
@@ -360,11 +359,11 @@ def build(model: Any, *, batch: int, threads: int | None, input_shape: tuple[int
     res = resolve(model, input_shape)
     shape = (batch, *res.input_shape)
     example = random_batches(shape, 1)[0]
-    tmp = tempfile.mkdtemp(prefix="mclab-executorch-")
-    path = os.path.join(tmp, f"{os.path.basename(res.label)}_{want}.pte")
-    facts = build_pte(res.module, example, path, want, calibration=calibration, delegate=delegate)
-    runner = runner_for_file(path, threads=threads, model=res.label,
-                             info={"calibration": facts.calibration, "delegation": facts.delegation,
-                                   "delegate": delegate})
+    with build_folder("mclab-executorch-") as tmp:
+        path = os.path.join(tmp, f"{os.path.basename(res.label)}_{want}.pte")
+        facts = build_pte(res.module, example, path, want, calibration=calibration, delegate=delegate)
+        runner = runner_for_file(path, threads=threads, model=res.label,
+                                 info={"calibration": facts.calibration, "delegation": facts.delegation,
+                                       "delegate": delegate})
     remove_with(runner, tmp)
     return runner

@@ -6,6 +6,7 @@ exporter (``dynamo=False``), which needs no ``onnxscript``. Introduced in notebo
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -13,11 +14,12 @@ import tempfile
 import weakref
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Iterator
 
 from .base import model_label, model_suffixes, resolve
 
-__all__ = ["ExportConfig", "ExportResult", "export_onnx", "op_counts", "check_onnx_file", "onnx_for", "remove_with"]
+__all__ = ["ExportConfig", "ExportResult", "export_onnx", "op_counts", "check_onnx_file", "onnx_for", "build_folder",
+           "remove_with"]
 
 _OP = re.compile(r"operator '([^']+)'")
 
@@ -152,10 +154,22 @@ def onnx_for(model: Any, batch: int, input_shape: tuple[int, ...] | None) -> tup
     ``()`` when the file decides, the temporary folder or None); see :func:`remove_with`."""
     if isinstance(model, str) and model.endswith(model_suffixes()):  # a model file: load() checked its format
         return model, tuple(input_shape or ()), None
-    tmp = tempfile.mkdtemp(prefix="mclab-onnx-")
-    res = export_onnx(model, os.path.join(tmp, f"{model_label(model)}.onnx"),
-                      ExportConfig(input_shape=input_shape, batch=batch, verify=False, check=False))
+    with build_folder("mclab-onnx-") as tmp:
+        res = export_onnx(model, os.path.join(tmp, f"{model_label(model)}.onnx"),
+                          ExportConfig(input_shape=input_shape, batch=batch, verify=False, check=False))
     return res.path, res.input_shape[1:], tmp
+
+
+@contextlib.contextmanager
+def build_folder(prefix: str) -> Iterator[str]:
+    """A fresh temporary folder for what a build writes: removed at once if the build raises; after a build that
+    succeeds, the caller ties it to the runner it made with :func:`remove_with`."""
+    folder = tempfile.mkdtemp(prefix=prefix)
+    try:
+        yield folder
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
 
 
 def remove_with(owner: Any, folder: str | None) -> None:

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import os
 import subprocess
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
 
 from .base import Runner, resolve
+from .export import build_folder, remove_with
 
 __all__ = ["KNOBS", "OPTIONS", "INT8_UNAVAILABLE", "export", "net", "build", "available", "probe", "check_file"]
 
@@ -164,10 +164,13 @@ def build(model: Any, *, batch: int, threads: int | None, input_shape: tuple[int
     res = resolve(model, input_shape)
     module, label, rest = res.module, res.label, res.input_shape
     example = torch.randn(1, *rest)
-    param, binf = export(module, example, tempfile.mkdtemp(prefix="mclab-ncnn-"), name=os.path.basename(label),
-                         fp16_weights=OPTIONS[precision]["fp16_weights"])
-    return runner_for_files(param, binf, (batch, *rest), precision=precision, threads=threads, model=label,
-                            packing=packing)
+    with build_folder("mclab-ncnn-") as tmp:  # TorchScript, pnnx's files, the NCNN pair: ~100 MB for a ResNet-18
+        param, binf = export(module, example, tmp, name=os.path.basename(label),
+                             fp16_weights=OPTIONS[precision]["fp16_weights"])
+        runner = runner_for_files(param, binf, (batch, *rest), precision=precision, threads=threads, model=label,
+                                  packing=packing)
+    remove_with(runner, tmp)
+    return runner
 
 
 def available() -> tuple[bool, str]:

@@ -11,6 +11,7 @@ Introduced in notebook 11.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import operator
 import os
@@ -370,7 +371,7 @@ def build(model: Any, *, batch: int, threads: int | None, input_shape: tuple[int
         rng = np.random.default_rng(0)
         make = calibration or (lambda i: rng.standard_normal(shape, dtype=np.float32))
         rep = [np.asarray(make(i), np.float32).transpose(0, 2, 3, 1) for i in range(8)] if precision == "int8" else None
-        out_dir = tempfile.mkdtemp(prefix="mclab-tflite-")
+        out_dir = tempfile.mkdtemp(prefix=f"{os.path.basename(label)}-", dir=_conversions().name)
         path = convert(keras_model, os.path.join(out_dir, f"{os.path.basename(label)}_{precision}.tflite"),
                        TFLiteConfig(mode=_MODE_FOR[precision], representative=rep))
         if key:
@@ -379,6 +380,12 @@ def build(model: Any, *, batch: int, threads: int | None, input_shape: tuple[int
 
 
 _CONVERTED: dict[str, str] = {}  # fingerprint of (module, shape, precision) -> a .tflite file made in this process
+
+
+@functools.cache
+def _conversions() -> tempfile.TemporaryDirectory:
+    """The folder of this process's converted files (what ``_CONVERTED`` reuses), removed when the process exits."""
+    return tempfile.TemporaryDirectory(prefix="mclab-tflite-")
 
 
 def _fingerprint(module: Any, shape: tuple[int, ...], precision: str) -> str:

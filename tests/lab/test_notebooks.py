@@ -55,3 +55,24 @@ def test_timeout_and_missing_record_fail(tmp_path):
     _write(tmp_path / "01_silent.ipynb", "x = 1")
     run = notebooks.run_notebook(tmp_path / "01_silent.ipynb", tmp_path / "out")
     assert run.status == "failed" and "recorded no metrics" in run.error
+
+
+@pytest.mark.notebooks
+def test_the_kernel_has_its_own_temporary_folder_and_what_it_leaves_is_listed(tmp_path, monkeypatch):
+    import tempfile
+
+    usual = tmp_path / "usual"
+    usual.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(usual))  # where the runner makes the kernel's folder
+    _write(tmp_path / "00_tmp.ipynb",
+           "import os, tempfile\nleft = tempfile.mkdtemp(prefix='left-')\n"
+           "kept = tempfile.TemporaryDirectory(prefix='gone-')  # removed when the kernel stops\n"
+           "open(os.path.join(kept.name, 'f'), 'w').close()\n"
+           "import mclab\nmclab.record(kernel_tmp=tempfile.gettempdir())")
+    run = notebooks.run_notebook(tmp_path / "00_tmp.ipynb", tmp_path / "out")
+    assert run.ok, str(run)
+    assert run.metrics["kernel_tmp"].startswith(str(usual / "mclab-kernel-00-"))
+    assert len(run.left_in_tmp) == 1 and run.left_in_tmp[0].startswith("left-"), run.left_in_tmp
+    assert "left in its temporary folder: left-" in str(run)
+    # the kernel's folder is gone with what was left in it; torch.compile's shared cache folder may stay
+    assert [p.name for p in usual.iterdir() if not p.name.startswith("torchinductor_")] == []

@@ -158,3 +158,33 @@ def test_random_bytes_and_a_cut_file_are_value_errors_in_this_process(runtime, t
             runtimes.load(valid, runtime, input_shape=(3, 16, 16))
         with open(f, "wb") as out:
             out.write(whole)
+
+
+@pytest.mark.parametrize("runtime", FILE_RUNTIMES)
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_what_a_build_writes_goes_with_its_runner(runtime, precision, tiny_module, tmp_path, monkeypatch):
+    """A module built for a runtime is written to a temporary folder (ONNX, NCNN's pnnx files, .pte, INT8 files):
+    when the runner is gone, so is the folder. TFLite converts into one folder per process instead (it reuses a
+    conversion of the same weights), removed at exit; TensorFlow removes its ``__autograph_generated_file*`` at exit."""
+    import gc
+    import tempfile
+
+    from mclab.runtimes import tflite
+
+    ok, why = runtimes.available(runtime)
+    if not ok:
+        pytest.skip(f"{runtime} is not available here: {why}")
+    shared = tflite._conversions().name  # made before the patch: it stays in the usual temporary folder
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    try:
+        r = runtimes.load(tiny_module(), runtime, input_shape=(3, 16, 16), precision=precision)
+    except ValueError as e:  # a precision this runtime does not offer
+        assert not os.listdir(tmp_path), f"{runtime} left {os.listdir(tmp_path)} after refusing: {e}"
+        return
+    r.run(np.zeros((1, 3, 16, 16), np.float32))
+    where = shared if runtime == "tflite" else str(tmp_path)
+    assert r.file and r.file.startswith(where + os.sep), f"{runtime} wrote {r.file}, not into {where}"
+    del r
+    gc.collect()
+    left = {f for f in os.listdir(tmp_path) if not f.startswith("__autograph_generated_file")}
+    assert not left, f"{runtime} {precision}: {sorted(left)} stayed after its runner was gone"
