@@ -148,16 +148,16 @@ def _ort_max_abs_err(path: str, x: Any, ref: Any) -> float:
     return float(np.max(np.abs(out - ref)))
 
 
-def onnx_for(model: Any, batch: int, input_shape: tuple[int, ...] | None) -> tuple[str, tuple[int, ...], str | None]:
+def onnx_for(model: Any, batch: int, input_shape: tuple[int, ...] | None,
+             folder: str) -> tuple[str, tuple[int, ...]]:
     """An ONNX file for ``model``: a path is returned as it is; a torchvision name or module is exported
-    with a dynamic batch into a fresh temporary folder. Returns (path, input shape without batch, or
-    ``()`` when the file decides, the temporary folder or None); see :func:`remove_with`."""
+    with a dynamic batch into ``folder`` (a :func:`build_folder`). Returns (path, input shape without batch, or
+    ``()`` when the file decides)."""
     if isinstance(model, str) and model.endswith(model_suffixes()):  # a model file: load() checked its format
-        return model, tuple(input_shape or ()), None
-    with build_folder("mclab-onnx-") as tmp:
-        res = export_onnx(model, os.path.join(tmp, f"{model_label(model)}.onnx"),
-                          ExportConfig(input_shape=input_shape, batch=batch, verify=False, check=False))
-    return res.path, res.input_shape[1:], tmp
+        return model, tuple(input_shape or ())
+    res = export_onnx(model, os.path.join(folder, f"{model_label(model)}.onnx"),
+                      ExportConfig(input_shape=input_shape, batch=batch, verify=False, check=False))
+    return res.path, res.input_shape[1:]
 
 
 @contextlib.contextmanager

@@ -343,61 +343,59 @@ def build(model: Any, *, batch: int, threads: int | None, input_shape: tuple[int
     sweeps."""
     import onnxruntime as ort
 
-    from .export import onnx_for, remove_with
+    from .export import build_folder, onnx_for, remove_with
 
     if execution_mode not in EXECUTION_MODES:
         raise ValueError(f"execution_mode={execution_mode!r}; allowed: {list(EXECUTION_MODES)}")
     sequential = execution_mode == "sequential"
-    path, shape, tmp = onnx_for(model, batch, input_shape)
-    sess = session(path, threads, level=level, sequential=sequential)
-    inp = sess.get_inputs()[0]
-    declared = list(inp.shape)  # dims are ints, or names / None where dynamic
-    if dynamic:
-        if precision == "int8" and not _is_qdq(path):
-            raise ValueError("precision='int8' with dynamic=True: calibration needs sizes; quantise the file on real "
-                             "inputs (calibrate + quantize_static) and load the INT8 file")
-        rest = tuple(d if isinstance(d, int) else -1 for d in declared[1:])
-        batch = declared[0] if isinstance(declared[0], int) else -1
-    elif shape:
-        if len(shape) != len(declared) - 1:
-            raise ValueError(f"input shape {tuple(shape)} has {len(shape)} dims; {path} expects "
-                             f"{len(declared) - 1} after the batch ({declared})")
-        for want, have in zip(shape, declared[1:], strict=True):
-            if isinstance(have, int) and have != want:
-                raise ValueError(f"input shape {tuple(shape)} does not fit {path}: it declares {declared}")
-        rest = tuple(int(d) for d in shape)
-    else:
-        if any(not isinstance(d, int) for d in declared[1:]):
-            raise ValueError(f"{path} has dynamic dims {declared}; pass --input-shape")
-        rest = tuple(declared[1:])
-    if not dynamic and isinstance(declared[0], int) and declared[0] != batch:
-        raise ValueError(f"batch={batch} does not fit {path}: its batch dim is fixed at {declared[0]}")
-    actual = {"tensor(float)": "fp32", "tensor(float16)": "fp16"}.get(inp.type, inp.type)
-    info: dict[str, Any] = {"graph_optimization": level, "execution_mode": execution_mode}
-    if _is_qdq(path):  # quantised already: QuantizeLinear / DequantizeLinear pairs around INT8 kernels
-        actual = "int8"
-    if precision == "int8" and actual != "int8":
-        import tempfile
-
-        tmp = tmp or tempfile.mkdtemp(prefix="mclab-onnx-")
-        pre = prepare_onnx(path, os.path.join(tmp, "fp32"), rest)
-        cal = calibrate(pre, random_batches((batch, *rest)))
-        act = "uint8"  # with int8 weights: the pair x86 VNNI multiplies (quantize_static)
-        path = quantize_static(pre, os.path.join(tmp, "int8.onnx"), cal, activation_type=act)
-        os.remove(pre)
+    with build_folder("mclab-onnx-") as tmp:  # removed at once if the build fails, else with the runner
+        path, shape = onnx_for(model, batch, input_shape, tmp)
         sess = session(path, threads, level=level, sequential=sequential)
-        actual = "int8"
-        info = {**info, "activation_type": act, "weight_type": "int8",
-                "calibration": {**RANDOM_CALIBRATION, "images": cal.n_images, "method": cal.method}}
-    name, out_name = sess.get_inputs()[0].name, sess.get_outputs()[0].name
+        inp = sess.get_inputs()[0]
+        declared = list(inp.shape)  # dims are ints, or names / None where dynamic
+        if dynamic:
+            if precision == "int8" and not _is_qdq(path):
+                raise ValueError("precision='int8' with dynamic=True: calibration needs sizes; quantise the file on "
+                                 "real inputs (calibrate + quantize_static) and load the INT8 file")
+            rest = tuple(d if isinstance(d, int) else -1 for d in declared[1:])
+            batch = declared[0] if isinstance(declared[0], int) else -1
+        elif shape:
+            if len(shape) != len(declared) - 1:
+                raise ValueError(f"input shape {tuple(shape)} has {len(shape)} dims; {path} expects "
+                                 f"{len(declared) - 1} after the batch ({declared})")
+            for want, have in zip(shape, declared[1:], strict=True):
+                if isinstance(have, int) and have != want:
+                    raise ValueError(f"input shape {tuple(shape)} does not fit {path}: it declares {declared}")
+            rest = tuple(int(d) for d in shape)
+        else:
+            if any(not isinstance(d, int) for d in declared[1:]):
+                raise ValueError(f"{path} has dynamic dims {declared}; pass --input-shape")
+            rest = tuple(declared[1:])
+        if not dynamic and isinstance(declared[0], int) and declared[0] != batch:
+            raise ValueError(f"batch={batch} does not fit {path}: its batch dim is fixed at {declared[0]}")
+        actual = {"tensor(float)": "fp32", "tensor(float16)": "fp16"}.get(inp.type, inp.type)
+        info: dict[str, Any] = {"graph_optimization": level, "execution_mode": execution_mode}
+        if _is_qdq(path):  # quantised already: QuantizeLinear / DequantizeLinear pairs around INT8 kernels
+            actual = "int8"
+        if precision == "int8" and actual != "int8":
+            pre = prepare_onnx(path, os.path.join(tmp, "fp32"), rest)
+            cal = calibrate(pre, random_batches((batch, *rest)))
+            act = "uint8"  # with int8 weights: the pair x86 VNNI multiplies (quantize_static)
+            path = quantize_static(pre, os.path.join(tmp, "int8.onnx"), cal, activation_type=act)
+            os.remove(pre)
+            sess = session(path, threads, level=level, sequential=sequential)
+            actual = "int8"
+            info = {**info, "activation_type": act, "weight_type": "int8",
+                    "calibration": {**RANDOM_CALIBRATION, "images": cal.n_images, "method": cal.method}}
+        name, out_name = sess.get_inputs()[0].name, sess.get_outputs()[0].name
 
-    def run(x: Any) -> Any:
-        return sess.run([out_name], {name: x})[0]
+        def run(x: Any) -> Any:
+            return sess.run([out_name], {name: x})[0]
 
-    label = model if isinstance(model, str) else type(model).__name__
-    used = threads or sess.get_session_options().intra_op_num_threads or None
-    runner = Runner(label, "onnxruntime", (batch, *rest), actual, used, run, file=path,
-                    info={"version": ort.__version__, "providers": sess.get_providers(), **info}, handle=sess)
+        label = model if isinstance(model, str) else type(model).__name__
+        used = threads or sess.get_session_options().intra_op_num_threads or None
+        runner = Runner(label, "onnxruntime", (batch, *rest), actual, used, run, file=path,
+                        info={"version": ort.__version__, "providers": sess.get_providers(), **info}, handle=sess)
     remove_with(runner, tmp)
     return runner
 

@@ -230,11 +230,9 @@ def build(model: Any, *, batch: int, threads: int | None, input_shape: tuple[int
     """Registry entry: an ``.engine`` file runs as it is (``input_shape`` required); an ``.onnx`` file,
     torchvision name or module is exported and built at ``precision`` with a profile covering
     ``batch``. INT8 without ``calibration`` calibrates on 16 random batches (notebook 12 uses real data)."""
-    import tempfile
-
     import numpy as np
 
-    from .export import onnx_for, remove_with
+    from .export import build_folder, onnx_for, remove_with
 
     if precision == "default":
         precision = "fp32"
@@ -242,21 +240,21 @@ def build(model: Any, *, batch: int, threads: int | None, input_shape: tuple[int
         if input_shape is None:
             raise ValueError("input_shape (C, H, W) is required for a .engine file")
         return engine_runner(model, (batch, *input_shape), precision=precision)
-    path, rest, tmp = onnx_for(model, batch, input_shape)
-    if not rest:
-        import onnx
+    with build_folder("mclab-trt-") as tmp:  # removed at once if the build fails, else with the runner
+        path, rest = onnx_for(model, batch, input_shape, tmp)
+        if not rest:
+            import onnx
 
-        rest = tuple(d.dim_value for d in onnx.load(path, load_external_data=False).graph.input[0]
-                     .type.tensor_type.shape.dim[1:])
-    rng = np.random.default_rng(0)
-    calib = calibration or [rng.standard_normal((batch, *rest), dtype=np.float32) for _ in range(16)]
-    out = tmp or tempfile.mkdtemp(prefix="mclab-trt-")
-    rep = build_engine(path, os.path.join(out, "model.engine"),
-                       TRTConfig(precision=precision, min_batch=1, opt_batch=batch, max_batch=max(batch, 8),
-                                 calibration=calib if precision == "int8" else None))
-    runner = engine_runner(rep.engine, (batch, *rest), precision=precision,
-                           model=model_label(model))
-    runner.info.update(rep.as_dict())
+            rest = tuple(d.dim_value for d in onnx.load(path, load_external_data=False).graph.input[0]
+                         .type.tensor_type.shape.dim[1:])
+        rng = np.random.default_rng(0)
+        calib = calibration or [rng.standard_normal((batch, *rest), dtype=np.float32) for _ in range(16)]
+        rep = build_engine(path, os.path.join(tmp, "model.engine"),
+                           TRTConfig(precision=precision, min_batch=1, opt_batch=batch, max_batch=max(batch, 8),
+                                     calibration=calib if precision == "int8" else None))
+        runner = engine_runner(rep.engine, (batch, *rest), precision=precision,
+                               model=model_label(model))
+        runner.info.update(rep.as_dict())
     remove_with(runner, tmp)
     return runner
 

@@ -186,5 +186,7 @@ def test_what_a_build_writes_goes_with_its_runner(runtime, precision, tiny_modul
     assert r.file and r.file.startswith(where + os.sep), f"{runtime} wrote {r.file}, not into {where}"
     del r
     gc.collect()
+    with pytest.raises(ValueError):  # a build that fails part-way (4 channels into a 3-channel conv) keeps nothing
+        runtimes.load(tiny_module(), runtime, input_shape=(4, 16, 16), precision=precision)
     left = {f for f in os.listdir(tmp_path) if not f.startswith("__autograph_generated_file")}
-    assert not left, f"{runtime} {precision}: {sorted(left)} stayed after its runner was gone"
+    assert not left, f"{runtime} {precision}: {sorted(left)} stayed after its runner was gone or its build failed"

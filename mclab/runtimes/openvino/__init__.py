@@ -280,37 +280,35 @@ def build(model: Any, *, batch: int, threads: int | None, input_shape: tuple[int
     ``hint`` (:data:`HINTS`, "LATENCY" for one request at a time) and ``streams`` (1; None: the hint's choice) go to
     :func:`compile_model`; ``Runner.info`` reads back ``performance_hint``, ``streams`` and the rest of
     :func:`compiled_facts`."""
-    import tempfile
-
     import openvino as ov
 
-    from ..export import onnx_for, remove_with
+    from ..export import build_folder, onnx_for, remove_with
 
-    path, shape, tmp = onnx_for(model, batch, input_shape)
-    m = read_model(path, batch, tuple(shape), dynamic=dynamic)
-    if dynamic and precision == "int8" and not any(op.get_type_name() == "FakeQuantize" for op in m.get_ops()):
-        raise ValueError("precision='int8' with dynamic=True: calibration needs sizes; quantise the file on real "
-                         "inputs (onnxrt.quantize_static, or quantize_nncf per size) and load that file")
-    if precision == "int8" and not any(op.get_type_name() == "FakeQuantize" for op in m.get_ops()):
-        tmp = tmp or tempfile.mkdtemp(prefix="mclab-ov-")
-        rest = tuple(m.inputs[0].get_partial_shape().get_shape())[1:]
-        path = quantize_nncf(path, os.path.join(tmp, "int8.xml"), input_shape=rest).xml
-        m = read_model(path, batch, tuple(shape))
-    compiled = compile_model(m, precision="fp32" if precision == "int8" else precision, threads=threads, hint=hint,
-                             streams=streams)  # one request at a time: one stream, as benchmark_app -nstreams 1
-    run = _request_runner(compiled.create_infer_request())
-    want = tuple(d.get_length() if d.is_static else -1 for d in compiled.inputs[0].get_partial_shape())
-    info = {"version": ov.get_version(), **compiled_facts(compiled)}
-    layers = int8_layers(compiled, m)
-    if layers["int8"]:
-        info.update(int8_layers=layers, **nncf_info(m))
-    elif precision == "int8":
-        raise ValueError(f"OpenVINO compiled {path} without a single INT8 convolution or matrix product "
-                         f"(this CPU plugin may lack INT8 kernels); its layers: {layers['fp32_layers'][:5]}")
-    used_threads = int(compiled.get_property("INFERENCE_NUM_THREADS")) or threads
-    label = model if isinstance(model, str) else type(model).__name__
-    runner = Runner(label, "openvino", want, "int8" if layers["int8"] else actual_precision(compiled), used_threads,
-                    run, file=path, info=info, handle=compiled)
+    with build_folder("mclab-ov-") as tmp:  # removed at once if the build fails, else with the runner
+        path, shape = onnx_for(model, batch, input_shape, tmp)
+        m = read_model(path, batch, tuple(shape), dynamic=dynamic)
+        if dynamic and precision == "int8" and not any(op.get_type_name() == "FakeQuantize" for op in m.get_ops()):
+            raise ValueError("precision='int8' with dynamic=True: calibration needs sizes; quantise the file on real "
+                             "inputs (onnxrt.quantize_static, or quantize_nncf per size) and load that file")
+        if precision == "int8" and not any(op.get_type_name() == "FakeQuantize" for op in m.get_ops()):
+            rest = tuple(m.inputs[0].get_partial_shape().get_shape())[1:]
+            path = quantize_nncf(path, os.path.join(tmp, "int8.xml"), input_shape=rest).xml
+            m = read_model(path, batch, tuple(shape))
+        compiled = compile_model(m, precision="fp32" if precision == "int8" else precision, threads=threads, hint=hint,
+                                 streams=streams)  # one request at a time: one stream, as benchmark_app -nstreams 1
+        run = _request_runner(compiled.create_infer_request())
+        want = tuple(d.get_length() if d.is_static else -1 for d in compiled.inputs[0].get_partial_shape())
+        info = {"version": ov.get_version(), **compiled_facts(compiled)}
+        layers = int8_layers(compiled, m)
+        if layers["int8"]:
+            info.update(int8_layers=layers, **nncf_info(m))
+        elif precision == "int8":
+            raise ValueError(f"OpenVINO compiled {path} without a single INT8 convolution or matrix product "
+                             f"(this CPU plugin may lack INT8 kernels); its layers: {layers['fp32_layers'][:5]}")
+        used_threads = int(compiled.get_property("INFERENCE_NUM_THREADS")) or threads
+        label = model if isinstance(model, str) else type(model).__name__
+        runner = Runner(label, "openvino", want, "int8" if layers["int8"] else actual_precision(compiled), used_threads,
+                        run, file=path, info=info, handle=compiled)
     remove_with(runner, tmp)
     return runner
 
