@@ -12,7 +12,6 @@ margin) → :func:`optimise` (the loop, returning its trail) and :func:`pareto` 
 """
 from __future__ import annotations
 
-import functools
 import json
 import os
 import subprocess
@@ -436,13 +435,6 @@ def _smallest_possible_mb(cfg: OptimiseConfig) -> float:
     return sum(p.numel() for p in small_cnn(cfg.student_width).parameters()) / 1e6
 
 
-@functools.cache
-def _scratch() -> tempfile.TemporaryDirectory:
-    """The folder of :func:`optimise`'s artifacts when no ``work_dir`` is given, one sub-folder per call (a shared
-    ``reports`` cache points into earlier calls' folders), removed when the process exits."""
-    return tempfile.TemporaryDirectory(prefix="mclab-deploy-")
-
-
 def optimise(model: "torch.nn.Module", scenario: scenarios.Scenario | str, config: OptimiseConfig | None = None, *,
              baseline: tuple[Variant, Report] | None = None, progress: bool = False,
              reports: dict[tuple[str, ...], tuple[Variant, Report]] | None = None) -> Trail:
@@ -460,7 +452,10 @@ def optimise(model: "torch.nn.Module", scenario: scenarios.Scenario | str, confi
     cfg = config or OptimiseConfig()
     pcfg = replace(cfg.profile, rate_per_s=scenario.rate_per_s)
     cache = reports if reports is not None else {}
-    work = cfg.work_dir or tempfile.mkdtemp(prefix="optimise-", dir=_scratch().name)
+    from .runtimes.export import process_folder
+
+    # without work_dir: a sub-folder per call in one folder removed at exit (a shared ``reports`` points into it)
+    work = cfg.work_dir or tempfile.mkdtemp(prefix="optimise-", dir=process_folder("mclab-deploy-"))
     Path(work).mkdir(parents=True, exist_ok=True)
     shape = (1, 32, 32)
     from .data import digits

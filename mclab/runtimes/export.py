@@ -19,7 +19,7 @@ from typing import Any, Iterator
 from .base import model_label, model_suffixes, resolve
 
 __all__ = ["ExportConfig", "ExportResult", "export_onnx", "op_counts", "check_onnx_file", "onnx_for", "build_folder",
-           "remove_with"]
+           "remove_with", "process_folder"]
 
 _OP = re.compile(r"operator '([^']+)'")
 
@@ -172,10 +172,20 @@ def build_folder(prefix: str) -> Iterator[str]:
         raise
 
 
-def remove_with(owner: Any, folder: str | None) -> None:
+def remove_with(owner: Any, folder: str) -> None:
     """Delete ``folder`` when ``owner`` (a Runner) is garbage-collected or the interpreter exits."""
-    if folder:
-        weakref.finalize(owner, shutil.rmtree, folder, True)
+    weakref.finalize(owner, shutil.rmtree, folder, True)
+
+
+def process_folder(prefix: str) -> str:
+    """One temporary folder per ``prefix`` for this process, removed when it exits: for files that outlive a single
+    runner (TFLite's reused conversions, :func:`mclab.deploy.optimise`'s artifacts)."""
+    if prefix not in _KEPT:
+        _KEPT[prefix] = tempfile.TemporaryDirectory(prefix=prefix)
+    return _KEPT[prefix].name
+
+
+_KEPT: dict[str, tempfile.TemporaryDirectory] = {}  # process_folder's folders, alive until exit
 
 
 def check_onnx_file(path: str | os.PathLike) -> None:

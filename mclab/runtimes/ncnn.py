@@ -164,7 +164,7 @@ def build(model: Any, *, batch: int, threads: int | None, input_shape: tuple[int
     res = resolve(model, input_shape)
     module, label, rest = res.module, res.label, res.input_shape
     example = torch.randn(1, *rest)
-    with build_folder("mclab-ncnn-") as tmp:  # TorchScript, pnnx's files, the NCNN pair: ~100 MB for a ResNet-18
+    with build_folder("mclab-ncnn-") as tmp:  # TorchScript, pnnx's files, the NCNN pair: ~170 MB for a ResNet-18
         param, binf = export(module, example, tmp, name=os.path.basename(label),
                              fp16_weights=OPTIONS[precision]["fp16_weights"])
         runner = runner_for_files(param, binf, (batch, *rest), precision=precision, threads=threads, model=label,

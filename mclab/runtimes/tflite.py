@@ -11,7 +11,6 @@ Introduced in notebook 11.
 from __future__ import annotations
 
 import contextlib
-import functools
 import io
 import operator
 import os
@@ -21,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
 from .base import Runner, resolve
+from .export import process_folder
 
 __all__ = ["MODES", "TFLiteConfig", "to_keras", "convert", "check_file", "probe", "interpreter", "inspect_file",
            "runner_for_file", "KNOBS", "build"]
@@ -371,7 +371,7 @@ def build(model: Any, *, batch: int, threads: int | None, input_shape: tuple[int
         rng = np.random.default_rng(0)
         make = calibration or (lambda i: rng.standard_normal(shape, dtype=np.float32))
         rep = [np.asarray(make(i), np.float32).transpose(0, 2, 3, 1) for i in range(8)] if precision == "int8" else None
-        out_dir = tempfile.mkdtemp(prefix=f"{os.path.basename(label)}-", dir=_conversions().name)
+        out_dir = tempfile.mkdtemp(prefix=f"{os.path.basename(label)}-", dir=process_folder(CONVERSIONS))
         path = convert(keras_model, os.path.join(out_dir, f"{os.path.basename(label)}_{precision}.tflite"),
                        TFLiteConfig(mode=_MODE_FOR[precision], representative=rep))
         if key:
@@ -380,12 +380,7 @@ def build(model: Any, *, batch: int, threads: int | None, input_shape: tuple[int
 
 
 _CONVERTED: dict[str, str] = {}  # fingerprint of (module, shape, precision) -> a .tflite file made in this process
-
-
-@functools.cache
-def _conversions() -> tempfile.TemporaryDirectory:
-    """The folder of this process's converted files (what ``_CONVERTED`` reuses), removed when the process exits."""
-    return tempfile.TemporaryDirectory(prefix="mclab-tflite-")
+CONVERSIONS = "mclab-tflite-"  # the process_folder they are written to, removed when the process exits
 
 
 def _fingerprint(module: Any, shape: tuple[int, ...], precision: str) -> str:

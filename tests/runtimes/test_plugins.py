@@ -169,12 +169,12 @@ def test_what_a_build_writes_goes_with_its_runner(runtime, precision, tiny_modul
     import gc
     import tempfile
 
-    from mclab.runtimes import tflite
+    from mclab.runtimes import export, tflite
 
     ok, why = runtimes.available(runtime)
     if not ok:
         pytest.skip(f"{runtime} is not available here: {why}")
-    shared = tflite._conversions().name  # made before the patch: it stays in the usual temporary folder
+    shared = export.process_folder(tflite.CONVERSIONS)  # made before the patch: it stays in the usual temporary folder
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     try:
         r = runtimes.load(tiny_module(), runtime, input_shape=(3, 16, 16), precision=precision)
